@@ -1,0 +1,1 @@
+//! Benchmarks of shmq against kernel IPC (see the benchmarks issue).

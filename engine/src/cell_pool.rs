@@ -1,0 +1,363 @@
+//! Cell pool: fixed-size cells owned by CAS on a per-cell state word, found
+//! through a two-level bitmap that is only a hint.
+//!
+//! # Why not a Treiber stack
+//! The classic lock-free free list (Treiber 1986, with an ABA tag) has a window
+//! between popping a cell and recording who holds it: a process killed there
+//! leaves a cell that is neither on the list nor owned by anyone, and nothing
+//! can tell it apart from a cell that a live process is about to record. Here
+//! the single atomic step that takes a cell also records its owner:
+//!
+//! ```text
+//! state: gen << 32 | owner      owner == 0  <=>  the cell is free
+//! take:  CAS (gen, 0) -> (gen, owner)          (Acquire)
+//! free:  CAS (gen, owner) -> (gen + 1, 0)      (Release)
+//! ```
+//!
+//! so ownership is always decidable from the cell itself, which is what crash
+//! recovery needs (`recovery` frees cells whose owner is dead).
+//!
+//! # The bitmap hint
+//! To find a free cell in O(1) expected time, each cell has a bit (1 = taken,
+//! 0 = maybe free; zero-filled pages of a new sparse file thus read as "all
+//! free" without being touched), and each bitmap word a summary bit (1 = word
+//! full). An allocator first claims a cell's bit with `fetch_or`, so allocators
+//! do not race for the same cell, then CASes the state. The bits can be stale
+//! in both directions after a crash or a race; neither is harmful:
+//! - bit set but cell free: the cell is invisible to the fast path until
+//!   [`Pool::heal`] (run by recovery) or the slow full scan clears it;
+//! - bit clear but cell taken: the allocator's CAS fails and it leaves the bit
+//!   set, which repairs the hint.
+//!
+//! Lowest free cell first (first fit), so the touched part of a sparse file
+//! stays as small as the queue's peak occupancy.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// The `owner` half of a free cell's state.
+pub(crate) const FREE: u32 = 0;
+
+/// Generation of a state word.
+pub(crate) fn gen_of(state: u64) -> u32 {
+    (state >> 32) as u32
+}
+
+/// Owner half of a state word (0 when free).
+pub(crate) fn owner_of(state: u64) -> u32 {
+    state as u32
+}
+
+/// A state word from its halves.
+pub(crate) fn make_state(gen: u32, owner: u32) -> u64 {
+    (gen as u64) << 32 | owner as u64
+}
+
+/// Access to the state words of a pool's cells, wherever they are stored.
+pub(crate) trait StateWords {
+    /// The state word of cell `i` (`i < len()`).
+    fn state(&self, i: usize) -> &AtomicU64;
+    /// Number of cells.
+    fn len(&self) -> usize;
+}
+
+impl StateWords for [AtomicU64] {
+    fn state(&self, i: usize) -> &AtomicU64 {
+        &self[i]
+    }
+    fn len(&self) -> usize {
+        <[AtomicU64]>::len(self)
+    }
+}
+
+/// Number of `u64` words a pool of `cells` cells needs for its bitmap: one bit
+/// per cell, then one summary bit per bitmap word.
+pub(crate) fn bitmap_len(cells: usize) -> usize {
+    let words = cells.div_ceil(64);
+    words + words.div_ceil(64)
+}
+
+/// A pool of cells.
+pub(crate) struct Pool<'a, S: StateWords + ?Sized> {
+    states: &'a S,
+    /// Bit `i` of word `i / 64`: cell `i` is taken (hint).
+    words: &'a [AtomicU64],
+    /// Bit `w` of summary word `w / 64`: bitmap word `w` is full (hint).
+    summary: &'a [AtomicU64],
+}
+
+/// A cell that an allocation handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub(crate) index: u32,
+    /// Generation of the cell while this owner holds it.
+    pub(crate) gen: u32,
+}
+
+impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
+    /// A pool over `states` whose bitmap is `bitmap` (of [`bitmap_len`] words).
+    pub(crate) fn new(states: &'a S, bitmap: &'a [AtomicU64]) -> Self {
+        let words = states.len().div_ceil(64);
+        debug_assert_eq!(bitmap.len(), bitmap_len(states.len()));
+        let (words, summary) = bitmap.split_at(words);
+        Pool { states, words, summary }
+    }
+
+    /// Number of cells.
+    pub(crate) fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Takes a free cell for `owner` (non-zero), lowest index first.
+    ///
+    /// Lock-free: a failed step means another allocator took a cell. Returns
+    /// `None` only when no cell is free (a full scan found none).
+    pub(crate) fn alloc(&self, owner: u32) -> Option<Taken> {
+        debug_assert_ne!(owner, FREE);
+        for (si, sword) in self.summary.iter().enumerate() {
+            // Relaxed: the summary is a hint; the state CAS decides.
+            let mut full = sword.load(Ordering::Relaxed);
+            while full != u64::MAX {
+                let w = si * 64 + (!full).trailing_zeros() as usize;
+                if w >= self.words.len() {
+                    break;
+                }
+                if let Some(t) = self.alloc_in_word(w, owner) {
+                    return Some(t);
+                }
+                full |= 1 << (w % 64);
+            }
+        }
+        // The summary can be stale after a race or a crash: look at every word.
+        (0..self.words.len()).find_map(|w| self.alloc_in_word(w, owner))
+    }
+
+    fn alloc_in_word(&self, w: usize, owner: u32) -> Option<Taken> {
+        let word = &self.words[w];
+        // Relaxed: hint only.
+        let mut bits = word.load(Ordering::Relaxed);
+        while bits != u64::MAX {
+            let b = (!bits).trailing_zeros() as usize;
+            let i = w * 64 + b;
+            if i >= self.states.len() {
+                break;
+            }
+            let mask = 1u64 << b;
+            // SeqCst: pairs with the summary re-check in `mark_maybe_free`, so
+            // that a word is never left marked full while one of its cells is
+            // marked free (a stale mark only costs a slow scan, never safety).
+            let old = word.fetch_or(mask, Ordering::SeqCst);
+            bits = old | mask;
+            if old & mask != 0 {
+                continue; // another allocator claimed this bit first
+            }
+            if bits == u64::MAX {
+                self.mark_word_full(w);
+            }
+            let state = self.states.state(i);
+            let s = state.load(Ordering::Relaxed);
+            if owner_of(s) != FREE {
+                continue; // stale hint; the bit we set is now right
+            }
+            // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
+            // previous owner's last reads of the cell happen before our writes.
+            if state
+                .compare_exchange(s, make_state(gen_of(s), owner), Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(Taken { index: i as u32, gen: gen_of(s) });
+            }
+            // Someone (recovery's heal racing with us) took it; keep looking.
+        }
+        None
+    }
+
+    fn mark_word_full(&self, w: usize) {
+        let (s, b) = (w / 64, 1u64 << (w % 64));
+        // SeqCst with the re-check below and with `mark_maybe_free`: either we
+        // see a concurrent free and undo the mark, or the freer sees our mark.
+        self.summary[s].fetch_or(b, Ordering::SeqCst);
+        if self.words[w].load(Ordering::SeqCst) != u64::MAX {
+            self.summary[s].fetch_and(!b, Ordering::SeqCst);
+        }
+    }
+
+    fn mark_maybe_free(&self, i: usize) {
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        // SeqCst: see `mark_word_full`.
+        self.words[w].fetch_and(!b, Ordering::SeqCst);
+        let (s, sb) = (w / 64, 1u64 << (w % 64));
+        if self.summary[s].load(Ordering::SeqCst) & sb != 0 {
+            self.summary[s].fetch_and(!sb, Ordering::SeqCst);
+        }
+    }
+
+    /// Frees cell `index` if its state is still `expected`; returns whether this
+    /// call freed it (exactly one of several racing frees succeeds).
+    pub(crate) fn free(&self, index: u32, expected: u64) -> bool {
+        let i = index as usize;
+        if i >= self.states.len() || owner_of(expected) == FREE {
+            return false;
+        }
+        let freed = make_state(gen_of(expected).wrapping_add(1), FREE);
+        // SYNC(cell_free): Release pairs with the Acquire CAS in `alloc`.
+        let ok = self.states
+            .state(i)
+            .compare_exchange(expected, freed, Ordering::Release, Ordering::Relaxed)
+            .is_ok();
+        if ok {
+            self.mark_maybe_free(i);
+        }
+        ok
+    }
+
+    /// The current state of cell `index`, or `None` if out of range.
+    pub(crate) fn state(&self, index: u32) -> Option<u64> {
+        let i = index as usize;
+        // Acquire: callers go on to read fields the owner published.
+        (i < self.states.len()).then(|| self.states.state(i).load(Ordering::Acquire))
+    }
+
+    /// Makes every free cell visible to allocators again, and returns how many
+    /// were hidden. Run by recovery: a process killed between freeing a cell's
+    /// state and clearing its bit leaves the cell free but marked taken.
+    pub(crate) fn heal(&self) -> usize {
+        let mut healed = 0;
+        for (w, word) in self.words.iter().enumerate() {
+            let bits = word.load(Ordering::Relaxed);
+            if bits == 0 {
+                continue;
+            }
+            for b in 0..64 {
+                let i = w * 64 + b;
+                if i >= self.states.len() {
+                    break;
+                }
+                if bits & (1 << b) != 0
+                    && owner_of(self.states.state(i).load(Ordering::Relaxed)) == FREE
+                {
+                    self.mark_maybe_free(i);
+                    healed += 1;
+                }
+            }
+        }
+        healed
+    }
+
+    /// Indices whose bit says "taken": the cells recovery has to look at.
+    /// Never-used cells (the untouched tail of a sparse file) are skipped.
+    pub(crate) fn maybe_taken(&self) -> impl Iterator<Item = u32> + '_ {
+        let n = self.states.len();
+        self.words.iter().enumerate().flat_map(move |(w, word)| {
+            let bits = word.load(Ordering::Relaxed);
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
+                .filter(move |&i| i < n)
+                .map(|i| i as u32)
+        })
+    }
+
+    /// Every cell index whose state is not free (a full pass, for checks).
+    pub(crate) fn count_taken(&self) -> usize {
+        (0..self.states.len())
+            .filter(|&i| owner_of(self.states.state(i).load(Ordering::Relaxed)) != FREE)
+            .count()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn pool_mem(cells: usize) -> (Vec<AtomicU64>, Vec<AtomicU64>) {
+        let states = (0..cells).map(|_| AtomicU64::new(0)).collect();
+        let bitmap = (0..bitmap_len(cells)).map(|_| AtomicU64::new(0)).collect();
+        (states, bitmap)
+    }
+
+    #[test]
+    fn hands_out_every_cell_once_then_none() {
+        let (states, bitmap) = pool_mem(200);
+        let pool = Pool::new(&states[..], &bitmap);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let t = pool.alloc(7).expect("a free cell");
+            assert!(seen.insert(t.index), "cell {} handed out twice", t.index);
+        }
+        assert_eq!(pool.alloc(7), None);
+        assert_eq!(pool.count_taken(), 200);
+    }
+
+    #[test]
+    fn first_fit_reuses_low_cells() {
+        let (states, bitmap) = pool_mem(300);
+        let pool = Pool::new(&states[..], &bitmap);
+        let a: Vec<_> = (0..130).map(|_| pool.alloc(1).unwrap()).collect();
+        assert!(pool.free(a[3].index, make_state(a[3].gen, 1)));
+        let again = pool.alloc(2).unwrap();
+        assert_eq!(again.index, 3);
+        assert_eq!(again.gen, a[3].gen + 1, "generation bumps on free");
+    }
+
+    #[test]
+    fn free_with_stale_expectation_fails() {
+        let (states, bitmap) = pool_mem(10);
+        let pool = Pool::new(&states[..], &bitmap);
+        let t = pool.alloc(5).unwrap();
+        assert!(!pool.free(t.index, make_state(t.gen, 6)));
+        assert!(pool.free(t.index, make_state(t.gen, 5)));
+        assert!(!pool.free(t.index, make_state(t.gen, 5)), "double free refused");
+    }
+
+    #[test]
+    fn heal_recovers_hidden_cells() {
+        let (states, bitmap) = pool_mem(64);
+        let pool = Pool::new(&states[..], &bitmap);
+        for _ in 0..64 {
+            pool.alloc(1).unwrap();
+        }
+        // Simulate a process killed after freeing a state, before its bit.
+        states[10].store(make_state(1, FREE), Ordering::Relaxed);
+        assert_eq!(pool.alloc(1).map(|t| t.index), None);
+        assert_eq!(pool.heal(), 1);
+        assert_eq!(pool.alloc(1).map(|t| t.index), Some(10));
+    }
+
+    #[test]
+    fn stale_free_bit_is_repaired() {
+        let (states, bitmap) = pool_mem(64);
+        let pool = Pool::new(&states[..], &bitmap);
+        let t = pool.alloc(1).unwrap();
+        // Bit cleared while the cell is still taken: the allocator skips it.
+        bitmap[0].fetch_and(!1, Ordering::Relaxed);
+        let u = pool.alloc(2).unwrap();
+        assert_ne!(u.index, t.index);
+        assert_eq!(bitmap[0].load(Ordering::Relaxed) & 1, 1);
+    }
+
+    #[test]
+    fn concurrent_alloc_free_is_exclusive() {
+        let (states, bitmap) = pool_mem(256);
+        let states = std::sync::Arc::new(states);
+        let bitmap = std::sync::Arc::new(bitmap);
+        let owners: Vec<_> = (0..4u32)
+            .map(|t| {
+                let (states, bitmap) = (states.clone(), bitmap.clone());
+                std::thread::spawn(move || {
+                    let pool = Pool::new(&states[..], &bitmap);
+                    for _ in 0..20_000 {
+                        let c = pool.alloc(t + 1).unwrap();
+                        let s = states[c.index as usize].load(Ordering::Relaxed);
+                        assert_eq!(owner_of(s), t + 1);
+                        assert!(pool.free(c.index, s));
+                    }
+                })
+            })
+            .collect();
+        for o in owners {
+            o.join().unwrap();
+        }
+        let pool = Pool::new(&states[..], &bitmap);
+        assert_eq!(pool.count_taken(), 0);
+    }
+}

@@ -1,0 +1,140 @@
+//! The one module that names atomic types and `UnsafeCell`.
+//!
+//! Every concurrent algorithm in the engine is written against these names, so
+//! that the `loom-tests` crate can build the engine with `--cfg loom` and explore
+//! its interleavings with loom's types, while production builds use the standard
+//! library's. (The layout of this file follows `concurrent-queue`'s `src/sync.rs`.)
+//!
+//! In production the atomics live inside a file mapping shared by unrelated
+//! processes. `std`'s atomic integers have the same size and alignment as the
+//! plain integers, and the operations compile to the same lock-prefixed
+//! instructions whatever process issues them, which is what makes them usable
+//! across processes.
+#![allow(clippy::disallowed_types)]
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+/// Spin-loop hint; a yield under loom so that models of spinning terminate.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// An `UnsafeCell` with loom's closure-based access API in both builds.
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T: ?Sized>(
+    #[cfg(not(loom))] std::cell::UnsafeCell<T>,
+    #[cfg(loom)] loom::cell::UnsafeCell<T>,
+);
+
+impl<T> UnsafeCell<T> {
+    /// Wraps `value`.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(not(loom))]
+        return UnsafeCell(std::cell::UnsafeCell::new(value));
+        #[cfg(loom)]
+        return UnsafeCell(loom::cell::UnsafeCell::new(value));
+    }
+
+    /// Runs `f` with a shared raw pointer to the contents.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        #[cfg(not(loom))]
+        return f(self.0.get());
+        #[cfg(loom)]
+        return self.0.with(f);
+    }
+
+    /// Runs `f` with a mutable raw pointer to the contents.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(not(loom))]
+        return f(self.0.get());
+        #[cfg(loom)]
+        return self.0.with_mut(f);
+    }
+}
+
+// SAFETY: the cells live in shared memory and are accessed only under the
+// ownership protocol of the algorithm that holds them (a cell's bytes are written
+// by the one process that owns it and read only after ownership is handed over
+// with Release/Acquire); see `cell_pool` and `type_fifo`.
+unsafe impl<T: ?Sized + Send> Sync for UnsafeCell<T> {}
+
+/// Bytes in shared memory (message texts), read and written only by the party
+/// that owns them under the protocol of `cell_pool` / `type_fifo`.
+pub(crate) struct SharedBytes<'a> {
+    cells: &'a [UnsafeCell<u8>],
+}
+
+impl<'a> SharedBytes<'a> {
+    /// Wraps a region of bytes.
+    pub(crate) fn new(cells: &'a [UnsafeCell<u8>]) -> Self {
+        SharedBytes { cells }
+    }
+
+    /// Length of the region.
+    pub(crate) fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Copies `src` to `off..off + src.len()`.
+    ///
+    /// # Safety
+    /// The caller owns that range: nobody else reads or writes it until the
+    /// caller hands it over with a Release store. The range must be in bounds.
+    pub(crate) unsafe fn write(&self, off: usize, src: &[u8]) {
+        let range = &self.cells[off..off + src.len()];
+        #[cfg(not(loom))]
+        // SAFETY: `UnsafeCell<u8>` is `repr(transparent)` over `u8`, so the
+        // slice is `src.len()` contiguous bytes; the caller owns them (above),
+        // and `src` is private memory that cannot overlap the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), range.as_ptr() as *mut u8, src.len())
+        };
+        #[cfg(loom)]
+        for (c, b) in range.iter().zip(src) {
+            // SAFETY: as above; loom checks the claim of exclusive access.
+            c.with_mut(|p| unsafe { *p = *b });
+        }
+    }
+
+    /// Copies `off..off + dst.len()` into `dst`.
+    ///
+    /// # Safety
+    /// The caller owns that range (nobody writes it meanwhile). In bounds.
+    pub(crate) unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+        let range = &self.cells[off..off + dst.len()];
+        #[cfg(not(loom))]
+        // SAFETY: contiguous bytes as in `write`; the owner has exclusive
+        // access, so nobody writes them while we copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(range.as_ptr() as *const u8, dst.as_mut_ptr(), dst.len())
+        };
+        #[cfg(loom)]
+        for (c, b) in range.iter().zip(dst) {
+            // SAFETY: as above; loom checks it.
+            *b = c.with(|p| unsafe { *p });
+        }
+    }
+
+    /// Borrows `off..off + len` in place (zero-copy receive).
+    ///
+    /// # Safety
+    /// The caller owns the range for all of `'b` and nobody writes it.
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn borrow<'b>(&'b self, off: usize, len: usize) -> &'b [u8] {
+        let range = &self.cells[off..off + len];
+        // SAFETY: contiguous initialised bytes, nobody writes them for `'b`.
+        unsafe { std::slice::from_raw_parts(range.as_ptr() as *const u8, len) }
+    }
+}

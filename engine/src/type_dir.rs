@@ -1,0 +1,552 @@
+//! Type directory: maps a message type to its entry (and FIFO), lock-free, with
+//! reclamation of empty entries that nobody can be inside.
+//!
+//! # Placement
+//! A type hashes to a *home* position `h`; its entry lives somewhere in
+//! `[h, h + 48)` (wrapping). The home's *neighbourhood word* holds a 48-bit map
+//! of which of those positions belong to types of this home, and a 16-bit
+//! version bumped by every change. This is the neighbourhood of hopscotch
+//! hashing (Herlihy, Shavit, Tzafrir, "Hopscotch Hashing", DISC 2008), without
+//! displacement: every insertion or removal for home `h` is a CAS on that one
+//! word, so an inserter that scanned the neighbourhood at version `v` and found
+//! no entry for its type publishes only if the version is still `v`, which
+//! rules out two entries for one type. The directory is sized at four times
+//! the most types that can be wanted at once (see `layout`), where a full
+//! neighbourhood has probability below 1e-12 per type; if one still fills, the
+//! inserter reclaims empty entries there, and failing that reports `Full`
+//! (msgsnd's ENOMEM).
+//!
+//! # Entry states (`gen << 32 | status << 16 | slot`)
+//! ```text
+//! FREE --claim(slot)--> RESERVED --publish--> LIVE --> RECLAIMING(slot) --> DOOMED --> FREE(gen+1)
+//!                           \--abandon--> FREE(gen+1)        \--abort--> LIVE
+//! ```
+//! A RESERVED entry is usable once its bit is in its home word (the inserter
+//! may die before it marks it LIVE).
+//!
+//! # Protection (hazard slots)
+//! Before it touches an entry's FIFO, an operation writes `(index, gen)` in its
+//! slot's `hazard` and re-reads the entry's state (Michael, "Hazard Pointers",
+//! IEEE TPDS 2004). A reclaimer moves LIVE to RECLAIMING, then scans every
+//! slot's hazard; if it finds one, or the FIFO is not drained, it gives up.
+//! Any user that finds RECLAIMING moves it back to LIVE itself, so a reclaim
+//! never blocks anyone; the reclaimer commits only with a CAS
+//! RECLAIMING -> DOOMED, after which anybody can finish the removal (all of its
+//! steps are idempotent CASes). Receivers blocked on a type keep their hazard
+//! while they sleep, so an entry someone waits on is never reclaimed.
+//!
+//! # The non-empty index
+//! A bitmap with one bit per entry, plus a summary bit per word, says which
+//! entries may hold a queued message; type-0, negative-type and MSG_EXCEPT
+//! receives scan it, so their cost follows the number of types that hold
+//! messages, not the directory's size. Senders set the bit after they link;
+//! a receiver that empties a FIFO clears it and then re-checks the FIFO.
+
+use crate::layout::{Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::type_fifo::Corrupt;
+
+/// Entry statuses (bits 16..24 of `state`).
+pub(crate) mod estatus {
+    pub(crate) const FREE: u32 = 0;
+    pub(crate) const RESERVED: u32 = 1;
+    pub(crate) const LIVE: u32 = 2;
+    pub(crate) const RECLAIMING: u32 = 3;
+    pub(crate) const DOOMED: u32 = 4;
+}
+use estatus::*;
+
+/// No hazard (so that a zero-filled slot protects nothing).
+pub(crate) const NO_HAZARD: u64 = 0;
+const MAP_MASK: u64 = (1 << NEIGHBOURHOOD) - 1;
+const RETRY_LIMIT: usize = 1 << 20;
+
+pub(crate) fn entry_state(gen: u32, status: u32, slot: usize) -> u64 {
+    (gen as u64) << 32 | (status as u64) << 16 | (slot as u64 & 0xffff)
+}
+pub(crate) fn estatus_of(s: u64) -> u32 {
+    ((s >> 16) & 0xff) as u32
+}
+pub(crate) fn eslot_of(s: u64) -> usize {
+    (s & 0xffff) as usize
+}
+pub(crate) fn egen_of(s: u64) -> u32 {
+    (s >> 32) as u32
+}
+
+/// An entry as of one generation: what hazards and nodes record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryRef {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl EntryRef {
+    pub(crate) fn pack(self) -> u64 {
+        (self.gen as u64) << 32 | self.index as u64
+    }
+    pub(crate) fn unpack(v: u64) -> EntryRef {
+        EntryRef { index: v as u32, gen: (v >> 32) as u32 }
+    }
+    /// The value of a hazard on this entry: never [`NO_HAZARD`], because
+    /// indices are below `u32::MAX - 1`.
+    pub(crate) fn hazard(self) -> u64 {
+        (self.gen as u64) << 32 | (self.index as u64 + 1)
+    }
+    /// The entry a hazard value names.
+    pub(crate) fn from_hazard(v: u64) -> Option<EntryRef> {
+        (v != NO_HAZARD).then(|| EntryRef { index: (v as u32).wrapping_sub(1), gen: (v >> 32) as u32 })
+    }
+}
+
+/// Why a type could not be given an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InsertError {
+    /// Every position of the type's neighbourhood holds a type that is in use.
+    Full,
+    /// No node for the entry's dummy (cannot happen while accounting holds).
+    NoNode,
+    Corrupt,
+}
+
+impl From<Corrupt> for InsertError {
+    fn from(_: Corrupt) -> Self {
+        InsertError::Corrupt
+    }
+}
+
+/// The outcome of [`Directory::protect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protect {
+    /// The entry is ours to use until the hazard is cleared.
+    Held,
+    /// It was reclaimed or reused; look again.
+    Gone,
+}
+
+/// What a directory needs from the FIFO layer, supplied by the caller so that
+/// this module stays about placement and protection.
+pub(crate) trait EntryFifo {
+    /// Allocates and prepares a dummy node for a new entry (`DONE`, nil next,
+    /// its `entry` field set to `e`) and points the entry's head and tail at it.
+    fn init_entry(&self, e: EntryRef) -> Option<NodeRef>;
+    /// Frees the dummy of an entry that was never published.
+    fn discard_dummy(&self, dummy: NodeRef);
+    /// Moves the entry's head past consumed nodes; `true` if no node follows it.
+    fn drained(&self, e: EntryRef) -> Result<bool, Corrupt>;
+    /// Whether a message is queued in the entry.
+    fn has_queued(&self, e: EntryRef) -> Result<bool, Corrupt>;
+    /// The entry is being removed: free its dummy, or leave it to its taker.
+    fn retire_dummy(&self, e: EntryRef);
+}
+
+/// The directory of one queue.
+pub(crate) struct Directory<'a> {
+    pub(crate) entries: &'a [Entry],
+    pub(crate) homes: &'a [AtomicU64],
+    pub(crate) arrived: &'a [AtomicU32],
+    pub(crate) nonempty: &'a [AtomicU64],
+    pub(crate) summary: &'a [AtomicU64],
+    pub(crate) slots: &'a [SlotRecord],
+    pub(crate) slots_high: &'a AtomicU32,
+    pub(crate) seed: u64,
+}
+
+/// splitmix64's finaliser: a fast, well-mixed hash of the type.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl<'a> Directory<'a> {
+    fn mask(&self) -> usize {
+        self.entries.len() - 1
+    }
+
+    /// The home position of type `key`.
+    pub(crate) fn home(&self, key: i64) -> usize {
+        mix(key as u64 ^ self.seed) as usize & self.mask()
+    }
+
+    /// The entry at `index`, bounds-checked.
+    pub(crate) fn entry(&self, index: u32) -> Result<&'a Entry, Corrupt> {
+        self.entries.get(index as usize).ok_or(Corrupt)
+    }
+
+    /// The futex word receivers of entry `index` sleep on.
+    pub(crate) fn arrived_word(&self, index: u32) -> &'a AtomicU32 {
+        &self.arrived[index as usize & self.mask()]
+    }
+
+    fn slots_in_use(&self) -> &'a [SlotRecord] {
+        // Relaxed: a slot claimed later starts with no hazard it could have
+        // set before our scan (its owner re-validates after setting one).
+        let high = self.slots_high.load(Ordering::Relaxed) as usize;
+        &self.slots[..high.min(self.slots.len())]
+    }
+
+    /// Whether entry `index` is published in its home's neighbourhood word.
+    fn is_published(&self, index: usize, key: i64) -> bool {
+        let h = self.home(key);
+        let d = index.wrapping_sub(h) & self.mask();
+        d < NEIGHBOURHOOD && self.homes[h].load(Ordering::Acquire) & (1 << d) != 0
+    }
+
+    /// Sets `slot`'s hazard on `e` and checks that `e` is still usable.
+    ///
+    /// Aborts a reclaim in progress if it finds one. On [`Protect::Gone`] the
+    /// hazard is cleared again.
+    pub(crate) fn protect(&self, e: EntryRef, slot: usize, ops: &impl EntryFifo) -> Protect {
+        let rec = &self.slots[slot];
+        // SYNC(hazard): SeqCst store then SeqCst load of the state, against the
+        // reclaimer's SeqCst state CAS then SeqCst hazard loads (Dekker): one of
+        // us sees the other.
+        rec.hazard.store(e.hazard(), Ordering::SeqCst);
+        let Ok(entry) = self.entry(e.index) else {
+            rec.hazard.store(NO_HAZARD, Ordering::Release);
+            return Protect::Gone;
+        };
+        for _ in 0..RETRY_LIMIT {
+            let s = entry.state.load(Ordering::SeqCst);
+            if egen_of(s) != e.gen {
+                break;
+            }
+            match estatus_of(s) {
+                LIVE => return Protect::Held,
+                RESERVED if self.is_published(e.index as usize, entry.key.load(Ordering::Relaxed)) => {
+                    return Protect::Held
+                }
+                RECLAIMING => {
+                    // Abort the reclaim; the reclaimer's commit CAS will fail.
+                    let live = entry_state(e.gen, LIVE, 0);
+                    if entry.state.compare_exchange(s, live, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        return Protect::Held;
+                    }
+                }
+                DOOMED => {
+                    self.finish_removal(e, ops);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        rec.hazard.store(NO_HAZARD, Ordering::Release);
+        Protect::Gone
+    }
+
+    /// Clears `slot`'s hazard.
+    pub(crate) fn unprotect(&self, slot: usize) {
+        // SYNC(hazard_clear): Release, so that everything we did inside the
+        // entry happens before a reclaimer that sees the hazard gone.
+        self.slots[slot].hazard.store(NO_HAZARD, Ordering::Release);
+    }
+
+    /// Finds the entry of `key` and protects it with `slot`'s hazard.
+    pub(crate) fn lookup(&self, key: i64, slot: usize, ops: &impl EntryFifo) -> Result<Option<EntryRef>, Corrupt> {
+        let h = self.home(key);
+        for _ in 0..RETRY_LIMIT {
+            let w = self.homes[h].load(Ordering::Acquire);
+            match self.find_in(h, w, key) {
+                Some(e) => match self.protect(e, slot, ops) {
+                    Protect::Held => return Ok(Some(e)),
+                    Protect::Gone => continue,
+                },
+                None => {
+                    if self.homes[h].load(Ordering::Acquire) == w {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(Corrupt)
+    }
+
+    /// The entry of `key` among the positions of neighbourhood word `w`.
+    fn find_in(&self, h: usize, w: u64, key: i64) -> Option<EntryRef> {
+        let mut map = w & MAP_MASK;
+        while map != 0 {
+            let d = map.trailing_zeros() as usize;
+            map &= map - 1;
+            let p = (h + d) & self.mask();
+            let entry = &self.entries[p];
+            let s = entry.state.load(Ordering::Acquire);
+            if matches!(estatus_of(s), RESERVED | LIVE | RECLAIMING) && entry.key.load(Ordering::Relaxed) == key {
+                return Some(EntryRef { index: p as u32, gen: egen_of(s) });
+            }
+        }
+        None
+    }
+
+    /// Finds or creates the entry of `key`, protected by `slot`'s hazard.
+    pub(crate) fn lookup_or_insert(&self, key: i64, slot: usize, ops: &impl EntryFifo) -> Result<EntryRef, InsertError> {
+        let h = self.home(key);
+        let mut mine: Option<(EntryRef, NodeRef)> = None;
+        let mut reclaimed_once = false;
+        for _ in 0..RETRY_LIMIT {
+            let w = self.homes[h].load(Ordering::Acquire);
+            if let Some(e) = self.find_in(h, w, key) {
+                if self.protect(e, slot, ops) == Protect::Held {
+                    if let Some((m, dummy)) = mine.take() {
+                        self.abandon(m, dummy, ops);
+                    }
+                    return Ok(e);
+                }
+                continue;
+            }
+            if mine.is_none() {
+                match self.reserve(h, key, slot, ops)? {
+                    Some(m) => mine = Some(m),
+                    None if !reclaimed_once => {
+                        reclaimed_once = true;
+                        self.reclaim_neighbourhood(h, slot, ops);
+                        continue;
+                    }
+                    None => return Err(InsertError::Full),
+                }
+            }
+            let (m, _) = mine.expect("reserved above");
+            // A failed `protect` above may have cleared our hazard: it must
+            // cover our entry from before it is published.
+            self.slots[slot].hazard.store(m.hazard(), Ordering::SeqCst);
+            let d = (m.index as usize).wrapping_sub(h) & self.mask();
+            let next = ((w >> 48).wrapping_add(1) & 0xffff) << 48 | (w & MAP_MASK) | 1 << d;
+            // SYNC(publish): Release publishes the entry's key and FIFO to
+            // lookups, which Acquire the neighbourhood word.
+            if self.homes[h].compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                let entry = &self.entries[m.index as usize];
+                let reserved = entry_state(m.gen, RESERVED, slot);
+                // Release: see SYNC(publish). Failure is impossible (only we
+                // move a RESERVED entry of ours), unless recovery thought us
+                // dead; the entry is published and usable either way.
+                let _ = entry.state.compare_exchange(
+                    reserved,
+                    entry_state(m.gen, LIVE, 0),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                );
+                return Ok(m);
+            }
+        }
+        Err(InsertError::Corrupt)
+    }
+
+    /// Claims a free position in `h`'s neighbourhood for `key` and prepares it.
+    fn reserve(&self, h: usize, key: i64, slot: usize, ops: &impl EntryFifo) -> Result<Option<(EntryRef, NodeRef)>, InsertError> {
+        for d in 0..NEIGHBOURHOOD {
+            let p = (h + d) & self.mask();
+            let entry = &self.entries[p];
+            let s = entry.state.load(Ordering::Relaxed);
+            if estatus_of(s) != FREE {
+                continue;
+            }
+            let gen = egen_of(s);
+            // Acquire: the previous incarnation's removal happens before our
+            // writes. The RESERVED state names us, for recovery.
+            if entry
+                .state
+                .compare_exchange(s, entry_state(gen, RESERVED, slot), Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let e = EntryRef { index: p as u32, gen };
+            // Relaxed: published by the neighbourhood CAS (SYNC(publish)).
+            entry.key.store(key, Ordering::Relaxed);
+            let Some(dummy) = ops.init_entry(e) else {
+                let _ = entry.state.compare_exchange(
+                    entry_state(gen, RESERVED, slot),
+                    entry_state(gen.wrapping_add(1), FREE, 0),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
+                return Err(InsertError::NoNode);
+            };
+            // Protected before it is published, so no reclaimer can take it.
+            self.slots[slot].hazard.store(e.hazard(), Ordering::SeqCst);
+            return Ok(Some((e, dummy)));
+        }
+        Ok(None)
+    }
+
+    /// Gives back a position reserved but not published.
+    fn abandon(&self, e: EntryRef, dummy: NodeRef, ops: &impl EntryFifo) {
+        ops.discard_dummy(dummy);
+        let entry = &self.entries[e.index as usize];
+        let s = entry.state.load(Ordering::Relaxed);
+        if estatus_of(s) == RESERVED && egen_of(s) == e.gen {
+            // Release: our writes to the entry happen before its next claimer's.
+            let _ = entry.state.compare_exchange(
+                s,
+                entry_state(e.gen.wrapping_add(1), FREE, 0),
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Tries to reclaim every drained entry whose position lies in `h`'s
+    /// neighbourhood (they may belong to other homes).
+    fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
+        for d in 0..NEIGHBOURHOOD {
+            let p = (h + d) & self.mask();
+            let s = self.entries[p].state.load(Ordering::Acquire);
+            if estatus_of(s) == LIVE {
+                self.try_reclaim(EntryRef { index: p as u32, gen: egen_of(s) }, slot, ops);
+            }
+        }
+    }
+
+    /// Removes entry `e` if it is drained and nobody else is inside it.
+    /// `slot`'s own hazard is ignored (the caller may hold it).
+    pub(crate) fn try_reclaim(&self, e: EntryRef, slot: usize, ops: &impl EntryFifo) -> bool {
+        let Ok(entry) = self.entry(e.index) else { return false };
+        let live = entry_state(e.gen, LIVE, 0);
+        let reclaiming = entry_state(e.gen, RECLAIMING, slot);
+        // SYNC(hazard): see `protect`.
+        if entry.state.compare_exchange(live, reclaiming, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return false;
+        }
+        let abort = || {
+            let _ = entry.state.compare_exchange(reclaiming, live, Ordering::SeqCst, Ordering::SeqCst);
+            false
+        };
+        for (t, rec) in self.slots_in_use().iter().enumerate() {
+            if t != slot && rec.hazard.load(Ordering::SeqCst) == e.hazard() {
+                return abort();
+            }
+        }
+        // Nobody is inside and nobody can enter without aborting us, so the
+        // FIFO can no longer grow: check it is drained.
+        if !matches!(ops.drained(e), Ok(true)) {
+            return abort();
+        }
+        let doomed = entry_state(e.gen, DOOMED, 0);
+        if entry.state.compare_exchange(reclaiming, doomed, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return false; // a user aborted us
+        }
+        self.finish_removal(e, ops);
+        true
+    }
+
+    /// Completes the removal of a DOOMED entry. Idempotent; anyone may call it.
+    pub(crate) fn finish_removal(&self, e: EntryRef, ops: &impl EntryFifo) {
+        let Ok(entry) = self.entry(e.index) else { return };
+        let doomed = entry_state(e.gen, DOOMED, 0);
+        if entry.state.load(Ordering::Acquire) != doomed {
+            return;
+        }
+        let key = entry.key.load(Ordering::Relaxed);
+        let h = self.home(key);
+        let d = (e.index as usize).wrapping_sub(h) & self.mask();
+        if d < NEIGHBOURHOOD {
+            for _ in 0..RETRY_LIMIT {
+                let w = self.homes[h].load(Ordering::Acquire);
+                if w & (1 << d) == 0 || entry.state.load(Ordering::Acquire) != doomed {
+                    break;
+                }
+                let next = ((w >> 48).wrapping_add(1) & 0xffff) << 48 | (w & MAP_MASK & !(1 << d));
+                if self.homes[h].compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    break;
+                }
+            }
+        }
+        self.clear_nonempty(e.index);
+        ops.retire_dummy(e);
+        // SYNC(entry_free): Release pairs with the Acquire claim in `reserve`.
+        let _ = entry.state.compare_exchange(
+            doomed,
+            entry_state(e.gen.wrapping_add(1), FREE, 0),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Marks entry `index` as possibly holding a message.
+    pub(crate) fn set_nonempty(&self, index: u32) {
+        let (w, b) = (index as usize / 64, 1u64 << (index % 64));
+        let Some(word) = self.nonempty.get(w) else { return };
+        // SYNC(nonempty): SeqCst; a receiver that empties the FIFO clears the
+        // bit and then re-checks the FIFO, both SeqCst; a sender links, then
+        // sets the bit. Either the receiver's re-check sees the message or the
+        // bit ends up set.
+        if word.load(Ordering::SeqCst) & b == 0 {
+            word.fetch_or(b, Ordering::SeqCst);
+        }
+        let (s, sb) = (w / 64, 1u64 << (w % 64));
+        if self.summary[s].load(Ordering::SeqCst) & sb == 0 {
+            self.summary[s].fetch_or(sb, Ordering::SeqCst);
+        }
+    }
+
+    /// Clears entry `index`'s bit (the caller re-checks the FIFO afterwards).
+    pub(crate) fn clear_nonempty(&self, index: u32) {
+        let (w, b) = (index as usize / 64, 1u64 << (index % 64));
+        if let Some(word) = self.nonempty.get(w) {
+            if word.load(Ordering::SeqCst) & b != 0 {
+                // SYNC(nonempty)
+                word.fetch_and(!b, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Clears entry `e`'s bit if its FIFO holds no queued message, then
+    /// re-checks, so that a message linked meanwhile is never hidden.
+    pub(crate) fn clear_nonempty_if_empty(&self, e: EntryRef, ops: &impl EntryFifo) {
+        if matches!(ops.has_queued(e), Ok(false)) {
+            self.clear_nonempty(e.index);
+            if !matches!(ops.has_queued(e), Ok(false)) {
+                self.set_nonempty(e.index);
+            }
+        }
+    }
+
+    /// Positions whose non-empty bit is set, in index order. Summary bits of
+    /// empty words are cleared on the way (with a re-check).
+    pub(crate) fn nonempty_positions(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (s, sword) in self.summary.iter().enumerate() {
+            let mut sbits = sword.load(Ordering::SeqCst);
+            while sbits != 0 {
+                let sb = sbits.trailing_zeros() as usize;
+                sbits &= sbits - 1;
+                let w = s * 64 + sb;
+                let Some(word) = self.nonempty.get(w) else { break };
+                let bits = word.load(Ordering::SeqCst);
+                if bits == 0 {
+                    sword.fetch_and(!(1 << sb), Ordering::SeqCst);
+                    if word.load(Ordering::SeqCst) != 0 {
+                        sword.fetch_or(1 << sb, Ordering::SeqCst);
+                    } else {
+                        continue;
+                    }
+                }
+                let bits = word.load(Ordering::SeqCst);
+                let mut b = bits;
+                while b != 0 {
+                    let i = b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    let p = w * 64 + i;
+                    if p < self.entries.len() {
+                        out.push(p as u32);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every entry that is currently in use (for IPC_RMID wake-ups, doctor and
+    /// recovery), as `(ref, status)`.
+    pub(crate) fn live_entries(&self) -> impl Iterator<Item = (EntryRef, u32)> + '_ {
+        self.homes.iter().enumerate().flat_map(move |(h, word)| {
+            let w = word.load(Ordering::Acquire);
+            (0..NEIGHBOURHOOD).filter(move |d| w & (1 << d) != 0).filter_map(move |d| {
+                let p = (h + d) & self.mask();
+                let s = self.entries[p].state.load(Ordering::Acquire);
+                let st = estatus_of(s);
+                (st != FREE).then_some((EntryRef { index: p as u32, gen: egen_of(s) }, st))
+            })
+        })
+    }
+}

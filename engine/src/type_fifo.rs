@@ -1,0 +1,333 @@
+//! Per-type FIFO: a Michael–Scott queue of message nodes in which taking a
+//! message is a CAS on the message's own state word.
+//!
+//! Based on M. M. Michael and M. L. Scott, "Simple, Fast, and Practical
+//! Non-Blocking and Blocking Concurrent Queue Algorithms", PODC 1996: a singly
+//! linked list with a dummy node, `head` and `tail` as tagged references, and
+//! an enqueue that CASes the last node's `next` from nil to the new node, then
+//! swings `tail` (helped by anyone who finds it lagging). Two changes make it
+//! fit shared memory and crash recovery:
+//!
+//! 1. **Take by state, unlink later.** A receiver takes message `x` with one CAS
+//!    `QUEUED -> TAKEN(slot)` on `x.state` (logical deletion as in Harris's
+//!    list). The CAS is the linearisation point and also records who holds the
+//!    message, in the message itself, so recovery knows what a dead receiver
+//!    held. Unlinking is separate: anyone moves `head` past consumed nodes, and
+//!    the node left at `head` is the dummy. A node is freed by whichever of two
+//!    parties comes second: its taker (who marks it `DONE` once it has copied
+//!    the text) and the unlinker (who marks it `UNLINKED` once `head` has moved
+//!    past it); both marks are bits of the same state word, so exactly one CAS
+//!    sees both and frees it.
+//! 2. **Indices tagged with generations** (see `layout::NodeRef`). `head`,
+//!    `tail` and `next` hold `gen << 32 | index`; even a nil `next` carries the
+//!    generation of the node it belongs to, so an enqueuer whose CAS targets a
+//!    node that has since been freed and reused fails instead of linking into a
+//!    stranger's list (the ABA problem of the original, solved there by
+//!    counted pointers).
+//!
+//! Invariants (`E` an entry, nodes reachable from `E.head`):
+//! - `E.head` is never past `E.tail`: `advance` swings a lagging tail first.
+//! - The node at `E.head` is consumed (`TAKEN` or `DONE`), never `QUEUED`.
+//! - A `HELD` node is never reachable: senders mark their node `QUEUED` before
+//!   they link it.
+//! - Fields other than `state` and `next` do not change while a node is
+//!   reachable; a reader validates what it read with a CAS that includes the
+//!   generation.
+//!
+//! Every walk is bounded by the number of nodes, so a corrupted or hostile
+//! mapping yields [`Corrupt`] instead of a hang.
+
+use crate::cell_pool::{gen_of, make_state, owner_of, Pool};
+use crate::layout::{Entry, Node, NodeRef, NIL};
+use crate::sync::Ordering;
+
+/// Node statuses (bits 16..24 of the owner half of `state`).
+pub(crate) mod status {
+    /// In the pool.
+    pub(crate) const FREE: u32 = 0;
+    /// Taken from the pool by the slot in the low 16 bits, not yet queued.
+    pub(crate) const HELD: u32 = 1;
+    /// A message waiting to be received (or being linked).
+    pub(crate) const QUEUED: u32 = 2;
+    /// Taken by the receiver in the low 16 bits, which is copying its text.
+    pub(crate) const TAKEN: u32 = 3;
+    /// Consumed: its text is released; it is a dummy or awaiting unlink.
+    pub(crate) const DONE: u32 = 4;
+}
+
+/// Set in a node's state once `head` has moved past it.
+const UNLINKED: u32 = 1 << 24;
+
+/// The owner half of a node state.
+pub(crate) fn node_owner(status: u32, slot: usize) -> u32 {
+    status << 16 | (slot as u32 & 0xffff)
+}
+/// Status of a node state word.
+pub(crate) fn status_of(state: u64) -> u32 {
+    (owner_of(state) >> 16) & 0xff
+}
+/// Slot recorded in a node state word.
+pub(crate) fn slot_of(state: u64) -> usize {
+    (owner_of(state) & 0xffff) as usize
+}
+/// Whether `head` has moved past the node.
+pub(crate) fn is_unlinked(state: u64) -> bool {
+    owner_of(state) & UNLINKED != 0
+}
+
+/// The shared structure was found inconsistent (a corrupted or hostile
+/// mapping); the operation gives up instead of looping or going out of bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Corrupt;
+
+/// Retries allowed to one CAS loop before it concludes the mapping is corrupt.
+/// Each failed CAS means another operation made progress, so legitimate
+/// contention never gets near this.
+const RETRY_LIMIT: usize = 1 << 22;
+
+/// The FIFO of one type entry.
+pub(crate) struct Fifo<'a> {
+    pub(crate) nodes: &'a [Node],
+    pub(crate) pool: &'a Pool<'a, [Node]>,
+    pub(crate) entry: &'a Entry,
+}
+
+/// A queued message found by [`Fifo::first_queued`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    pub(crate) node: NodeRef,
+    pub(crate) seq: u64,
+    pub(crate) size: u32,
+    pub(crate) data: u32,
+}
+
+/// The nil `next` of a node of generation `gen`.
+pub(crate) fn nil_next(gen: u32) -> u64 {
+    NodeRef::new(NIL, gen).0
+}
+
+impl<'a> Fifo<'a> {
+    /// The node `r` names, if its index is in range.
+    pub(crate) fn node(&self, r: NodeRef) -> Result<&'a Node, Corrupt> {
+        self.nodes.get(r.index() as usize).ok_or(Corrupt)
+    }
+
+    /// Starts an empty FIFO whose dummy is `dummy` (a node this caller holds,
+    /// already `DONE` with a nil `next`). Before the entry is published.
+    pub(crate) fn init(&self, dummy: NodeRef) {
+        // Relaxed: the entry is published later with Release (type_dir).
+        self.entry.head.store(dummy.0, Ordering::Relaxed);
+        self.entry.tail.store(dummy.0, Ordering::Relaxed);
+    }
+
+    /// Appends node `h` (which the caller holds, `QUEUED`, nil `next`).
+    ///
+    /// `before_cas(pred)` runs before every attempt to link after `pred`, so the
+    /// caller can record it for recovery (see `recovery`: whether a dead
+    /// sender's node got linked is decided from the last `pred` it recorded).
+    pub(crate) fn link(&self, h: NodeRef, mut before_cas: impl FnMut(NodeRef)) -> Result<(), Corrupt> {
+        for _ in 0..RETRY_LIMIT {
+            // Acquire: pairs with the Release of whoever linked or swung to it.
+            let t = NodeRef(self.entry.tail.load(Ordering::Acquire));
+            let tn = self.node(t)?;
+            let next = NodeRef(tn.next.load(Ordering::Acquire));
+            if self.entry.tail.load(Ordering::Acquire) != t.0 {
+                continue;
+            }
+            if next.is_nil() {
+                if next.gen() != t.gen() {
+                    return Err(Corrupt); // a live tail's nil carries its own gen
+                }
+                before_cas(t);
+                // SYNC(link): Release publishes the node's fields and text to
+                // receivers, who reach it with Acquire loads of `next`.
+                if tn
+                    .next
+                    .compare_exchange(next.0, h.0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // Release: see SYNC(link). Failure means someone helped.
+                    let _ = self.entry.tail.compare_exchange(t.0, h.0, Ordering::Release, Ordering::Relaxed);
+                    return Ok(());
+                }
+            } else {
+                // Help a lagging tail. Release: see SYNC(link).
+                let _ = self.entry.tail.compare_exchange(t.0, next.0, Ordering::Release, Ordering::Relaxed);
+            }
+        }
+        Err(Corrupt)
+    }
+
+    /// The oldest message not yet taken, if any.
+    pub(crate) fn first_queued(&self) -> Result<Option<Candidate>, Corrupt> {
+        'restart: for _ in 0..RETRY_LIMIT {
+            let h = NodeRef(self.entry.head.load(Ordering::Acquire));
+            let mut cur = h;
+            for _ in 0..=self.nodes.len() {
+                let cn = self.node(cur)?;
+                let next = NodeRef(cn.next.load(Ordering::Acquire));
+                // The node may have been freed under us: its state must still
+                // carry the generation we reached it by.
+                let cs = cn.state.load(Ordering::Acquire);
+                if gen_of(cs) != cur.gen() {
+                    continue 'restart;
+                }
+                if cur != h && status_of(cs) == status::QUEUED {
+                    let c = Candidate {
+                        node: cur,
+                        seq: cn.seq.load(Ordering::Relaxed),
+                        size: cn.size.load(Ordering::Relaxed),
+                        data: cn.data.load(Ordering::Relaxed),
+                    };
+                    // The fields are valid only if the node is still the
+                    // same incarnation and still queued.
+                    if cn.state.load(Ordering::Acquire) != cs {
+                        continue 'restart;
+                    }
+                    return Ok(Some(c));
+                }
+                if next.is_nil() {
+                    return Ok(None);
+                }
+                cur = next;
+            }
+            return Err(Corrupt); // longer than the pool: a cycle
+        }
+        Err(Corrupt)
+    }
+
+    /// Takes the queued message `x` for `slot`; `false` if another receiver
+    /// took it first or it is no longer this incarnation.
+    pub(crate) fn take(&self, x: NodeRef, slot: usize) -> Result<bool, Corrupt> {
+        let xn = self.node(x)?;
+        let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
+        let taken = make_state(x.gen(), node_owner(status::TAKEN, slot));
+        // SYNC(take): Acquire pairs with SYNC(link), so the text is visible.
+        Ok(xn.state.compare_exchange(queued, taken, Ordering::Acquire, Ordering::Relaxed).is_ok())
+    }
+
+    /// Moves `head` past consumed nodes, as far as it can, and frees what it
+    /// unlinks once its taker is done with it. Safe for anyone to call.
+    pub(crate) fn advance(&self) -> Result<(), Corrupt> {
+        for _ in 0..RETRY_LIMIT {
+            let h = NodeRef(self.entry.head.load(Ordering::Acquire));
+            let hn = self.node(h)?;
+            let next = NodeRef(hn.next.load(Ordering::Acquire));
+            if self.entry.head.load(Ordering::Acquire) != h.0 {
+                continue;
+            }
+            if next.is_nil() {
+                return Ok(());
+            }
+            let nn = self.node(next)?;
+            let ns = nn.state.load(Ordering::Acquire);
+            if gen_of(ns) != next.gen() {
+                continue; // `head` moved on and `next` was recycled: re-read
+            }
+            let st = status_of(ns);
+            if st != status::TAKEN && st != status::DONE {
+                return Ok(()); // the next node still holds a message
+            }
+            let t = self.entry.tail.load(Ordering::Acquire);
+            if t == h.0 {
+                // Never let head pass tail. Release: see SYNC(link).
+                let _ = self.entry.tail.compare_exchange(t, next.0, Ordering::Release, Ordering::Relaxed);
+            }
+            // SYNC(head): AcqRel; readers of `head` Acquire it.
+            if self
+                .entry
+                .head
+                .compare_exchange(h.0, next.0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.mark_unlinked(h);
+            }
+        }
+        Err(Corrupt)
+    }
+
+    /// `head` has moved past `x`: flag it, or free it if its taker is done.
+    fn mark_unlinked(&self, x: NodeRef) {
+        let Ok(xn) = self.node(x) else { return };
+        for _ in 0..RETRY_LIMIT {
+            let s = xn.state.load(Ordering::Acquire);
+            if gen_of(s) != x.gen() || is_unlinked(s) {
+                return;
+            }
+            if status_of(s) == status::DONE {
+                if self.pool.free(x.index(), s) {
+                    return;
+                }
+                continue;
+            }
+            // SYNC(node_state): AcqRel, against the taker's DONE CAS.
+            if xn
+                .state
+                .compare_exchange(s, s | UNLINKED as u64, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The taker of `x` is done with it (its text is copied and its data cell
+    /// freed): mark it `DONE`, or free it if `head` has already moved past it.
+    /// Returns `false` if `x` was not taken by `slot` (e.g. recovery finished it).
+    pub(crate) fn finish(&self, x: NodeRef, slot: usize) -> Result<bool, Corrupt> {
+        let xn = self.node(x)?;
+        let taken = make_state(x.gen(), node_owner(status::TAKEN, slot));
+        for _ in 0..RETRY_LIMIT {
+            let s = xn.state.load(Ordering::Acquire);
+            if s == taken | UNLINKED as u64 {
+                if self.pool.free(x.index(), s) {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if s != taken {
+                return Ok(false);
+            }
+            let done = make_state(x.gen(), node_owner(status::DONE, 0));
+            // SYNC(node_state): Release so that our reads of the text happen
+            // before whoever frees the node and reuses it.
+            if xn.state.compare_exchange(s, done, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(Corrupt)
+    }
+
+    /// Whether the FIFO holds no node after its dummy (messages taken but not
+    /// yet unlinked count as "not empty" until `advance` removes them).
+    pub(crate) fn is_drained(&self) -> Result<bool, Corrupt> {
+        let h = NodeRef(self.entry.head.load(Ordering::Acquire));
+        let hn = self.node(h)?;
+        Ok(NodeRef(hn.next.load(Ordering::Acquire)).is_nil())
+    }
+
+    /// Every node reachable from `head`, head first, as a consistent-enough
+    /// snapshot: the walk restarts if a node it stands on is recycled. Used by
+    /// MSG_COPY and recovery, never on the fast path. Bounded.
+    pub(crate) fn snapshot(&self) -> Result<Vec<(NodeRef, u64)>, Corrupt> {
+        'restart: for _ in 0..64 {
+            let mut out = Vec::new();
+            let mut cur = NodeRef(self.entry.head.load(Ordering::Acquire));
+            for _ in 0..=self.nodes.len() {
+                let cn = self.node(cur)?;
+                let s = cn.state.load(Ordering::Acquire);
+                let next = NodeRef(cn.next.load(Ordering::Acquire));
+                if gen_of(cn.state.load(Ordering::Acquire)) != cur.gen() || gen_of(s) != cur.gen() {
+                    continue 'restart;
+                }
+                out.push((cur, s));
+                if next.is_nil() {
+                    return Ok(out);
+                }
+                cur = next;
+            }
+            return Err(Corrupt);
+        }
+        Err(Corrupt)
+    }
+}

@@ -1,0 +1,1 @@
+//! C ABI for shmq (libshmq.so). Filled by the C ABI issue.
