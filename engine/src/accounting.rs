@@ -169,12 +169,6 @@ impl Counter<'_> {
         let t = Tally::unpack(self.word.load(Ordering::SeqCst));
         t.slot as usize == slot && t.parity == seq & 1
     }
-
-    /// Marks `slot`'s operation `seq` as applied in its record (recovery, once
-    /// it has decided so).
-    pub(crate) fn mark_applied(&self, slot: usize, seq: u64) {
-        self.slots[slot].acct_done.fetch_max(seq, Ordering::Release);
-    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -185,25 +185,30 @@ pub(crate) struct Stats {
 /// the owner, the second holds the accounting sequence that others read.
 #[repr(C, align(128))]
 pub(crate) struct SlotRecord {
-    /// `pid | status << 32 | helper << 40 | gen << 56`; see `slots`.
+    /// `pid | status << 32 | gen << 40`; see `slots`.
     pub(crate) state: AtomicU64,
-    /// Start time (clock ticks after boot) of the owning process.
+    /// Start time (clock ticks after boot) of the owning process, 0 if unknown.
     pub(crate) start_time: AtomicU64,
     /// The type entry this slot is inside (`gen << 32 | (index + 1)`), or 0.
     pub(crate) hazard: AtomicU64,
     /// What the owner is doing: one of the `Phase` values in `slots`.
     pub(crate) phase: AtomicU64,
-    /// The node the current operation holds.
+    /// The node the current operation holds (a [`NodeRef`]), or nil.
     pub(crate) op_node: AtomicU64,
-    /// The node whose `next` the current link attempt targets.
-    pub(crate) op_pred: AtomicU64,
+    /// Start time of the process recovering this slot (when `RECOVERING`).
+    pub(crate) helper_start: AtomicU64,
     /// Bytes that the current accounting operation adds or removes.
     pub(crate) op_bytes: AtomicU64,
     /// Highest accounting sequence known to have been applied (written by the
     /// owner and, rarely, by flushers; see `accounting`).
     pub(crate) acct_done: AtomicU64,
-    /// Sequence number of the slot's latest accounting operation (see `accounting`).
-    pub(crate) acct_seq: Line<AtomicU64>,
+    /// Sequence number of the slot's latest accounting operation (see
+    /// `accounting`); on its own cache line, read by other slots' flushes.
+    pub(crate) acct_seq: AtomicU64,
+    /// The futex word the owner sleeps on (`wait::WordId`), 0 when awake, so
+    /// that IPC_RMID can wake it.
+    pub(crate) waiting_on: AtomicU64,
+    _pad: [u64; 6],
 }
 
 /// A type entry: one live message type and its FIFO.
@@ -354,7 +359,7 @@ impl Geometry {
         }
         let q = q as usize;
         let n_slots = params.n_slots as usize;
-        let n_entries = (4 * (q + n_slots)).next_power_of_two().max(64);
+        let n_entries = (2 * (q + n_slots)).next_power_of_two().max(64);
         let n_nodes = q + n_entries + 2 * n_slots;
         if n_nodes >= NIL as usize {
             return Err(GeometryError::OutOfRange);
@@ -564,10 +569,12 @@ pub(crate) mod zeroed {
             hazard: z64(),
             phase: z64(),
             op_node: z64(),
-            op_pred: z64(),
             op_bytes: z64(),
+            helper_start: z64(),
             acct_done: z64(),
-            acct_seq: Line(z64()),
+            acct_seq: z64(),
+            waiting_on: z64(),
+            _pad: [0; 6],
         }
     }
 

@@ -82,11 +82,6 @@ impl<'a> SharedBytes<'a> {
         SharedBytes { cells }
     }
 
-    /// Length of the region.
-    pub(crate) fn len(&self) -> usize {
-        self.cells.len()
-    }
-
     /// Copies `src` to `off..off + src.len()`.
     ///
     /// # Safety
@@ -108,10 +103,12 @@ impl<'a> SharedBytes<'a> {
         }
     }
 
-    /// Copies `off..off + dst.len()` into `dst`.
+    /// Copies `off..off + dst.len()` into `dst` (loom builds, where texts
+    /// cannot be borrowed in place).
     ///
     /// # Safety
     /// The caller owns that range (nobody writes it meanwhile). In bounds.
+    #[cfg(loom)]
     pub(crate) unsafe fn read(&self, off: usize, dst: &mut [u8]) {
         let range = &self.cells[off..off + dst.len()];
         #[cfg(not(loom))]
@@ -127,6 +124,25 @@ impl<'a> SharedBytes<'a> {
         }
     }
 
+    /// Copies `off..off + dst.len()` into `dst` while another party may be
+    /// writing it: a seqlock-style read whose result the caller validates
+    /// afterwards (and discards if the owner changed), as crossbeam's
+    /// `AtomicCell` does with volatile reads. In bounds.
+    ///
+    /// # Safety
+    /// The range is in bounds; the caller discards `dst` unless it proves,
+    /// after the copy, that nobody wrote the range meanwhile.
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn read_racy(&self, off: usize, dst: &mut [u8]) {
+        let range = &self.cells[off..off + dst.len()];
+        for (c, d) in range.iter().zip(dst.iter_mut()) {
+            // SAFETY: in bounds (slicing above); a volatile read of a byte
+            // that may be concurrently written yields some byte value, which
+            // the caller validates.
+            *d = unsafe { std::ptr::read_volatile(c.0.get() as *const u8) };
+        }
+    }
+
     /// Borrows `off..off + len` in place (zero-copy receive).
     ///
     /// # Safety
@@ -137,4 +153,10 @@ impl<'a> SharedBytes<'a> {
         // SAFETY: contiguous initialised bytes, nobody writes them for `'b`.
         unsafe { std::slice::from_raw_parts(range.as_ptr() as *const u8, len) }
     }
+}
+
+/// Process-local atomics for statics that never live in shared memory and
+/// that loom does not model (cached pid, fork generation).
+pub(crate) mod local {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 }

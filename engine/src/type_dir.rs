@@ -187,7 +187,7 @@ impl<'a> Directory<'a> {
     }
 
     /// Whether entry `index` is published in its home's neighbourhood word.
-    fn is_published(&self, index: usize, key: i64) -> bool {
+    pub(crate) fn is_published(&self, index: usize, key: i64) -> bool {
         let h = self.home(key);
         let d = index.wrapping_sub(h) & self.mask();
         d < NEIGHBOURHOOD && self.homes[h].load(Ordering::Acquire) & (1 << d) != 0
@@ -341,6 +341,10 @@ impl<'a> Directory<'a> {
                 continue;
             }
             let gen = egen_of(s);
+            let e = EntryRef { index: p as u32, gen };
+            // Hazard first, so that if we die right after the claim, recovery
+            // finds the entry we reserved through our hazard (see `recovery`).
+            self.slots[slot].hazard.store(e.hazard(), Ordering::SeqCst);
             // Acquire: the previous incarnation's removal happens before our
             // writes. The RESERVED state names us, for recovery.
             if entry
@@ -350,7 +354,6 @@ impl<'a> Directory<'a> {
             {
                 continue;
             }
-            let e = EntryRef { index: p as u32, gen };
             // Relaxed: published by the neighbourhood CAS (SYNC(publish)).
             entry.key.store(key, Ordering::Relaxed);
             let Some(dummy) = ops.init_entry(e) else {
@@ -534,19 +537,5 @@ impl<'a> Directory<'a> {
             }
         }
         out
-    }
-
-    /// Every entry that is currently in use (for IPC_RMID wake-ups, doctor and
-    /// recovery), as `(ref, status)`.
-    pub(crate) fn live_entries(&self) -> impl Iterator<Item = (EntryRef, u32)> + '_ {
-        self.homes.iter().enumerate().flat_map(move |(h, word)| {
-            let w = word.load(Ordering::Acquire);
-            (0..NEIGHBOURHOOD).filter(move |d| w & (1 << d) != 0).filter_map(move |d| {
-                let p = (h + d) & self.mask();
-                let s = self.entries[p].state.load(Ordering::Acquire);
-                let st = estatus_of(s);
-                (st != FREE).then_some((EntryRef { index: p as u32, gen: egen_of(s) }, st))
-            })
-        })
     }
 }

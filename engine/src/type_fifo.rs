@@ -99,6 +99,9 @@ pub(crate) struct Candidate {
     pub(crate) seq: u64,
     pub(crate) size: u32,
     pub(crate) data: u32,
+    pub(crate) mtype: i64,
+    /// `EntryRef` of the node's entry, packed.
+    pub(crate) entry: u64,
 }
 
 /// The nil `next` of a node of generation `gen`.
@@ -178,6 +181,8 @@ impl<'a> Fifo<'a> {
                         seq: cn.seq.load(Ordering::Relaxed),
                         size: cn.size.load(Ordering::Relaxed),
                         data: cn.data.load(Ordering::Relaxed),
+                        mtype: cn.mtype.load(Ordering::Relaxed),
+                        entry: cn.entry.load(Ordering::Relaxed),
                     };
                     // The fields are valid only if the node is still the
                     // same incarnation and still queued.
@@ -247,7 +252,7 @@ impl<'a> Fifo<'a> {
     }
 
     /// `head` has moved past `x`: flag it, or free it if its taker is done.
-    fn mark_unlinked(&self, x: NodeRef) {
+    pub(crate) fn mark_unlinked(&self, x: NodeRef) {
         let Ok(xn) = self.node(x) else { return };
         for _ in 0..RETRY_LIMIT {
             let s = xn.state.load(Ordering::Acquire);

@@ -1,0 +1,181 @@
+//! The id table of a namespace: the file `ids`, one record per possible queue
+//! (`msgmni`), and the management lock that guards changes to it.
+//!
+//! ```text
+//! record.state: FREE --msgget--> CREATING --file ready--> LIVE --IPC_RMID--> REMOVING --> FREE (seq + 1)
+//! ```
+//! Creation, removal and IPC_SET are rare and take the lock (a word holding
+//! the holder's pid, plus its start time). A waiter that finds the holder dead
+//! takes the lock over and repairs what it left: the record state is the
+//! intent record — a `CREATING` record is rolled back (its half-made file
+//! removed), a `REMOVING` record is rolled forward. Lookups by id read a
+//! record without the lock (state and seq, Acquire).
+
+use crate::params::Limits;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// `b"SHMQ_IDS"`.
+pub(crate) const IDS_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_IDS");
+/// Bumped whenever the meaning of a byte of the id table changes.
+pub(crate) const IDS_LAYOUT_VERSION: u64 = 1;
+
+/// Header of the id table.
+#[repr(C, align(128))]
+pub(crate) struct IdsHeader {
+    pub(crate) magic: AtomicU64,
+    pub(crate) version: AtomicU64,
+    /// Random identity of this namespace, copied into each queue's header.
+    pub(crate) stamp: AtomicU64,
+    pub(crate) msgmax: AtomicU64,
+    pub(crate) msgmnb: AtomicU64,
+    pub(crate) msgmni: AtomicU64,
+    pub(crate) msgtql: AtomicU64,
+    pub(crate) qbytes_max: AtomicU64,
+    pub(crate) slots: AtomicU64,
+    /// Pid of the lock holder, 0 when free.
+    pub(crate) lock: AtomicU64,
+    /// Start time of the lock holder (0 while it is being written).
+    pub(crate) lock_start: AtomicU64,
+    /// One more than the highest record index ever used.
+    pub(crate) highest: AtomicU64,
+}
+
+/// Record states.
+pub(crate) mod rstate {
+    pub(crate) const FREE: u32 = 0;
+    pub(crate) const CREATING: u32 = 1;
+    pub(crate) const LIVE: u32 = 2;
+    pub(crate) const REMOVING: u32 = 3;
+}
+
+/// One id-table record.
+#[repr(C)]
+pub(crate) struct IdRecord {
+    /// One of [`rstate`].
+    pub(crate) state: AtomicU32,
+    /// Bumped when the record is freed: the `seq` part of queue ids.
+    pub(crate) seq: AtomicU32,
+    /// The queue's key (`i32` as `u32`).
+    pub(crate) key: AtomicU32,
+    /// Non-zero for `IPC_PRIVATE` queues (which no key finds).
+    pub(crate) private: AtomicU32,
+}
+
+const _: () = assert!(std::mem::size_of::<IdsHeader>() == 128);
+const _: () = assert!(std::mem::size_of::<IdRecord>() == 16);
+
+/// Size of an id table for `msgmni` queues.
+pub(crate) fn table_size(msgmni: u32) -> usize {
+    std::mem::size_of::<IdsHeader>() + msgmni as usize * std::mem::size_of::<IdRecord>()
+}
+
+/// Views of a mapped id table.
+pub(crate) struct IdTable<'a> {
+    pub(crate) header: &'a IdsHeader,
+    pub(crate) records: &'a [IdRecord],
+}
+
+impl IdTable<'_> {
+    /// Writes a new table's header (the file is zero-filled).
+    pub(crate) fn init(&self, l: &Limits, stamp: u64) {
+        let h = self.header;
+        let r = Ordering::Relaxed;
+        h.stamp.store(stamp, r);
+        h.msgmax.store(l.msgmax, r);
+        h.msgmnb.store(l.msgmnb, r);
+        h.msgmni.store(l.msgmni as u64, r);
+        h.msgtql.store(l.msgtql, r);
+        h.qbytes_max.store(l.qbytes_max, r);
+        h.slots.store(l.slots as u64, r);
+        h.version.store(IDS_LAYOUT_VERSION, r);
+        // SYNC(ids_ready): Release publishes the fields above; the table is
+        // linked into place only after this (so openers never see it half made).
+        h.magic.store(IDS_MAGIC, Ordering::Release);
+    }
+
+    /// The limits recorded in the header.
+    pub(crate) fn limits(&self) -> Limits {
+        let h = self.header;
+        let r = Ordering::Relaxed;
+        Limits {
+            msgmax: h.msgmax.load(r),
+            msgmnb: h.msgmnb.load(r),
+            msgmni: h.msgmni.load(r) as u32,
+            msgtql: h.msgtql.load(r),
+            qbytes_max: h.qbytes_max.load(r),
+            slots: h.slots.load(r) as u32,
+        }
+    }
+
+    /// The record of `id` if it is live with the id's sequence number.
+    pub(crate) fn live_index(&self, id: i32) -> Option<usize> {
+        if id < 0 {
+            return None;
+        }
+        let n = self.records.len();
+        let (idx, seq) = (id as usize % n, id as usize / n);
+        let r = &self.records[idx];
+        // Acquire: pairs with SYNC(record_live).
+        (r.state.load(Ordering::Acquire) == rstate::LIVE && r.seq.load(Ordering::Relaxed) as usize == seq)
+            .then_some(idx)
+    }
+
+    /// The id of the queue in record `idx`.
+    pub(crate) fn id_of(&self, idx: usize) -> i32 {
+        let seq = self.records[idx].seq.load(Ordering::Relaxed) as usize;
+        (seq * self.records.len() + idx) as i32
+    }
+
+    /// Frees record `idx`, bumping its sequence so that stale ids fail.
+    pub(crate) fn free_record(&self, idx: usize) {
+        let r = &self.records[idx];
+        let max_seq = (i32::MAX as usize / self.records.len()) as u32;
+        let next = (r.seq.load(Ordering::Relaxed) + 1) % max_seq.max(1);
+        r.seq.store(next, Ordering::Relaxed);
+        // Release: see SYNC(record_live).
+        r.state.store(rstate::FREE, Ordering::Release);
+    }
+
+    /// Takes the management lock. If its holder died, takes it over and
+    /// returns `true`: the caller must then repair half-done changes.
+    pub(crate) fn lock(&self) -> bool {
+        let me = crate::process::pid() as u64;
+        let h = self.header;
+        let started = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            // SYNC(ids_lock): Acquire pairs with the Release in `unlock`.
+            match h.lock.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => {
+                    h.lock_start.store(crate::process::own_start_time(), Ordering::Relaxed);
+                    return false;
+                }
+                Err(holder) => {
+                    spins += 1;
+                    if spins < 64 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                    if started.elapsed() > Duration::from_millis(20) && spins % 16 == 0 {
+                        let start = h.lock_start.load(Ordering::Relaxed);
+                        if !crate::process::is_alive(holder as u32, start)
+                            && h.lock.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                        {
+                            h.lock_start.store(crate::process::own_start_time(), Ordering::Relaxed);
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Releases the management lock.
+    pub(crate) fn unlock(&self) {
+        self.header.lock_start.store(0, Ordering::Relaxed);
+        // SYNC(ids_lock)
+        self.header.lock.store(0, Ordering::Release);
+    }
+}

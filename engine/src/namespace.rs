@@ -1,0 +1,491 @@
+//! A namespace: a directory holding an id table (`ids`) and one file per
+//! queue (`msq.<id>`). The counterpart of the kernel's IPC namespace.
+//!
+//! The directory is created on first use with mode `01777` (sticky, like
+//! `/dev/shm`), so that every user can create queues in it and nobody can
+//! delete another user's files. Queue files are created with the queue's
+//! mode and the creator's ownership, so the operating system enforces who may
+//! map them.
+
+use crate::error::{CtlError, GetError};
+use crate::ids::{rstate, table_size, IdRecord, IdTable, IdsHeader, IDS_LAYOUT_VERSION, IDS_MAGIC};
+use crate::layout::QueueParams;
+use crate::params::Limits;
+use crate::queue::{Perms, Queue};
+use crate::shm::{FileError, Identity, Mapped};
+use crate::sync::Ordering;
+use memmap2::{MmapOptions, MmapRaw};
+use std::collections::HashMap;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// The key of `IPC_PRIVATE`.
+pub const IPC_PRIVATE: i32 = 0;
+
+/// Default namespace directory.
+pub const DEFAULT_DIR: &str = "/dev/shm/shmq";
+
+/// A namespace could not be opened or created.
+#[derive(Debug)]
+pub struct NamespaceError {
+    /// The file or directory at fault.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: crate::error::OpenError,
+    /// Details for a human.
+    pub detail: String,
+}
+
+impl std::fmt::Display for NamespaceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.detail)
+    }
+}
+
+impl std::error::Error for NamespaceError {}
+
+impl From<NamespaceError> for std::io::Error {
+    fn from(e: NamespaceError) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::Other, e.to_string())
+    }
+}
+
+fn ns_error(path: &Path, kind: crate::error::OpenError, detail: impl Into<String>) -> NamespaceError {
+    NamespaceError { path: path.to_owned(), kind, detail: detail.into() }
+}
+
+/// How `msgget` should behave (`IPC_CREAT`, `IPC_EXCL` and the mode bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GetFlags {
+    /// `IPC_CREAT`: create the queue if the key has none.
+    pub create: bool,
+    /// `IPC_EXCL`: with `create`, fail if the key has a queue.
+    pub exclusive: bool,
+    /// Low 9 bits: the mode of a new queue, and the access asked for.
+    pub mode: u32,
+}
+
+impl GetFlags {
+    /// Decodes `msgget`'s `msgflg`.
+    pub fn from_bits(msgflg: i32) -> GetFlags {
+        GetFlags {
+            create: msgflg & libc::IPC_CREAT != 0,
+            exclusive: msgflg & libc::IPC_EXCL != 0,
+            mode: msgflg as u32 & 0o777,
+        }
+    }
+}
+
+/// Namespace-wide figures (`IPC_INFO` / `MSG_INFO`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// The namespace's limits.
+    pub limits: Limits,
+    /// Queues in use.
+    pub queues: u32,
+    /// Messages queued in all queues.
+    pub messages: u64,
+    /// Bytes queued in all queues.
+    pub bytes: u64,
+    /// Highest record index in use, or -1 when none.
+    pub highest_index: i32,
+}
+
+pub(crate) struct NsInner {
+    /// Views into `_map`, dropped first; the `'static` never escapes.
+    table: IdTable<'static>,
+    _map: MmapRaw,
+    pub(crate) dir: PathBuf,
+    stamp: u64,
+    cache: RwLock<HashMap<i32, Arc<Mapped>>>,
+}
+
+/// A handle on a namespace: the directory, its id table and its limits.
+#[derive(Clone)]
+pub struct Namespace {
+    pub(crate) inner: Arc<NsInner>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace").field("dir", &self.inner.dir).finish()
+    }
+}
+
+/// Holds the management lock; releases it when dropped (also on panic).
+struct Locked<'a>(&'a IdTable<'static>);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+impl Namespace {
+    /// Opens the namespace in `$SHMQ_DIR`, or `/dev/shm/shmq`, creating it if
+    /// needed.
+    pub fn open_default() -> Result<Namespace, NamespaceError> {
+        let dir = std::env::var_os("SHMQ_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_DIR.into());
+        Namespace::open(dir)
+    }
+
+    /// Opens (creating if needed) the namespace in directory `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Namespace, NamespaceError> {
+        use crate::error::OpenError as K;
+        let dir = dir.as_ref().to_owned();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ns_error(&dir, K::Corrupt, "exists and is not a directory")),
+            Err(_) => {
+                if let Err(e) = std::fs::create_dir(&dir) {
+                    if e.kind() != std::io::ErrorKind::AlreadyExists {
+                        return Err(ns_error(&dir, K::Access, format!("cannot create namespace directory: {e}")));
+                    }
+                } else {
+                    // Sticky and open to all, like /dev/shm (the umask must not narrow it).
+                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+                }
+            }
+        }
+        let ids = dir.join("ids");
+        let file = match open_rw(&ids) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_table(&dir)?,
+            Err(e) => return Err(ns_error(&ids, K::Access, e.to_string())),
+        };
+        let meta = file.metadata().map_err(|e| ns_error(&ids, K::Io, e.to_string()))?;
+        if !meta.is_file() || meta.len() < std::mem::size_of::<IdsHeader>() as u64 {
+            return Err(ns_error(&ids, K::Corrupt, "not an shmq id table (too short or not a file)"));
+        }
+        let map = MmapOptions::new()
+            .len(meta.len() as usize)
+            .map_raw(&file)
+            .map_err(|e| ns_error(&ids, K::Io, e.to_string()))?;
+        // SAFETY: the mapping is at least a header long, page aligned, shared,
+        // kept alive by `_map` for as long as the views (field order), and
+        // every byte is accessed through atomics.
+        let header = unsafe { &*(map.as_ptr() as *const IdsHeader) };
+        // SYNC(ids_ready)
+        if header.magic.load(Ordering::Acquire) != IDS_MAGIC {
+            return Err(ns_error(&ids, K::Corrupt, "wrong magic: not an shmq id table"));
+        }
+        if header.version.load(Ordering::Relaxed) != IDS_LAYOUT_VERSION {
+            return Err(ns_error(&ids, K::Corrupt, "id table layout version not supported by this build"));
+        }
+        let msgmni = header.msgmni.load(Ordering::Relaxed);
+        if msgmni == 0 || msgmni > 1 << 20 || table_size(msgmni as u32) as u64 != meta.len() {
+            return Err(ns_error(&ids, K::Corrupt, format!("size {} does not match msgmni {msgmni}", meta.len())));
+        }
+        // SAFETY: the records follow the header, `msgmni` of them, inside the
+        // mapping (size checked just above); alignment 16 within a page.
+        let records = unsafe {
+            std::slice::from_raw_parts(
+                map.as_ptr().add(std::mem::size_of::<IdsHeader>()) as *const IdRecord,
+                msgmni as usize,
+            )
+        };
+        let table = IdTable { header, records };
+        let limits = table.limits();
+        limits.validate().map_err(|e| ns_error(&ids, K::Corrupt, e))?;
+        let stamp = header.stamp.load(Ordering::Relaxed);
+        Ok(Namespace {
+            inner: Arc::new(NsInner { table, _map: map, dir, stamp, cache: RwLock::new(HashMap::new()) }),
+        })
+    }
+
+    /// The namespace's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The namespace's limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.table.limits()
+    }
+
+    fn lock(&self) -> Locked<'_> {
+        let t = &self.inner.table;
+        if t.lock() {
+            self.repair_locked();
+        }
+        Locked(t)
+    }
+
+    /// Finishes or undoes what a dead lock holder left half done.
+    fn repair_locked(&self) {
+        let t = &self.inner.table;
+        for idx in 0..t.records.len() {
+            match t.records[idx].state.load(Ordering::Acquire) {
+                rstate::CREATING => {
+                    let _ = std::fs::remove_file(self.queue_path(t.id_of(idx)));
+                    t.free_record(idx);
+                }
+                rstate::REMOVING => self.finish_remove(idx),
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn queue_path(&self, id: i32) -> PathBuf {
+        self.inner.dir.join(format!("msq.{id}"))
+    }
+
+    /// `msgget(key, flags)`.
+    pub fn get(&self, key: i32, flags: GetFlags) -> Result<Queue, GetError> {
+        let _locked = self.lock();
+        let t = &self.inner.table;
+        let high = (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len());
+        if key != IPC_PRIVATE {
+            let found = (0..high).find(|&i| {
+                let r = &t.records[i];
+                r.state.load(Ordering::Acquire) == rstate::LIVE
+                    && r.private.load(Ordering::Relaxed) == 0
+                    && r.key.load(Ordering::Relaxed) as i32 == key
+            });
+            if let Some(idx) = found {
+                if flags.create && flags.exclusive {
+                    return Err(GetError::Exists);
+                }
+                let q = self.queue(t.id_of(idx)).map_err(|_| GetError::NoMemory)?;
+                if !q.perms().allows(flags.mode) {
+                    return Err(GetError::Access);
+                }
+                return Ok(q);
+            }
+            if !flags.create {
+                return Err(GetError::NotFound);
+            }
+        }
+        let idx = (0..t.records.len())
+            .find(|&i| t.records[i].state.load(Ordering::Acquire) == rstate::FREE)
+            .ok_or(GetError::NoSpace)?;
+        let r = &t.records[idx];
+        r.key.store(key as u32, Ordering::Relaxed);
+        r.private.store((key == IPC_PRIVATE) as u32, Ordering::Relaxed);
+        // Release: the key is written before anyone sees the intent.
+        r.state.store(rstate::CREATING, Ordering::Release);
+        t.header.highest.fetch_max(idx as u64 + 1, Ordering::Relaxed);
+        let id = t.id_of(idx);
+        let path = self.queue_path(id);
+        let _ = std::fs::remove_file(&path); // a stale file from a crash
+        let limits = t.limits();
+        let creds = crate::process::credentials();
+        let who = Identity {
+            key,
+            id,
+            namespace_stamp: self.inner.stamp,
+            uid: creds.uid,
+            gid: creds.gid,
+            mode: flags.mode,
+            qbytes: limits.msgmnb,
+        };
+        let params = QueueParams { msgmax: limits.msgmax, qbytes_max: limits.qbytes_max, n_slots: limits.slots };
+        match Mapped::create(&path, params, file_mode(flags.mode), who) {
+            Ok(m) => {
+                let m = Arc::new(m);
+                self.inner.cache.write().unwrap_or_else(|e| e.into_inner()).insert(id, m.clone());
+                // SYNC(record_live): Release publishes the record and the file
+                // to lock-free lookups (`IdTable::live_index`, Acquire).
+                r.state.store(rstate::LIVE, Ordering::Release);
+                Ok(Queue::new(self.clone(), m, id))
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+                t.free_record(idx);
+                Err(GetError::NoMemory)
+            }
+        }
+    }
+
+    /// The queue with id `id` (EINVAL if there is none).
+    pub fn queue(&self, id: i32) -> Result<Queue, CtlError> {
+        let t = &self.inner.table;
+        if t.live_index(id).is_none() {
+            return Err(CtlError::Invalid);
+        }
+        if let Some(m) = self.inner.cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return Ok(Queue::new(self.clone(), m.clone(), id));
+        }
+        let m = match Mapped::open(&self.queue_path(id), self.inner.stamp) {
+            Ok(m) => Arc::new(m),
+            Err(FileError::Access) => return Err(CtlError::Access),
+            Err(_) => return Err(CtlError::Invalid),
+        };
+        if m.state().header.id.load(Ordering::Relaxed) as u32 as i32 != id {
+            return Err(CtlError::Invalid);
+        }
+        self.inner.cache.write().unwrap_or_else(|e| e.into_inner()).insert(id, m.clone());
+        Ok(Queue::new(self.clone(), m, id))
+    }
+
+    /// Opens a queue file whatever its id-table record says (for `doctor`).
+    pub(crate) fn open_file(&self, id: i32) -> Result<Mapped, FileError> {
+        Mapped::open(&self.queue_path(id), self.inner.stamp)
+    }
+
+    /// The ids of every queue, in record order.
+    pub fn ids(&self) -> Vec<i32> {
+        let t = &self.inner.table;
+        let high = (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len());
+        (0..high).filter(|&i| t.records[i].state.load(Ordering::Acquire) == rstate::LIVE).map(|i| t.id_of(i)).collect()
+    }
+
+    /// The queue in record `index` (MSG_STAT / MSG_STAT_ANY).
+    pub fn queue_at(&self, index: usize) -> Result<Queue, CtlError> {
+        let t = &self.inner.table;
+        let r = t.records.get(index).ok_or(CtlError::Invalid)?;
+        if r.state.load(Ordering::Acquire) != rstate::LIVE {
+            return Err(CtlError::Invalid);
+        }
+        self.queue(t.id_of(index))
+    }
+
+    /// Namespace-wide figures (IPC_INFO / MSG_INFO).
+    pub fn info(&self) -> NamespaceInfo {
+        let mut info =
+            NamespaceInfo { limits: self.limits(), queues: 0, messages: 0, bytes: 0, highest_index: -1 };
+        let t = &self.inner.table;
+        for id in self.ids() {
+            info.queues += 1;
+            info.highest_index = info.highest_index.max((id as usize % t.records.len()) as i32);
+            if let Ok(q) = self.queue(id) {
+                let tally = q.mapped().state().counter().load();
+                info.messages += tally.qnum;
+                info.bytes += tally.cbytes;
+            }
+        }
+        info
+    }
+
+    /// IPC_RMID of `q` (the permission check is the caller's).
+    pub(crate) fn remove(&self, q: &Queue) -> Result<(), CtlError> {
+        let _locked = self.lock();
+        let t = &self.inner.table;
+        let idx = t.live_index(q.id()).ok_or(CtlError::Invalid)?;
+        if !q.perms().may_control() {
+            return Err(CtlError::Permission);
+        }
+        t.records[idx].state.store(rstate::REMOVING, Ordering::Release);
+        self.finish_remove(idx);
+        Ok(())
+    }
+
+    /// Completes the removal of the queue in record `idx` (REMOVING).
+    fn finish_remove(&self, idx: usize) {
+        let t = &self.inner.table;
+        let id = t.id_of(idx);
+        let cached = self.inner.cache.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let opened = cached.map(Ok).unwrap_or_else(|| self.open_file(id).map(Arc::new));
+        if let Ok(m) = opened {
+            m.state().mark_removed();
+        }
+        let _ = std::fs::remove_file(self.queue_path(id));
+        t.free_record(idx);
+    }
+
+    /// IPC_SET under the lock.
+    pub(crate) fn set(&self, q: &Queue, set: crate::queue::QueueSet) -> Result<(), CtlError> {
+        let _locked = self.lock();
+        let t = &self.inner.table;
+        t.live_index(q.id()).ok_or(CtlError::Invalid)?;
+        q.apply_set(set, &t.limits())
+    }
+}
+
+/// A queue file's mode: every class the queue's mode grants any access gets
+/// read and write (a receiver writes the mapping too); the owner always does.
+fn file_mode(mode: u32) -> u32 {
+    let mut m = 0o600;
+    if mode & 0o060 != 0 {
+        m |= 0o060;
+    }
+    if mode & 0o006 != 0 {
+        m |= 0o006;
+    }
+    m
+}
+
+pub(crate) fn file_mode_for(mode: u32) -> u32 {
+    file_mode(mode)
+}
+
+fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Creates the id table: written in full under a temporary name, then linked
+/// into place, so that an opener never sees a half-made table.
+fn create_table(dir: &Path) -> Result<std::fs::File, NamespaceError> {
+    use crate::error::OpenError as K;
+    let limits = Limits::for_new_namespace(dir).map_err(|e| ns_error(&dir.join("config"), K::Invalid, e))?;
+    let tmp = dir.join(format!(".ids.{}.{}", crate::process::pid(), std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| ns_error(dir, K::Access, format!("cannot create id table: {e}")))?;
+    let fail = |e: std::io::Error| {
+        let _ = std::fs::remove_file(&tmp);
+        ns_error(dir, K::Io, e.to_string())
+    };
+    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
+    file.set_len(table_size(limits.msgmni) as u64).map_err(fail)?;
+    {
+        let map = MmapOptions::new().len(std::mem::size_of::<IdsHeader>()).map_raw(&file).map_err(fail)?;
+        // SAFETY: a fresh zero-filled shared mapping of a header's size; only
+        // accessed through atomics, and only within this block.
+        let header = unsafe { &*(map.as_ptr() as *const IdsHeader) };
+        let table = IdTable { header, records: &[] };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ (std::process::id() as u64) << 40;
+        table.init(&limits, stamp | 1);
+    }
+    let linked = std::fs::hard_link(&tmp, dir.join("ids"));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(file),
+        // Another process made the table first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            open_rw(&dir.join("ids")).map_err(|e| ns_error(&dir.join("ids"), K::Access, e.to_string()))
+        }
+        Err(e) => Err(ns_error(dir, K::Io, e.to_string())),
+    }
+}
+
+/// Permission checks, as the kernel's `ipcperms`.
+impl Perms {
+    /// Whether the caller may have the access `mode` asks for (`msgget`'s
+    /// low 9 bits, or 0o4 / 0o2 for read / write).
+    pub(crate) fn allows(&self, mode: u32) -> bool {
+        let creds = crate::process::credentials();
+        if creds.uid == 0 {
+            return true;
+        }
+        let requested = (mode >> 6 | mode >> 3 | mode) & 7;
+        let granted = if creds.uid == self.uid || creds.uid == self.cuid {
+            self.mode >> 6
+        } else if crate::process::in_group(self.gid) || crate::process::in_group(self.cgid) {
+            self.mode >> 3
+        } else {
+            self.mode
+        };
+        requested & !granted & 7 == 0
+    }
+
+    /// Whether the caller is the owner, creator or root (IPC_SET, IPC_RMID).
+    pub(crate) fn may_control(&self) -> bool {
+        let uid = crate::process::credentials().uid;
+        uid == 0 || uid == self.uid || uid == self.cuid
+    }
+}

@@ -1,0 +1,549 @@
+//! A queue handle: `msgsnd`, `msgrcv` and `msgctl` semantics on top of the
+//! data path (`transfer`), the sleep protocol (`wait`) and the namespace.
+//!
+//! Reads top to bottom like Linux's `ipc/msg.c`: the public types, the small
+//! helpers (permissions, statistics, waiting), then send, receive, control.
+
+use crate::error::{CtlError, RecvError, SendError};
+use crate::namespace::Namespace;
+use crate::shm::{my_slot, Mapped};
+use crate::state::QueueState;
+use crate::sync::{AtomicU32, Ordering};
+use crate::transfer::{PathError, Selector, Taken};
+use crate::wait::{self, Futex, Park, Woke};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A handle on one queue of a namespace. Cheap to clone; usable from any
+/// thread.
+#[derive(Clone)]
+pub struct Queue {
+    ns: Namespace,
+    map: Arc<Mapped>,
+    id: i32,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("id", &self.id).finish()
+    }
+}
+
+/// Flags of a send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendFlags {
+    /// `IPC_NOWAIT`: fail with `Again` instead of waiting for space.
+    pub nowait: bool,
+}
+
+/// Flags of a receive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvFlags {
+    /// `IPC_NOWAIT`: fail with `NoMessage` instead of waiting.
+    pub nowait: bool,
+    /// `MSG_NOERROR`: truncate a message longer than the buffer.
+    pub noerror: bool,
+}
+
+/// A received message: its type and the number of text bytes copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The message's `mtype`.
+    pub mtype: i64,
+    /// Bytes copied into the buffer.
+    pub len: usize,
+}
+
+/// Owner and mode of a queue (`ipc_perm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    /// The queue's key.
+    pub key: i32,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Owner's group id.
+    pub gid: u32,
+    /// Creator's user id.
+    pub cuid: u32,
+    /// Creator's group id.
+    pub cgid: u32,
+    /// Low 9 bits: access mode.
+    pub mode: u32,
+    /// The sequence part of the id (`__seq`).
+    pub seq: u32,
+}
+
+/// Everything `IPC_STAT` reports (`struct msqid_ds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueStat {
+    /// Ownership and permissions.
+    pub perm: Perms,
+    /// Time of the last send (seconds since the epoch), 0 if none.
+    pub stime: i64,
+    /// Time of the last receive, 0 if none.
+    pub rtime: i64,
+    /// Time of creation or the last IPC_SET.
+    pub ctime: i64,
+    /// Bytes of text queued.
+    pub cbytes: u64,
+    /// Messages queued.
+    pub qnum: u64,
+    /// Capacity in bytes (also caps `qnum`).
+    pub qbytes: u64,
+    /// Pid of the last sender.
+    pub lspid: u32,
+    /// Pid of the last receiver.
+    pub lrpid: u32,
+}
+
+/// The fields IPC_SET changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSet {
+    /// New owner's user id.
+    pub uid: u32,
+    /// New owner's group id.
+    pub gid: u32,
+    /// New mode (low 9 bits used).
+    pub mode: u32,
+    /// New capacity in bytes.
+    pub qbytes: u64,
+}
+
+/// shmq's own figures about a queue, beyond `msqid_ds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFigures {
+    /// Message nodes in use (messages, entry dummies, in-flight operations).
+    pub nodes_in_use: usize,
+    /// Message nodes in the pool.
+    pub nodes_total: usize,
+    /// Attachment slots in use (threads attached, or dead ones not yet recovered).
+    pub slots_in_use: usize,
+    /// Attachment slots in the table.
+    pub slots_total: usize,
+    /// Slots currently asleep in a blocking call.
+    pub sleepers: usize,
+    /// Types that hold messages.
+    pub live_types: usize,
+    /// Size of the queue file in bytes (sparse: most of it costs nothing).
+    pub file_size: usize,
+}
+
+/// Which futex word a sleeper waits on, as recorded in its slot
+/// (`SlotRecord::waiting_on`) for IPC_RMID to find.
+const WORD_SPACE: u64 = 1;
+const WORD_ANY: u64 = 2;
+const WORD_ARRIVED: u64 = 3;
+
+impl QueueState<'_> {
+    fn word(&self, id: u64) -> Option<&AtomicU32> {
+        match id {
+            WORD_SPACE => Some(&self.header.space_word),
+            WORD_ANY => Some(&self.header.any_word),
+            i if i >= WORD_ARRIVED => self.arrived.get((i - WORD_ARRIVED) as usize),
+            _ => None,
+        }
+    }
+
+    /// Whether IPC_RMID removed the queue.
+    pub(crate) fn is_removed(&self) -> bool {
+        // SYNC(removed)
+        self.header.control.removed.load(Ordering::SeqCst) != 0
+    }
+
+    /// IPC_RMID's part in the mapping: flag the queue removed and wake every
+    /// sleeper (they return EIDRM).
+    pub(crate) fn mark_removed(&self) {
+        // SYNC(removed)
+        self.header.control.removed.store(1, Ordering::SeqCst);
+        wait::notify_always(&self.header.space_word, &Futex);
+        wait::notify_always(&self.header.any_word, &Futex);
+        let high = (self.header.slots_high.load(Ordering::SeqCst) as usize).min(self.slots.len());
+        for rec in &self.slots[..high] {
+            // SYNC(removed): SeqCst, against the sleeper's SeqCst store of
+            // `waiting_on` before its SeqCst load of `removed`.
+            if let Some(w) = self.word(rec.waiting_on.load(Ordering::SeqCst)) {
+                wait::notify_always(w, &Futex);
+            }
+        }
+    }
+}
+
+/// How a wait ended without its condition becoming true.
+enum WaitEnd {
+    Removed,
+    Interrupted,
+    TimedOut,
+}
+
+impl Queue {
+    pub(crate) fn new(ns: Namespace, map: Arc<Mapped>, id: i32) -> Queue {
+        Queue { ns, map, id }
+    }
+
+    pub(crate) fn mapped(&self) -> &Mapped {
+        &self.map
+    }
+
+    fn st(&self) -> &QueueState<'_> {
+        self.map.state()
+    }
+
+    /// The queue id (`seq * msgmni + index`).
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// The namespace this queue belongs to.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// Owner and mode, as of now.
+    pub fn perms(&self) -> Perms {
+        let h = self.st().header;
+        let r = Ordering::Relaxed;
+        let msgmni = self.ns.limits().msgmni as i64;
+        Perms {
+            key: h.key.load(r) as u32 as i32,
+            uid: h.perm.uid.load(r),
+            gid: h.perm.gid.load(r),
+            cuid: h.perm.cuid.load(r),
+            cgid: h.perm.cgid.load(r),
+            mode: h.perm.mode.load(r) & 0o777,
+            seq: (self.id as i64 / msgmni) as u32,
+        }
+    }
+
+    /// Spins, then sleeps on futex word `word_id` until `ready()` holds, the
+    /// queue is removed, a signal arrives or `deadline` passes. `ready` must be
+    /// cheap and is re-checked after the sleeper announces itself.
+    fn wait_until(&self, slot: usize, word_id: u64, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> Result<(), WaitEnd> {
+        let st = self.st();
+        let word = st.word(word_id).expect("valid word id");
+        for _ in 0..wait::spin_budget() {
+            if ready() {
+                return Ok(());
+            }
+            if st.is_removed() {
+                return Err(WaitEnd::Removed);
+            }
+            crate::sync::spin_hint();
+        }
+        let rec = &st.slots[slot];
+        let outcome = loop {
+            let v = wait::announce(word);
+            // SYNC(removed): see `mark_removed`.
+            rec.waiting_on.store(word_id, Ordering::SeqCst);
+            if st.is_removed() {
+                break Err(WaitEnd::Removed);
+            }
+            if ready() {
+                break Ok(());
+            }
+            let Some(slice) = wait::slice(deadline) else { break Err(WaitEnd::TimedOut) };
+            let began = Instant::now();
+            match Futex.park(word, v, slice) {
+                Woke::Interrupted => break Err(WaitEnd::Interrupted),
+                Woke::Recheck => {
+                    if began.elapsed() >= slice {
+                        // A long sleep: whoever holds what we wait for may be
+                        // dead. Recover dead slots (cheap when there are none).
+                        st.recover_dead_slots();
+                    }
+                }
+            }
+        };
+        rec.waiting_on.store(0, Ordering::Relaxed);
+        outcome
+    }
+
+    // ----- msgsnd -----
+
+    /// `msgsnd`: sends `text` as a message of type `mtype`.
+    pub fn send(&self, mtype: i64, text: &[u8], flags: SendFlags) -> Result<(), SendError> {
+        self.send_until(mtype, text, flags, None)
+    }
+
+    /// `msgsnd` that gives up with `TimedOut` after `timeout` (beyond SysV).
+    pub fn send_timeout(&self, mtype: i64, text: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.send_until(mtype, text, SendFlags::default(), Some(Instant::now() + timeout))
+    }
+
+    fn send_until(&self, mtype: i64, text: &[u8], flags: SendFlags, deadline: Option<Instant>) -> Result<(), SendError> {
+        let st = self.st();
+        // Linux's order: size, type, then the id, then permissions.
+        if text.len() as u64 > st.header.msgmax.load(Ordering::Relaxed) || mtype < 1 {
+            return Err(SendError::Invalid);
+        }
+        if st.is_removed() {
+            return Err(SendError::Invalid);
+        }
+        if !self.perms().allows(0o2) {
+            return Err(SendError::Access);
+        }
+        let slot = my_slot(&self.map).map_err(|_| SendError::NoMemory)?;
+        loop {
+            match st.try_send(slot, mtype, text) {
+                Ok(()) => break,
+                Err(PathError::Full) if flags.nowait => return Err(SendError::Again),
+                Err(PathError::Full) => {
+                    let len = text.len() as u64;
+                    let fits = || {
+                        let t = st.counter().load();
+                        let q = st.header.control.qbytes.load(Ordering::Relaxed);
+                        t.cbytes + len <= q && t.qnum < q
+                    };
+                    self.wait_until(slot, WORD_SPACE, deadline, fits).map_err(|e| match e {
+                        WaitEnd::Removed => SendError::Removed,
+                        WaitEnd::Interrupted => SendError::Interrupted,
+                        WaitEnd::TimedOut => SendError::TimedOut,
+                    })?;
+                }
+                Err(_) => return Err(SendError::NoMemory),
+            }
+            if st.is_removed() {
+                return Err(SendError::Removed);
+            }
+        }
+        record_stats(&st.header.send_stats);
+        Ok(())
+    }
+
+    // ----- msgrcv -----
+
+    /// `msgrcv`: receives the message `sel` selects into `buf`.
+    pub fn recv(&self, buf: &mut [u8], sel: Selector, flags: RecvFlags) -> Result<Received, RecvError> {
+        self.recv_until(buf, sel, flags, None)
+    }
+
+    /// `msgrcv` that gives up with `TimedOut` after `timeout` (beyond SysV).
+    pub fn recv_timeout(&self, buf: &mut [u8], sel: Selector, flags: RecvFlags, timeout: Duration) -> Result<Received, RecvError> {
+        self.recv_until(buf, sel, flags, Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&self, buf: &mut [u8], sel: Selector, flags: RecvFlags, deadline: Option<Instant>) -> Result<Received, RecvError> {
+        let (slot, taken) = self.take(sel, buf.len(), flags, deadline)?;
+        let st = self.st();
+        let len = st.copy_text(&taken, buf);
+        st.complete_receive(slot, &taken);
+        record_stats(&st.header.recv_stats);
+        Ok(Received { mtype: taken.mtype, len })
+    }
+
+    /// Zero-copy `msgrcv`: takes the message `sel` selects and lends its text
+    /// in place. The message is removed from the queue now, but its bytes
+    /// count against `qbytes` until the [`Loan`] is dropped.
+    pub fn recv_lend(&self, sel: Selector, flags: RecvFlags) -> Result<Loan<'_>, RecvError> {
+        let (slot, taken) = self.take(sel, usize::MAX, flags, None)?;
+        record_stats(&self.st().header.recv_stats);
+        Ok(Loan { q: self, slot, taken })
+    }
+
+    fn take(&self, sel: Selector, max: usize, flags: RecvFlags, deadline: Option<Instant>) -> Result<(usize, Taken), RecvError> {
+        let st = self.st();
+        if st.is_removed() {
+            return Err(RecvError::Invalid);
+        }
+        if !self.perms().allows(0o4) {
+            return Err(RecvError::Access);
+        }
+        let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
+        let word_id = match sel {
+            Selector::Type(t) => WORD_ARRIVED + st.directory().home(t) as u64,
+            _ => WORD_ANY,
+        };
+        loop {
+            match st.try_take(slot, sel, max, flags.noerror) {
+                Ok(t) => return Ok((slot, t)),
+                Err(PathError::TooBig) => return Err(RecvError::TooBig),
+                Err(PathError::Empty) if flags.nowait => return Err(RecvError::NoMessage),
+                Err(PathError::Empty) => {
+                    let ready = || st.peek(slot, sel);
+                    self.wait_until(slot, word_id, deadline, ready).map_err(|e| match e {
+                        WaitEnd::Removed => RecvError::Removed,
+                        WaitEnd::Interrupted => RecvError::Interrupted,
+                        WaitEnd::TimedOut => RecvError::TimedOut,
+                    })?;
+                }
+                Err(_) => return Err(RecvError::NoMemory),
+            }
+            if st.is_removed() {
+                return Err(RecvError::Removed);
+            }
+        }
+    }
+
+    /// `msgrcv` with `MSG_COPY`: copies the message at position `index`
+    /// (0 = oldest) without removing it. Never waits (Linux requires
+    /// `IPC_NOWAIT` with `MSG_COPY`).
+    pub fn recv_copy(&self, buf: &mut [u8], index: i64, noerror: bool) -> Result<Received, RecvError> {
+        let st = self.st();
+        if st.is_removed() {
+            return Err(RecvError::Invalid);
+        }
+        if !self.perms().allows(0o4) {
+            return Err(RecvError::Access);
+        }
+        match st.copy_nth(index, buf, noerror) {
+            Ok(r) => Ok(r),
+            Err(PathError::TooBig) => Err(RecvError::TooBig),
+            Err(PathError::Empty) => Err(RecvError::NoMessage),
+            Err(PathError::Invalid) => Err(RecvError::Invalid),
+            Err(_) => Err(RecvError::NoMemory),
+        }
+    }
+
+    // ----- msgctl -----
+
+    /// `IPC_STAT`.
+    pub fn stat(&self) -> Result<QueueStat, CtlError> {
+        if self.st().is_removed() {
+            return Err(CtlError::Invalid);
+        }
+        if !self.perms().allows(0o4) {
+            return Err(CtlError::Access);
+        }
+        Ok(self.stat_unchecked())
+    }
+
+    /// `IPC_STAT` without the read-permission check (MSG_STAT_ANY).
+    pub fn stat_unchecked(&self) -> QueueStat {
+        let st = self.st();
+        let h = st.header;
+        let r = Ordering::Relaxed;
+        let t = st.counter().load();
+        QueueStat {
+            perm: self.perms(),
+            stime: h.send_stats.time.load(r),
+            rtime: h.recv_stats.time.load(r),
+            ctime: h.control.ctime.load(r),
+            cbytes: t.cbytes,
+            qnum: t.qnum,
+            qbytes: h.control.qbytes.load(r),
+            lspid: h.send_stats.pid.load(r),
+            lrpid: h.recv_stats.pid.load(r),
+        }
+    }
+
+    /// `IPC_SET`: owner, creator or root; raising `qbytes` above `msgmnb`
+    /// needs root; `qbytes` above the namespace's `qbytes_max` is EINVAL even
+    /// for root (the queue's memory was sized at creation).
+    pub fn set(&self, set: QueueSet) -> Result<(), CtlError> {
+        self.ns.set(self, set)
+    }
+
+    pub(crate) fn apply_set(&self, set: QueueSet, limits: &crate::params::Limits) -> Result<(), CtlError> {
+        let st = self.st();
+        if st.is_removed() {
+            return Err(CtlError::Invalid);
+        }
+        if !self.perms().may_control() {
+            return Err(CtlError::Permission);
+        }
+        if set.qbytes > limits.msgmnb && crate::process::credentials().uid != 0 {
+            return Err(CtlError::Permission);
+        }
+        if set.qbytes > limits.qbytes_max {
+            return Err(CtlError::Invalid);
+        }
+        let h = st.header;
+        let r = Ordering::Relaxed;
+        h.perm.uid.store(set.uid, r);
+        h.perm.gid.store(set.gid, r);
+        h.perm.mode.store(set.mode & 0o777, r);
+        h.control.qbytes.store(set.qbytes, r);
+        h.control.ctime.store(crate::process::now_secs(), r);
+        // Keep the file's own permissions in step, so the OS admits the users
+        // the new mode admits (chown works only for root; see the README).
+        let f = &self.map.file;
+        let _ = rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(crate::namespace::file_mode_for(set.mode)));
+        let _ = rustix::fs::fchown(
+            f,
+            Some(rustix::fs::Uid::from_raw(set.uid)),
+            Some(rustix::fs::Gid::from_raw(set.gid)),
+        );
+        // Senders re-check against the new qbytes.
+        wait::notify_always(&h.space_word, &Futex);
+        Ok(())
+    }
+
+    /// `IPC_RMID`: removes the queue; every blocked caller gets `Removed`.
+    pub fn remove(&self) -> Result<(), CtlError> {
+        if self.st().is_removed() {
+            return Err(CtlError::Invalid);
+        }
+        self.ns.remove(self)
+    }
+
+    /// Recovers what dead processes hold in this queue; returns how many
+    /// attachment slots were recovered. (Runs by itself when needed; this is
+    /// for tools and tests.)
+    pub fn recover(&self) -> usize {
+        self.st().recover_dead_slots()
+    }
+
+    /// shmq's own figures (for `shmq stat`).
+    pub fn figures(&self) -> QueueFigures {
+        let st = self.st();
+        let high = (st.header.slots_high.load(Ordering::Relaxed) as usize).min(st.slots.len());
+        QueueFigures {
+            nodes_in_use: st.node_pool.count_taken(),
+            nodes_total: st.nodes.len(),
+            slots_in_use: st.slots[..high].iter().filter(|r| crate::slots::in_use(r)).count(),
+            slots_total: st.slots.len(),
+            sleepers: st.slots[..high].iter().filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0).count(),
+            live_types: st.directory().nonempty_positions().len(),
+            file_size: st.geo.file_size,
+        }
+    }
+}
+
+/// Records `(pid, time)` of a send or receive, writing only what changed so
+/// that a steady stream does not bounce the cache line between processes.
+fn record_stats(stats: &crate::layout::Stats) {
+    let pid = crate::process::pid();
+    let now = crate::process::now_secs();
+    // Relaxed: statistics, read by IPC_STAT without ordering (as Linux's
+    // lockless reads of these fields).
+    if stats.pid.load(Ordering::Relaxed) != pid {
+        stats.pid.store(pid, Ordering::Relaxed);
+    }
+    if stats.time.load(Ordering::Relaxed) != now {
+        stats.time.store(now, Ordering::Relaxed);
+    }
+}
+
+/// A message taken by [`Queue::recv_lend`], its text lent in place.
+pub struct Loan<'q> {
+    q: &'q Queue,
+    slot: usize,
+    taken: Taken,
+}
+
+impl Loan<'_> {
+    /// The message's type.
+    pub fn mtype(&self) -> i64 {
+        self.taken.mtype
+    }
+
+    /// Runs `f` on the text, in place in the shared mapping.
+    pub fn with_text<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.q.st().with_text(&self.taken, f)
+    }
+
+    /// Length of the text.
+    pub fn len(&self) -> usize {
+        self.taken.size
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.taken.size == 0
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        self.q.st().complete_receive(self.slot, &self.taken);
+    }
+}

@@ -1,0 +1,189 @@
+//! Recovery: finishing or undoing what a dead process held, without a daemon.
+//!
+//! Whoever notices a slot whose owner is dead (a sleeper every
+//! `wait::MAX_SLEEP`, a thread that finds no free slot, `Queue::recover`,
+//! `shmq doctor`) claims it as `RECOVERING` (`slots::claim_if_dead`), so that
+//! exactly one live process recovers it, and then acts *as that slot*:
+//!
+//! | recorded phase | what the dead owner may have done | recovery |
+//! | --- | --- | --- |
+//! | `SEND(k)` | reserved op `k` (or not); took a node and data cell; linked it (or not) | if `k` was applied and the node is not linked: take the node back, record `RELEASE(k')`, release; free every node still `HELD` by the slot |
+//! | `RECV(k, x)` | took `x` (or not), copied, freed the text, released `k` | if `x` is still `TAKEN` by the slot: free its text, release `k` unless applied, mark it `DONE` (the message is lost, as when a process dies as `msgrcv` returns) |
+//! | `RELEASE(k)` | a release that may not have happened | apply it unless applied |
+//!
+//! "Was op `k` applied" is decided by `accounting::Counter::was_applied`. A
+//! `QUEUED` node of a dead sender is linked iff it is reachable from its
+//! entry's head: `head` only moves past consumed nodes, so a queued node once
+//! linked stays reachable until taken, and a dead sender links nothing more.
+//! The entry named by the dead slot's hazard is repaired too (an entry it
+//! reserved is published or freed; its non-empty bit is re-set if it holds a
+//! message). Every step is idempotent, so a recoverer that dies is recovered
+//! in turn. Finally the pools' bitmaps are healed and the slot is freed.
+
+use crate::accounting::Delta;
+use crate::cell_pool::{gen_of, make_state, owner_of};
+use crate::layout::NodeRef;
+use crate::slots::{self, phase};
+use crate::state::QueueState;
+use crate::sync::Ordering;
+use crate::transfer::EntryOps;
+use crate::type_dir::{egen_of, eslot_of, estatus, estatus_of, EntryFifo, EntryRef};
+use crate::type_fifo::{node_owner, slot_of, status, status_of};
+
+impl QueueState<'_> {
+    /// Recovers every slot whose owner is dead; returns how many.
+    pub(crate) fn recover_dead_slots(&self) -> usize {
+        // Relaxed: a slot claimed after this load is claimed by a live process.
+        let high = (self.header.slots_high.load(Ordering::Relaxed) as usize).min(self.slots.len());
+        let mut n = 0;
+        for d in 0..high {
+            if slots::claim_if_dead(&self.slots[d]) {
+                self.recover_slot(d);
+                slots::release(&self.slots[d]);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Finishes or undoes what dead slot `d` was doing. The caller has claimed
+    /// `d` as `RECOVERING`.
+    fn recover_slot(&self, d: usize) {
+        let rec = &self.slots[d];
+        let counter = self.counter();
+        let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
+        // Acquire: pairs with SYNC(phase).
+        let p = rec.phase.load(Ordering::Acquire);
+        let bytes = rec.op_bytes.load(Ordering::Relaxed);
+        let x = NodeRef(rec.op_node.load(Ordering::Acquire));
+        let (kind, k) = (phase::kind(p), phase::seq(p));
+        let held = make_state(x.gen(), node_owner(status::HELD, d));
+
+        if kind == phase::SEND && counter.was_applied(d, k) && !self.is_linked(x) {
+            // Take an unlinked queued node back, so the sweep below frees it.
+            if let Some(n) = self.nodes.get(x.index() as usize) {
+                let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
+                let _ = n.state.compare_exchange(queued, held, Ordering::AcqRel, Ordering::Relaxed);
+            }
+            let k2 = counter.next_seq(d);
+            slots::begin(rec, phase::RELEASE, k2, bytes, x);
+        }
+        // Re-read: the branch above may have recorded a release.
+        let p = rec.phase.load(Ordering::Acquire);
+        let (kind, k) = (phase::kind(p), phase::seq(p));
+        match kind {
+            phase::RELEASE => {
+                if !counter.was_applied(d, k) {
+                    let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
+                }
+            }
+            phase::RECV => self.recover_receive(d, x, k, bytes, qbytes),
+            _ => {}
+        }
+
+        self.repair_hazard_entry(d);
+        // Nodes (and their text) the slot still holds.
+        for i in self.node_pool.maybe_taken().collect::<Vec<_>>() {
+            let Some(s) = self.node_pool.state(i) else { continue };
+            if owner_of(s) != 0 && status_of(s) == status::HELD && slot_of(s) == d {
+                self.free_held(NodeRef::new(i, gen_of(s)), d);
+            }
+        }
+        self.node_pool.heal();
+        for c in &self.classes {
+            c.pool.heal();
+        }
+        slots::end(rec);
+        self.directory().unprotect(d);
+    }
+
+    fn recover_receive(&self, d: usize, x: NodeRef, k: u64, bytes: u64, qbytes: u64) {
+        let Some(n) = self.nodes.get(x.index() as usize) else { return };
+        let taken = make_state(x.gen(), node_owner(status::TAKEN, d));
+        let s = n.state.load(Ordering::Acquire);
+        if s & !(1 << 24) != taken {
+            return; // the take failed, or the receive completed
+        }
+        self.free_data_of(x);
+        let counter = self.counter();
+        if !counter.was_applied(d, k) {
+            let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
+        }
+        let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
+        let ops = EntryOps { st: self, slot: d };
+        if let Ok(f) = ops.fifo(entry) {
+            let _ = f.finish(x, d);
+            let _ = f.advance();
+        }
+        crate::wait::notify(&self.header.space_word, &crate::wait::Futex);
+    }
+
+    /// Whether node `x` of a dead sender made it into its FIFO.
+    fn is_linked(&self, x: NodeRef) -> bool {
+        let Some(n) = self.nodes.get(x.index() as usize) else { return false };
+        let s = n.state.load(Ordering::Acquire);
+        if gen_of(s) != x.gen() {
+            // Freed since: only a receiver (after a take) or a recovery that
+            // recorded RELEASE first frees a sender's node.
+            return !x.is_nil();
+        }
+        match status_of(s) {
+            status::HELD | status::FREE => false,
+            status::QUEUED => {
+                let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
+                let ops = EntryOps { st: self, slot: 0 };
+                match ops.fifo(entry).and_then(|f| f.snapshot()) {
+                    Ok(nodes) => nodes.iter().any(|&(r, _)| r == x),
+                    // Undecided: assume linked. Taking a linked node back would
+                    // break its FIFO; the cost of the error is capacity only.
+                    Err(_) => true,
+                }
+            }
+            _ => true, // TAKEN or DONE: a receiver found it, so it was linked
+        }
+    }
+
+    /// Repairs the entry dead slot `d`'s hazard names: an entry it reserved is
+    /// published (if its home already lists it) or freed, and the entry's
+    /// non-empty bit is re-set if it holds a message.
+    fn repair_hazard_entry(&self, d: usize) {
+        let Some(e) = EntryRef::from_hazard(self.slots[d].hazard.load(Ordering::Acquire)) else { return };
+        let Some(entry) = self.entries.get(e.index as usize) else { return };
+        let dir = self.directory();
+        let ops = EntryOps { st: self, slot: d };
+        let s = entry.state.load(Ordering::Acquire);
+        if egen_of(s) != e.gen {
+            return;
+        }
+        if estatus_of(s) == estatus::RESERVED && eslot_of(s) == d {
+            let key = entry.key.load(Ordering::Relaxed);
+            let head = NodeRef(entry.head.load(Ordering::Relaxed));
+            if dir.is_published(e.index as usize, key) {
+                // Its dummy must be DONE for the FIFO to work.
+                if let Some(n) = self.nodes.get(head.index() as usize) {
+                    let held = make_state(head.gen(), node_owner(status::HELD, d));
+                    let done = make_state(head.gen(), node_owner(status::DONE, 0));
+                    let _ = n.state.compare_exchange(held, done, Ordering::AcqRel, Ordering::Relaxed);
+                }
+                let live = crate::type_dir::entry_state(e.gen, estatus::LIVE, 0);
+                let _ = entry.state.compare_exchange(s, live, Ordering::SeqCst, Ordering::Relaxed);
+            } else {
+                if let Some(n) = self.nodes.get(head.index() as usize) {
+                    let ns = n.state.load(Ordering::Acquire);
+                    if gen_of(ns) == head.gen()
+                        && status_of(ns) == status::DONE
+                        && n.entry.load(Ordering::Relaxed) == e.pack()
+                    {
+                        self.node_pool.free(head.index(), ns);
+                    }
+                }
+                let free = crate::type_dir::entry_state(e.gen.wrapping_add(1), estatus::FREE, 0);
+                let _ = entry.state.compare_exchange(s, free, Ordering::Release, Ordering::Relaxed);
+                return;
+            }
+        }
+        if !matches!(ops.has_queued(e), Ok(false)) {
+            dir.set_nonempty(e.index);
+        }
+    }
+}

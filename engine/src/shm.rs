@@ -1,0 +1,277 @@
+//! Queue files: creating, validating and mapping them, and the per-thread
+//! attachment slots of each mapping.
+//!
+//! An opener checks, before it trusts anything in a file: that it is a
+//! regular file (opened with `O_NOFOLLOW`, so a symlink is refused), that its
+//! first page carries [`QUEUE_MAGIC`] and [`QUEUE_LAYOUT_VERSION`] and is
+//! marked ready, that the limits it records describe a valid geometry, and
+//! that the file's size is the size that geometry needs. From then on every
+//! index read from the mapping is checked against that geometry.
+//!
+//! Limit: a process that can write the file can also truncate it, and an
+//! access past the end of a truncated mapping raises SIGBUS in every process
+//! that maps it. Queue files are writable only by the users the queue's mode
+//! admits, as kernel queues are; see the README.
+
+use crate::layout::{Geometry, QueueHeader, QueueParams, PAGE, QUEUE_LAYOUT_VERSION, QUEUE_MAGIC, READY};
+use crate::slots;
+use crate::state::QueueState;
+use crate::sync::Ordering;
+use memmap2::{MmapOptions, MmapRaw};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+/// What is wrong with a file that should hold a queue.
+#[derive(Debug)]
+pub(crate) enum FileError {
+    /// The file does not exist.
+    Missing,
+    /// The OS refused access.
+    Access,
+    /// Not a valid queue file (with a reason).
+    Corrupt(String),
+    /// Another I/O error.
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for FileError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => FileError::Missing,
+            std::io::ErrorKind::PermissionDenied => FileError::Access,
+            _ if e.raw_os_error() == Some(libc::ELOOP) => FileError::Corrupt("is a symbolic link".into()),
+            _ => FileError::Io(e),
+        }
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileError::Missing => f.write_str("no such file"),
+            FileError::Access => f.write_str("permission denied"),
+            FileError::Corrupt(why) => write!(f, "not a valid shmq queue file: {why}"),
+            FileError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Identity of a queue recorded in its header at creation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Identity {
+    pub(crate) key: i32,
+    pub(crate) id: i32,
+    pub(crate) namespace_stamp: u64,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mode: u32,
+    pub(crate) qbytes: u64,
+}
+
+/// A mapped queue file.
+pub(crate) struct Mapped {
+    /// Views into `map`. Declared first so it is dropped first; the `'static`
+    /// is confined to this struct: [`Mapped::state`] hands out `&self`-bound
+    /// views only.
+    state: QueueState<'static>,
+    _map: MmapRaw,
+    #[allow(dead_code)] // for error messages and doctor
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+}
+
+impl Mapped {
+    /// The queue's shared state, for as long as `self` is borrowed.
+    pub(crate) fn state(&self) -> &QueueState<'_> {
+        &self.state
+    }
+
+    fn map(file: File, path: &Path, geo: Geometry) -> Result<Mapped, FileError> {
+        let map = MmapOptions::new().len(geo.file_size).map_raw(&file)?;
+        if (map.as_ptr() as usize) % PAGE != 0 {
+            return Err(FileError::Corrupt("mapping not page aligned".into()));
+        }
+        // SAFETY: the mapping is `file_size` bytes, page aligned, shared, and
+        // lives as long as `_map`, which outlives `state` (field order); the
+        // file holds a queue laid out as `geo` (created so, or validated by
+        // `open`), and all its bytes are accessed through atomics / UnsafeCell.
+        let state = unsafe { QueueState::from_raw(map.as_ptr(), geo) };
+        Ok(Mapped { state, _map: map, path: path.to_owned(), file })
+    }
+
+    /// Creates a new queue file at `path` (which must not exist).
+    pub(crate) fn create(path: &Path, params: QueueParams, file_mode: u32, who: Identity) -> Result<Mapped, FileError> {
+        let geo = Geometry::compute(params).map_err(|_| FileError::Corrupt("limits out of range".into()))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(file_mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        // The umask must not narrow the mode.
+        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(file_mode)).map_err(std::io::Error::from)?;
+        file.set_len(geo.file_size as u64)?;
+        let m = Mapped::map(file, path, geo)?;
+        let st = m.state();
+        let h = st.header;
+        let relaxed = Ordering::Relaxed;
+        // Relaxed (all): published by SYNC(queue_ready) below.
+        h.magic.store(QUEUE_MAGIC, relaxed);
+        h.version.store(QUEUE_LAYOUT_VERSION as u64 | (std::mem::size_of::<QueueHeader>() as u64) << 32, relaxed);
+        h.file_size.store(st.geo.file_size as u64, relaxed);
+        h.msgmax.store(params.msgmax, relaxed);
+        h.qbytes_max.store(params.qbytes_max, relaxed);
+        h.n_slots.store(params.n_slots as u64, relaxed);
+        h.key.store(who.key as u32 as u64, relaxed);
+        h.id.store(who.id as u32 as u64, relaxed);
+        h.hash_seed.store(random_seed(), relaxed);
+        h.namespace_stamp.store(who.namespace_stamp, relaxed);
+        h.perm.uid.store(who.uid, relaxed);
+        h.perm.gid.store(who.gid, relaxed);
+        h.perm.cuid.store(who.uid, relaxed);
+        h.perm.cgid.store(who.gid, relaxed);
+        h.perm.mode.store(who.mode & 0o777, relaxed);
+        h.control.qbytes.store(who.qbytes, relaxed);
+        h.control.ctime.store(crate::process::now_secs(), relaxed);
+        h.counter.store(crate::accounting::INITIAL, relaxed);
+        // SYNC(queue_ready): Release publishes every field above.
+        h.ready.store(READY, Ordering::Release);
+        Ok(m)
+    }
+
+    /// Opens and validates the queue file at `path`.
+    pub(crate) fn open(path: &Path, namespace_stamp: u64) -> Result<Mapped, FileError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            return Err(FileError::Corrupt("not a regular file".into()));
+        }
+        if meta.size() < PAGE as u64 {
+            return Err(FileError::Corrupt(format!("{} bytes, shorter than a header", meta.size())));
+        }
+        let mut page = [0u8; PAGE];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0)?;
+        let word = |i: usize| u64::from_le_bytes(page[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        if word(0) != QUEUE_MAGIC {
+            return Err(FileError::Corrupt("wrong magic".into()));
+        }
+        if word(1) as u32 != QUEUE_LAYOUT_VERSION {
+            return Err(FileError::Corrupt(format!(
+                "layout version {} (this build reads {QUEUE_LAYOUT_VERSION})",
+                word(1) as u32
+            )));
+        }
+        let params = QueueParams {
+            msgmax: word(3),
+            qbytes_max: word(4),
+            n_slots: u32::try_from(word(5)).unwrap_or(u32::MAX),
+        };
+        let geo = Geometry::compute(params).map_err(|_| FileError::Corrupt("limits out of range".into()))?;
+        if word(2) != geo.file_size as u64 || meta.size() != geo.file_size as u64 {
+            return Err(FileError::Corrupt(format!(
+                "size {} but its limits need {}",
+                meta.size(),
+                geo.file_size
+            )));
+        }
+        let m = Mapped::map(file, path, geo)?;
+        let h = m.state().header;
+        // SYNC(queue_ready)
+        if h.ready.load(Ordering::Acquire) != READY {
+            return Err(FileError::Corrupt("not initialised".into()));
+        }
+        if h.namespace_stamp.load(Ordering::Relaxed) != namespace_stamp {
+            return Err(FileError::Corrupt("belongs to another namespace".into()));
+        }
+        Ok(m)
+    }
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (crate::process::pid() as u64).rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15
+}
+
+/// This thread's slots, one per mapping it used.
+struct ThreadSlots {
+    fork_gen: u64,
+    held: HashMap<usize, (Weak<Mapped>, usize)>,
+}
+
+impl Drop for ThreadSlots {
+    fn drop(&mut self) {
+        if self.fork_gen != crate::process::fork_generation() {
+            return; // the parent's slots, not ours
+        }
+        for (m, slot) in self.held.values() {
+            if let Some(m) = m.upgrade() {
+                let st = m.state();
+                st.directory().unprotect(*slot);
+                slots::release(&st.slots[*slot]);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static MINE: RefCell<ThreadSlots> = RefCell::new(ThreadSlots { fork_gen: 0, held: HashMap::new() });
+}
+
+/// Every slot of the queue is in use by live threads.
+#[derive(Debug)]
+pub(crate) struct NoSlot;
+
+/// This thread's slot in `m`, claimed on first use.
+pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
+    let key = Arc::as_ptr(m) as usize;
+    let gen = crate::process::fork_generation();
+    let found = MINE.try_with(|t| {
+        let mut t = t.borrow_mut();
+        if t.fork_gen != gen {
+            // Forked: the slots belong to the parent's thread.
+            t.held.clear();
+            t.fork_gen = gen;
+        }
+        match t.held.get(&key) {
+            // A live Weak means the same allocation: the address is not reused.
+            Some((w, s)) if w.strong_count() > 0 => Some(*s),
+            Some(_) => {
+                t.held.remove(&key);
+                None
+            }
+            None => None,
+        }
+    });
+    if let Ok(Some(s)) = found {
+        return Ok(s);
+    }
+    let st = m.state();
+    let slot = match slots::claim(st.header, st.slots) {
+        Some(s) => s,
+        None => {
+            st.recover_dead_slots();
+            slots::claim(st.header, st.slots).ok_or(NoSlot)?
+        }
+    };
+    let stored = MINE.try_with(|t| {
+        t.borrow_mut().held.insert(key, (Arc::downgrade(m), slot));
+    });
+    if stored.is_err() {
+        // Thread is exiting: nobody would release the slot.
+        slots::release(&st.slots[slot]);
+        return Err(NoSlot);
+    }
+    Ok(slot)
+}

@@ -1,0 +1,155 @@
+//! Attachment slots: who is using a queue, and what each one is doing.
+//!
+//! Each thread that operates on a queue owns one slot of the queue's table
+//! (claimed on its first operation, released when the thread exits). The
+//! slot's `state` word names the owner:
+//!
+//! ```text
+//! state = pid | status << 32 | gen << 40
+//! FREE --claim--> ACTIVE(pid) --release--> FREE(gen + 1)
+//!                   \--owner dead--> RECOVERING(helper pid) --done--> FREE(gen + 1)
+//! ```
+//!
+//! Before each step that nobody else could undo on its behalf, the owner writes
+//! in its record what it is doing (`phase`, `op_node`, `op_bytes`); if it dies,
+//! whoever finds the slot with a dead owner claims it as `RECOVERING` and
+//! finishes or undoes that step (`recovery`). A helper that dies while
+//! recovering is itself detected the same way (its pid and `helper_start`).
+
+use crate::layout::{QueueHeader, SlotRecord, NodeRef};
+use crate::process;
+use crate::sync::Ordering;
+
+/// Slot statuses (bits 32..40 of `state`).
+pub(crate) const FREE: u64 = 0;
+pub(crate) const ACTIVE: u64 = 1;
+pub(crate) const RECOVERING: u64 = 2;
+
+pub(crate) fn pid_of(s: u64) -> u32 {
+    s as u32
+}
+pub(crate) fn status_of(s: u64) -> u64 {
+    (s >> 32) & 0xff
+}
+fn gen_of(s: u64) -> u64 {
+    s >> 40
+}
+fn make(pid: u32, status: u64, gen: u64) -> u64 {
+    pid as u64 | status << 32 | (gen & 0xff_ffff) << 40
+}
+
+/// What a slot's owner is doing: `kind | acct_seq << 8` in `phase`.
+pub(crate) mod phase {
+    /// Between operations.
+    pub(crate) const IDLE: u64 = 0;
+    /// Sending: reserving accounting op `k`, then filling and linking `op_node`.
+    pub(crate) const SEND: u64 = 1;
+    /// Receiving `op_node`: taking it, then releasing accounting op `k`.
+    pub(crate) const RECV: u64 = 2;
+    /// Recovery is releasing accounting op `k` for a message that never got linked.
+    pub(crate) const RELEASE: u64 = 3;
+
+    pub(crate) fn make(kind: u64, k: u64) -> u64 {
+        kind | k << 8
+    }
+    pub(crate) fn kind(p: u64) -> u64 {
+        p & 0xff
+    }
+    pub(crate) fn seq(p: u64) -> u64 {
+        p >> 8
+    }
+}
+
+/// Records the start of an operation in `rec`. Release stores: recovery reads
+/// them only after the owner is dead, and must see them in this order.
+pub(crate) fn begin(rec: &SlotRecord, kind: u64, k: u64, bytes: u64, node: NodeRef) {
+    rec.op_bytes.store(bytes, Ordering::Relaxed);
+    rec.op_node.store(node.0, Ordering::Relaxed);
+    // SYNC(phase): Release, so that whoever reads the phase with Acquire
+    // (recovery) sees the fields it governs.
+    rec.phase.store(phase::make(kind, k), Ordering::Release);
+}
+
+/// Records the node the current operation holds.
+pub(crate) fn hold(rec: &SlotRecord, node: NodeRef) {
+    // SYNC(phase): Release, read by recovery with Acquire.
+    rec.op_node.store(node.0, Ordering::Release);
+}
+
+/// The operation is over.
+pub(crate) fn end(rec: &SlotRecord) {
+    // SYNC(phase)
+    rec.phase.store(phase::IDLE, Ordering::Release);
+}
+
+/// Claims a free slot for this thread; `None` if every slot is in use.
+pub(crate) fn claim(header: &QueueHeader, slots: &[SlotRecord]) -> Option<usize> {
+    let me = process::pid();
+    for (i, rec) in slots.iter().enumerate() {
+        let s = rec.state.load(Ordering::Relaxed);
+        if status_of(s) != FREE {
+            continue;
+        }
+        // SYNC(slot_free): Acquire pairs with the Release of `release`, so the
+        // previous owner's (or recoverer's) record writes happen before ours.
+        if rec
+            .state
+            .compare_exchange(s, make(me, ACTIVE, gen_of(s)), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            rec.start_time.store(process::own_start_time(), Ordering::Relaxed);
+            // SeqCst: a reclaimer that scans hazards up to `slots_high` after
+            // this must include our slot (see `type_dir::slots_in_use`).
+            header.slots_high.fetch_max(i as u32 + 1, Ordering::SeqCst);
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Gives slot `i` back (its owner or recoverer is done with it; its record is
+/// idle and holds no hazard).
+pub(crate) fn release(rec: &SlotRecord) {
+    let s = rec.state.load(Ordering::Relaxed);
+    rec.start_time.store(0, Ordering::Relaxed);
+    rec.helper_start.store(0, Ordering::Relaxed);
+    rec.waiting_on.store(0, Ordering::Relaxed);
+    // SYNC(slot_free): Release, see `claim`.
+    let _ = rec.state.compare_exchange(
+        s,
+        make(0, FREE, gen_of(s).wrapping_add(1)),
+        Ordering::Release,
+        Ordering::Relaxed,
+    );
+}
+
+/// If the owner (or recoverer) of slot `rec` is dead, claims it for recovery
+/// by this process and returns `true`.
+pub(crate) fn claim_if_dead(rec: &SlotRecord) -> bool {
+    // Acquire: pairs with SYNC(slot_free) / the claim CAS.
+    let s = rec.state.load(Ordering::Acquire);
+    let start = match status_of(s) {
+        ACTIVE => rec.start_time.load(Ordering::Relaxed),
+        RECOVERING => rec.helper_start.load(Ordering::Relaxed),
+        _ => return false,
+    };
+    if pid_of(s) == process::pid() || process::is_alive(pid_of(s), start) {
+        return false;
+    }
+    let me = process::pid();
+    // Acquire: the dead owner's record writes happen before our recovery.
+    if rec
+        .state
+        .compare_exchange(s, make(me, RECOVERING, gen_of(s)), Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        rec.helper_start.store(process::own_start_time(), Ordering::Relaxed);
+        return true;
+    }
+    false
+}
+
+/// Whether slot `rec` is claimed by anyone (for `stat`).
+pub(crate) fn in_use(rec: &SlotRecord) -> bool {
+    status_of(rec.state.load(Ordering::Relaxed)) != FREE
+}

@@ -1,0 +1,114 @@
+//! `QueueState`: typed views of every region of a queue, over a file mapping
+//! in production or over heap memory in tests (and loom models).
+//!
+//! All the concurrent algorithms take `&QueueState`, never raw memory. Every
+//! view is sized from the [`Geometry`] this process computed itself, so an
+//! index read from shared memory can be bounds-checked against it.
+
+use crate::cell_pool::{bitmap_len, Pool};
+use crate::layout::{Entry, Geometry, Node, QueueHeader, SlotRecord};
+use crate::sync::{AtomicU32, AtomicU64, SharedBytes, UnsafeCell};
+use crate::type_dir::Directory;
+
+/// One data class: cells of `cell_size` bytes.
+pub(crate) struct DataClass<'a> {
+    pub(crate) cell_size: usize,
+    pub(crate) pool: Pool<'a, [AtomicU64]>,
+    pub(crate) cells: SharedBytes<'a>,
+}
+
+/// Every region of one queue.
+pub(crate) struct QueueState<'a> {
+    pub(crate) geo: Geometry,
+    pub(crate) header: &'a QueueHeader,
+    pub(crate) slots: &'a [SlotRecord],
+    pub(crate) entries: &'a [Entry],
+    pub(crate) homes: &'a [AtomicU64],
+    pub(crate) arrived: &'a [AtomicU32],
+    pub(crate) nonempty: &'a [AtomicU64],
+    pub(crate) summary: &'a [AtomicU64],
+    pub(crate) nodes: &'a [Node],
+    pub(crate) node_pool: Pool<'a, [Node]>,
+    pub(crate) classes: Vec<DataClass<'a>>,
+}
+
+impl<'a> QueueState<'a> {
+    /// Views of a queue laid out as `geo` starting at `base`.
+    ///
+    /// # Safety
+    /// `base` points at `geo.file_size` bytes, aligned to a page, that stay
+    /// mapped for `'a` and are only ever accessed through atomics and
+    /// `UnsafeCell`s (every region is a shared mapping of a queue file, whose
+    /// zero-filled initial contents are valid values of every type here).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn from_raw(base: *const u8, geo: Geometry) -> QueueState<'a> {
+        /// # Safety
+        /// As for `from_raw`: `off + n * size_of::<T>()` lies in the mapping,
+        /// `off` is aligned for `T`, and all-zero bytes are a valid `T`.
+        unsafe fn region<'b, T>(base: *const u8, off: usize, n: usize) -> &'b [T] {
+            debug_assert_eq!(off % std::mem::align_of::<T>(), 0);
+            // SAFETY: guaranteed by the caller (see above).
+            unsafe { std::slice::from_raw_parts(base.add(off) as *const T, n) }
+        }
+        // SAFETY (every `region` call below): `Geometry::compute` places each
+        // region inside `file_size`, aligned for its element type (checked by
+        // `layout`'s tests), and the caller guarantees the mapping.
+        unsafe {
+            let header = &*(base as *const QueueHeader);
+            let nodes: &[Node] = region(base, geo.nodes_off, geo.n_nodes);
+            let node_bitmap = region(base, geo.node_bitmap_off, bitmap_len(geo.n_nodes));
+            let classes = geo
+                .classes
+                .iter()
+                .map(|c| {
+                    let states: &[AtomicU64] = region(base, c.states_off, c.count);
+                    DataClass {
+                        cell_size: c.cell_size,
+                        pool: Pool::new(states, region(base, c.bitmap_off, bitmap_len(c.count))),
+                        cells: SharedBytes::new(region::<UnsafeCell<u8>>(base, c.cells_off, c.count * c.cell_size)),
+                    }
+                })
+                .collect();
+            QueueState {
+                header,
+                slots: region(base, geo.slots_off, geo.n_slots),
+                entries: region(base, geo.entries_off, geo.n_entries),
+                homes: region(base, geo.homes_off, geo.n_entries),
+                arrived: region(base, geo.arrived_off, geo.n_entries),
+                nonempty: region(base, geo.nonempty_off, geo.nonempty_words),
+                summary: region(base, geo.summary_off, geo.summary_words),
+                nodes,
+                node_pool: Pool::new(nodes, node_bitmap),
+                classes,
+                geo,
+            }
+        }
+    }
+
+    /// The type directory.
+    pub(crate) fn directory(&self) -> Directory<'_> {
+        Directory {
+            entries: self.entries,
+            homes: self.homes,
+            arrived: self.arrived,
+            nonempty: self.nonempty,
+            summary: self.summary,
+            slots: self.slots,
+            slots_high: &self.header.slots_high,
+            // Relaxed: immutable after creation (published by SYNC(queue_ready)).
+            seed: self.header.hash_seed.load(crate::sync::Ordering::Relaxed),
+        }
+    }
+
+    /// The accounting word.
+    pub(crate) fn counter(&self) -> crate::accounting::Counter<'_> {
+        crate::accounting::Counter { word: &self.header.counter, slots: self.slots }
+    }
+
+    /// The data class and cell that a node's `data` field names, bounds-checked.
+    pub(crate) fn data_cell(&self, data: u32) -> Option<(&DataClass<'a>, u32)> {
+        let (c, i) = crate::layout::data_unref(data)?;
+        let class = self.classes.get(c)?;
+        ((i as usize) < class.pool.len()).then_some((class, i))
+    }
+}

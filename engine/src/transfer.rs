@@ -1,0 +1,459 @@
+//! The data path: `msgsnd` and `msgrcv` on a [`QueueState`], lock-free.
+//!
+//! # Send
+//! 1. record `SEND(k)` in the slot, then reserve `(msgsz, 1)` in the
+//!    accounting word (`accounting`; a refused reservation is Linux's "queue
+//!    full": wait or EAGAIN);
+//! 2. take a node (`HELD` by our slot) and, for texts longer than
+//!    [`INLINE_BYTES`], a data cell of the smallest class that holds it (owned
+//!    by the node); copy the text;
+//! 3. find or create the type's entry (`type_dir`, which leaves our hazard on
+//!    it), stamp the queue-wide sequence number, mark the node `QUEUED` and link
+//!    it at the tail of the type's FIFO (`type_fifo`);
+//! 4. set the entry's bit in the non-empty index, drop the hazard, record
+//!    `IDLE`, and wake sleepers only if the futex words say someone sleeps.
+//!
+//! # Receive
+//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); otherwise a scan of
+//! the non-empty index, O(types holding messages)), check E2BIG, record
+//! `RECV(k, node)`, take it with one CAS on the node's state, copy the text,
+//! free the data cell, release the accounting, mark the node `DONE`, move the
+//! FIFO's head past consumed nodes, record `IDLE`, wake senders if any sleep.
+//! A failed take means another receiver won: look again.
+//!
+//! Each step that another party cannot undo is preceded by a record in the
+//! slot, which is what `recovery` reads when the process dies.
+
+use crate::accounting::{Delta, Full};
+use crate::cell_pool::make_state;
+use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
+use crate::slots::{self, phase};
+use crate::state::QueueState;
+use crate::sync::Ordering;
+use crate::type_dir::{EntryFifo, EntryRef, InsertError};
+use crate::type_fifo::{nil_next, node_owner, status, Candidate, Corrupt, Fifo};
+
+/// Which message a receive wants (`msgtyp` and MSG_EXCEPT, decoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// `msgtyp == 0`: the oldest message.
+    Any,
+    /// `msgtyp > 0`: the oldest message of this type.
+    Type(i64),
+    /// `msgtyp > 0` with `MSG_EXCEPT`: the oldest message of any other type.
+    Except(i64),
+    /// `msgtyp < 0`: the oldest message of the lowest type `<= |msgtyp|`.
+    AtMost(i64),
+}
+
+impl Selector {
+    /// Decodes `msgtyp` and `MSG_EXCEPT` as Linux's `convert_mode` does.
+    pub fn from_msgtyp(msgtyp: i64, except: bool) -> Selector {
+        if msgtyp == 0 {
+            Selector::Any
+        } else if msgtyp < 0 {
+            // -LONG_MIN overflows; the kernel clamps it the same way.
+            Selector::AtMost(msgtyp.checked_neg().unwrap_or(i64::MAX))
+        } else if except {
+            Selector::Except(msgtyp)
+        } else {
+            Selector::Type(msgtyp)
+        }
+    }
+
+    fn matches(self, mtype: i64) -> bool {
+        match self {
+            Selector::Any => true,
+            Selector::Type(t) => mtype == t,
+            Selector::Except(t) => mtype != t,
+            Selector::AtMost(t) => mtype <= t,
+        }
+    }
+}
+
+/// Why a step of the data path could not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PathError {
+    /// The queue cannot hold the message now.
+    Full,
+    /// No matching message now.
+    Empty,
+    /// The message is longer than the buffer (and truncation was not allowed).
+    TooBig,
+    /// Shared memory exhausted or inconsistent (ENOMEM).
+    NoMemory,
+    /// MSG_COPY with MSG_NOERROR and a short buffer (Linux: EINVAL).
+    Invalid,
+}
+
+impl From<Corrupt> for PathError {
+    fn from(_: Corrupt) -> Self {
+        PathError::NoMemory
+    }
+}
+
+/// The FIFO and dummy-node operations the directory needs, for one slot.
+pub(crate) struct EntryOps<'s, 'a> {
+    pub(crate) st: &'s QueueState<'a>,
+    pub(crate) slot: usize,
+}
+
+impl<'s, 'a> EntryOps<'s, 'a> {
+    pub(crate) fn fifo(&self, e: EntryRef) -> Result<Fifo<'s>, Corrupt> {
+        let entry = self.st.entries.get(e.index as usize).ok_or(Corrupt)?;
+        Ok(Fifo { nodes: self.st.nodes, pool: &self.st.node_pool, entry })
+    }
+}
+
+impl EntryFifo for EntryOps<'_, '_> {
+    fn init_entry(&self, e: EntryRef) -> Option<NodeRef> {
+        let held = node_owner(status::HELD, self.slot);
+        let t = self.st.node_pool.alloc(held)?;
+        let n = &self.st.nodes[t.index as usize];
+        let dummy = NodeRef::new(t.index, t.gen);
+        // Relaxed: published with the entry (SYNC(publish) in type_dir).
+        n.next.store(nil_next(t.gen), Ordering::Relaxed);
+        n.entry.store(e.pack(), Ordering::Relaxed);
+        n.data.store(NIL, Ordering::Relaxed);
+        n.size.store(0, Ordering::Relaxed);
+        self.fifo(e).ok()?.init(dummy);
+        // Relaxed: the node becomes reachable only through the entry's publish.
+        n.state.store(make_state(t.gen, node_owner(status::DONE, 0)), Ordering::Relaxed);
+        Some(dummy)
+    }
+
+    fn discard_dummy(&self, dummy: NodeRef) {
+        self.st.node_pool.free(dummy.index(), make_state(dummy.gen(), node_owner(status::DONE, 0)));
+    }
+
+    fn drained(&self, e: EntryRef) -> Result<bool, Corrupt> {
+        let f = self.fifo(e)?;
+        f.advance()?;
+        f.is_drained()
+    }
+
+    fn has_queued(&self, e: EntryRef) -> Result<bool, Corrupt> {
+        Ok(self.fifo(e)?.first_queued()?.is_some())
+    }
+
+    fn retire_dummy(&self, e: EntryRef) {
+        let Ok(f) = self.fifo(e) else { return };
+        // Acquire: pairs with SYNC(head).
+        let h = NodeRef(f.entry.head.load(Ordering::Acquire));
+        f.mark_unlinked(h);
+    }
+}
+
+/// A message taken by a receiver and not yet released: the text is still in
+/// its node or data cell (what a zero-copy receive lends).
+pub(crate) struct Taken {
+    pub(crate) node: NodeRef,
+    pub(crate) mtype: i64,
+    pub(crate) size: usize,
+    pub(crate) data: u32,
+    pub(crate) entry: EntryRef,
+    pub(crate) acct_seq: u64,
+}
+
+impl<'a> QueueState<'a> {
+    /// Tries once to send `text` as type `mtype` from `slot`.
+    pub(crate) fn try_send(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<(), PathError> {
+        let rec = &self.slots[slot];
+        let len = text.len() as u64;
+        let counter = self.counter();
+        let k = counter.next_seq(slot);
+        slots::begin(rec, phase::SEND, k, len, NodeRef::NIL);
+        // Relaxed: qbytes is a limit read at the start of the operation, as
+        // Linux reads it under the queue lock; IPC_SET wakes sleepers.
+        let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
+        if let Err(Full) = counter.apply(slot, k, Delta::Reserve(len), qbytes) {
+            slots::end(rec);
+            return Err(PathError::Full);
+        }
+        match self.fill_and_link(slot, mtype, text) {
+            Ok(()) => {
+                slots::end(rec);
+                Ok(())
+            }
+            Err(e) => {
+                // Undo the reservation as a new accounting operation.
+                let k2 = counter.next_seq(slot);
+                slots::begin(rec, phase::RELEASE, k2, len, NodeRef::NIL);
+                let _ = counter.apply(slot, k2, Delta::Release(len), qbytes);
+                slots::end(rec);
+                Err(e)
+            }
+        }
+    }
+
+    fn fill_and_link(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<(), PathError> {
+        let rec = &self.slots[slot];
+        let held = node_owner(status::HELD, slot);
+        let t = self.node_pool.alloc(held).ok_or(PathError::NoMemory)?;
+        let x = NodeRef::new(t.index, t.gen);
+        slots::hold(rec, x);
+        let n = &self.nodes[t.index as usize];
+        let mut data = NIL;
+        if let Some(c) = self.geo.class_for(text.len()) {
+            let class = &self.classes[c];
+            let Some(cell) = class.pool.alloc(t.index + 1) else {
+                self.node_pool.free(t.index, make_state(t.gen, held));
+                return Err(PathError::NoMemory);
+            };
+            // SAFETY: we own the cell (its state names our node) until we
+            // publish the node; the range is within the class's cells.
+            unsafe { class.cells.write(cell.index as usize * class.cell_size, text) };
+            data = data_ref(c, cell.index);
+        } else {
+            // SAFETY: the node is HELD by us: nobody reads its text until we
+            // publish it with SYNC(link); `text` fits INLINE_BYTES.
+            n.inline.with_mut(|p| unsafe { (&mut *p)[..text.len()].copy_from_slice(text) });
+        }
+        // Relaxed (all fields): published by the Release of SYNC(link).
+        n.data.store(data, Ordering::Relaxed);
+        n.size.store(text.len() as u32, Ordering::Relaxed);
+        n.mtype.store(mtype, Ordering::Relaxed);
+        n.next.store(nil_next(t.gen), Ordering::Relaxed);
+
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
+        let e = match dir.lookup_or_insert(mtype, slot, &ops) {
+            Ok(e) => e,
+            Err(err) => {
+                dir.unprotect(slot);
+                self.free_held(x, slot);
+                return Err(match err {
+                    InsertError::Full | InsertError::NoNode | InsertError::Corrupt => PathError::NoMemory,
+                });
+            }
+        };
+        n.entry.store(e.pack(), Ordering::Relaxed);
+        // Relaxed: the stamp only orders messages; uniqueness and the per-
+        // location total order of the counter are all type-0 receives need.
+        n.seq.store(self.header.next_seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        // Relaxed: the node is unreachable until the link publishes it.
+        n.state.store(make_state(t.gen, node_owner(status::QUEUED, 0)), Ordering::Relaxed);
+        let linked = ops.fifo(e).and_then(|f| f.link(x, |_| {}));
+        if linked.is_err() {
+            dir.unprotect(slot);
+            // Unreachable: take it back and free it.
+            n.state.store(make_state(t.gen, held), Ordering::Relaxed);
+            self.free_held(x, slot);
+            return Err(PathError::NoMemory);
+        }
+        dir.set_nonempty(e.index);
+        dir.unprotect(slot);
+        crate::wait::notify(dir.arrived_word(dir.home(mtype) as u32), &crate::wait::Futex);
+        crate::wait::notify(&self.header.any_word, &crate::wait::Futex);
+        Ok(())
+    }
+
+    /// Frees a node this slot holds (`HELD`) and its data cell.
+    pub(crate) fn free_held(&self, x: NodeRef, slot: usize) {
+        self.free_data_of(x);
+        self.node_pool.free(x.index(), make_state(x.gen(), node_owner(status::HELD, slot)));
+    }
+
+    /// Frees the data cell that node `x` owns, if it still owns one.
+    pub(crate) fn free_data_of(&self, x: NodeRef) {
+        let Some(n) = self.nodes.get(x.index() as usize) else { return };
+        let Some((class, i)) = self.data_cell(n.data.load(Ordering::Relaxed)) else { return };
+        if let Some(s) = class.pool.state(i) {
+            if crate::cell_pool::owner_of(s) == x.index() + 1 {
+                class.pool.free(i, s);
+            }
+        }
+    }
+
+    /// Finds the message `sel` wants. For `Selector::Type`, leaves `slot`'s
+    /// hazard on the type's entry (the caller clears it).
+    fn find(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
+        if let Selector::Type(t) = sel {
+            let Some(e) = dir.lookup(t, slot, &ops)? else { return Ok(None) };
+            return Ok(ops.fifo(e)?.first_queued()?);
+        }
+        let mut best: Option<Candidate> = None;
+        for p in dir.nonempty_positions() {
+            let e = EntryRef { index: p, gen: 0 };
+            let Ok(f) = ops.fifo(e) else { continue };
+            // Not protected: the walk is bounds- and generation-checked, and
+            // the take below validates the node; no hazard is needed to read.
+            let Some(c) = f.first_queued()? else {
+                let entry = &self.entries[p as usize];
+                let live = EntryRef { index: p, gen: crate::type_dir::egen_of(entry.state.load(Ordering::Acquire)) };
+                dir.clear_nonempty_if_empty(live, &ops);
+                continue;
+            };
+            if !sel.matches(c.mtype) {
+                continue;
+            }
+            let better = match (best, sel) {
+                (None, _) => true,
+                (Some(b), Selector::AtMost(_)) => c.mtype < b.mtype || (c.mtype == b.mtype && c.seq < b.seq),
+                (Some(b), _) => c.seq < b.seq,
+            };
+            if better {
+                best = Some(c);
+            }
+        }
+        Ok(best)
+    }
+
+    /// Tries once to take the message `sel` wants, for a buffer of `max` bytes
+    /// (`noerror`: truncate instead of E2BIG). The caller copies the text and
+    /// then calls [`QueueState::complete_receive`].
+    pub(crate) fn try_take(&self, slot: usize, sel: Selector, max: usize, noerror: bool) -> Result<Taken, PathError> {
+        let rec = &self.slots[slot];
+        let dir = self.directory();
+        loop {
+            let found = self.find(slot, sel);
+            let c = match found {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    dir.unprotect(slot);
+                    return Err(PathError::Empty);
+                }
+                Err(e) => {
+                    dir.unprotect(slot);
+                    return Err(e);
+                }
+            };
+            if c.size as usize > max && !noerror {
+                dir.unprotect(slot);
+                return Err(PathError::TooBig);
+            }
+            let counter = self.counter();
+            let k = counter.next_seq(slot);
+            slots::begin(rec, phase::RECV, k, c.size as u64, c.node);
+            let entry = EntryRef::unpack(c.entry);
+            let ops = EntryOps { st: self, slot };
+            let f = ops.fifo(entry)?;
+            if f.take(c.node, slot)? {
+                return Ok(Taken {
+                    node: c.node,
+                    mtype: c.mtype,
+                    size: c.size as usize,
+                    data: c.data,
+                    entry,
+                    acct_seq: k,
+                });
+            }
+            slots::end(rec);
+        }
+    }
+
+    /// Copies the text of a taken message into `buf` (as much as fits).
+    pub(crate) fn copy_text(&self, m: &Taken, buf: &mut [u8]) -> usize {
+        let n = m.size.min(buf.len());
+        self.with_text(m, |text| buf[..n].copy_from_slice(&text[..n]));
+        n
+    }
+
+    /// Runs `f` on the text of a message this caller has taken.
+    pub(crate) fn with_text<R>(&self, m: &Taken, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self.data_cell(m.data) {
+            Some((class, i)) if m.size <= class.cell_size => {
+                // SAFETY: the message is TAKEN by our slot; the data cell is
+                // owned by its node, which nobody frees while it is TAKEN, and
+                // nobody writes a queued text. The range lies within the class.
+                let text = unsafe { class.cells.borrow(i as usize * class.cell_size, m.size) };
+                f(text)
+            }
+            Some(_) => f(&[]), // corrupted size: give nothing rather than overrun
+            None => {
+                let len = m.size.min(INLINE_BYTES);
+                let n = &self.nodes[m.node.index() as usize];
+                // SAFETY: as above, the node is TAKEN by us: nobody writes it.
+                n.inline.with(|p| f(unsafe { &(&*p)[..len] }))
+            }
+        }
+    }
+
+    /// Releases a taken message: frees its text, releases its accounting,
+    /// marks it consumed, tidies its FIFO and wakes waiting senders.
+    pub(crate) fn complete_receive(&self, slot: usize, m: &Taken) {
+        let rec = &self.slots[slot];
+        self.free_data_of(m.node);
+        let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
+        let _ = self.counter().apply(slot, m.acct_seq, Delta::Release(m.size as u64), qbytes);
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
+        if let Ok(f) = ops.fifo(m.entry) {
+            let _ = f.finish(m.node, slot);
+            // Tidy the FIFO under our hazard (it may already be ours).
+            if dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held {
+                let _ = f.advance();
+                dir.clear_nonempty_if_empty(m.entry, &ops);
+            }
+        }
+        dir.unprotect(slot);
+        slots::end(rec);
+        crate::wait::notify(&self.header.space_word, &crate::wait::Futex);
+    }
+}
+
+impl QueueState<'_> {
+    /// Whether a message `sel` wants is queued now (leaves no hazard).
+    pub(crate) fn peek(&self, slot: usize, sel: Selector) -> bool {
+        let found = self.find(slot, sel);
+        self.directory().unprotect(slot);
+        matches!(found, Ok(Some(_)))
+    }
+
+    /// MSG_COPY: copies the message at position `index` in send order into
+    /// `buf` without taking it. The text is read optimistically and kept only
+    /// if the node is still the same queued message afterwards.
+    pub(crate) fn copy_nth(&self, index: i64, buf: &mut [u8], noerror: bool) -> Result<crate::queue::Received, PathError> {
+        let ops = EntryOps { st: self, slot: 0 };
+        'retry: for _ in 0..64 {
+            let mut queued: Vec<(u64, NodeRef)> = Vec::new();
+            for p in self.directory().nonempty_positions() {
+                let Ok(f) = ops.fifo(EntryRef { index: p, gen: 0 }) else { continue };
+                let Ok(nodes) = f.snapshot() else { continue 'retry };
+                for &(r, s) in nodes.iter().skip(1) {
+                    if crate::type_fifo::status_of(s) == status::QUEUED {
+                        queued.push((self.nodes[r.index() as usize].seq.load(Ordering::Relaxed), r));
+                    }
+                }
+            }
+            queued.sort_unstable_by_key(|&(seq, _)| seq);
+            let Some(&(_, x)) = usize::try_from(index).ok().and_then(|i| queued.get(i)) else {
+                return Err(PathError::Empty);
+            };
+            let n = &self.nodes[x.index() as usize];
+            let expect = make_state(x.gen(), node_owner(status::QUEUED, 0));
+            let size = n.size.load(Ordering::Relaxed) as usize;
+            let mtype = n.mtype.load(Ordering::Relaxed);
+            let data = n.data.load(Ordering::Relaxed);
+            if n.state.load(Ordering::Acquire) != expect {
+                continue;
+            }
+            if size > buf.len() {
+                return Err(if noerror { PathError::Invalid } else { PathError::TooBig });
+            }
+            let dst = &mut buf[..size];
+            match self.data_cell(data) {
+                Some((class, i)) if size <= class.cell_size => {
+                    // SAFETY: in bounds; validated below by the node's state.
+                    unsafe { class.cells.read_racy(i as usize * class.cell_size, dst) }
+                }
+                Some(_) => return Err(PathError::NoMemory),
+                None => n.inline.with(|p| {
+                    // SAFETY: a volatile read of the node's inline bytes, which
+                    // are immutable while it stays this queued message; the
+                    // result is validated below.
+                    let bytes = unsafe { std::ptr::read_volatile(p) };
+                    dst.copy_from_slice(&bytes[..size.min(INLINE_BYTES)]);
+                }),
+            }
+            // Acquire: our reads of the text happen before this re-check.
+            crate::sync::fence(Ordering::Acquire);
+            if n.state.load(Ordering::Acquire) == expect {
+                return Ok(crate::queue::Received { mtype, len: size });
+            }
+        }
+        Err(PathError::NoMemory)
+    }
+}
