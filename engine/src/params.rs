@@ -67,6 +67,9 @@ impl Limits {
     }
 
     fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        if !NAMES.contains(&name) {
+            return Err(format!("unknown parameter {name:?} (known: {})", NAMES.join(", ")));
+        }
         let v: u64 = value.parse().map_err(|_| format!("{value:?} is not a number"))?;
         match name {
             "msgmax" => self.msgmax = v,
