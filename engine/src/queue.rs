@@ -547,3 +547,52 @@ impl Drop for Loan<'_> {
         self.q.st().complete_receive(self.slot, &self.taken);
     }
 }
+
+impl Queue {
+    /// A human-readable dump of the queue's type entries and FIFOs, for
+    /// debugging and `shmq doctor`. Bounded walks; never fails.
+    #[doc(hidden)]
+    pub fn debug_dump(&self) -> String {
+        use std::fmt::Write;
+        let st = self.st();
+        let mut out = String::new();
+        let t = st.counter().load();
+        let _ = writeln!(out, "counter: cbytes {} qnum {} slot {} parity {}", t.cbytes, t.qnum, t.slot, t.parity);
+        for (i, e) in st.entries.iter().enumerate() {
+            let s = e.state.load(Ordering::Relaxed);
+            if s & 0xffff_ffff == 0 {
+                continue;
+            }
+            let _ = write!(
+                out,
+                "entry {i}: state {s:#x} key {} head {:#x} tail {:#x}:",
+                e.key.load(Ordering::Relaxed),
+                e.head.load(Ordering::Relaxed),
+                e.tail.load(Ordering::Relaxed)
+            );
+            let mut cur = e.head.load(Ordering::Relaxed);
+            for _ in 0..200 {
+                let idx = cur as u32;
+                let Some(n) = st.nodes.get(idx as usize) else {
+                    let _ = write!(out, " end({cur:#x})");
+                    break;
+                };
+                let _ = write!(out, " [{idx} st {:#x} seq {}]", n.state.load(Ordering::Relaxed), n.seq.load(Ordering::Relaxed));
+                cur = n.next.load(Ordering::Relaxed);
+            }
+            let _ = writeln!(out);
+        }
+        for (i, r) in st.slots.iter().enumerate().take(st.header.slots_high.load(Ordering::Relaxed) as usize) {
+            let _ = writeln!(
+                out,
+                "slot {i}: state {:#x} hazard {:#x} phase {:#x} op_node {:#x} waiting {}",
+                r.state.load(Ordering::Relaxed),
+                r.hazard.load(Ordering::Relaxed),
+                r.phase.load(Ordering::Relaxed),
+                r.op_node.load(Ordering::Relaxed),
+                r.waiting_on.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}

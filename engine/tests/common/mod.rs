@@ -14,6 +14,9 @@ pub struct TempNamespace {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Children spawned by this test process, killed if the watchdog fires.
+static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
 impl TempNamespace {
     pub fn new() -> TempNamespace {
         Self::with_config("")
@@ -44,6 +47,10 @@ pub fn watchdog(secs: u64) -> Watchdog {
     std::thread::spawn(move || {
         if rx.recv_timeout(Duration::from_secs(secs)) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
             eprintln!("watchdog: test still running after {secs} s; aborting");
+            for pid in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                // SAFETY: kill(2) with a pid we spawned; no memory involved.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
             std::process::abort();
         }
     });
@@ -55,4 +62,62 @@ pub struct Watchdog(std::sync::mpsc::Sender<()>);
 /// Default flags for creating a queue.
 pub fn create(mode: u32) -> shmq::GetFlags {
     shmq::GetFlags { create: true, exclusive: false, mode }
+}
+
+/// Runs this test binary again as a child process in `role`: the child runs
+/// only the test named `child_main`, which dispatches on `SHMQ_TEST_ROLE`.
+pub fn spawn_role(role: &str, dir: &std::path::Path, args: &[String]) -> std::process::Child {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_main", "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env("SHMQ_TEST_ROLE", role)
+        .env("SHMQ_TEST_ARGS", args.join(" "))
+        .env("SHMQ_DIR", dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child.id());
+    child
+}
+
+/// In a child: its role and arguments, if this process is a child.
+pub fn my_role() -> Option<(String, Vec<String>)> {
+    let role = std::env::var("SHMQ_TEST_ROLE").ok()?;
+    let args = std::env::var("SHMQ_TEST_ARGS").unwrap_or_default();
+    Some((role, args.split_whitespace().map(String::from).collect()))
+}
+
+/// A 64-bit FNV-1a checksum.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A message text carrying `(producer, seq, mtype)`, padding of `pad` bytes
+/// and a checksum of all that; decoded by [`decode_message`].
+pub fn encode_message(producer: u32, seq: u64, mtype: i64, pad: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(28 + pad);
+    v.extend_from_slice(&producer.to_le_bytes());
+    v.extend_from_slice(&seq.to_le_bytes());
+    v.extend_from_slice(&mtype.to_le_bytes());
+    v.extend((0..pad).map(|i| (i as u64 ^ seq) as u8));
+    let c = checksum(&v);
+    v.extend_from_slice(&c.to_le_bytes());
+    v
+}
+
+/// `(producer, seq, mtype)` of a text made by [`encode_message`], or a
+/// description of the damage.
+pub fn decode_message(text: &[u8]) -> Result<(u32, u64, i64), String> {
+    if text.len() < 28 {
+        return Err(format!("short message of {} bytes", text.len()));
+    }
+    let (body, sum) = text.split_at(text.len() - 8);
+    if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap()) {
+        return Err("checksum mismatch".into());
+    }
+    Ok((
+        u32::from_le_bytes(body[0..4].try_into().unwrap()),
+        u64::from_le_bytes(body[4..12].try_into().unwrap()),
+        i64::from_le_bytes(body[12..20].try_into().unwrap()),
+    ))
 }

@@ -1,0 +1,81 @@
+//! How the command fails: one line on stderr and an exit code.
+//!
+//! Messages read `shmq: <what>: <message> (<ERRNO NAME>)`; the engine's
+//! error types already end their `Display` with the errno name.
+
+use std::fmt::Display;
+use std::process::ExitCode;
+
+/// The operation failed (an errno from the engine, or an I/O error).
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// The command line was wrong (clap uses the same code).
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// The namespace could not be opened or is corrupted.
+pub(crate) const EXIT_NAMESPACE: u8 = 3;
+
+/// A failed command: what to print (if anything is left to print) and the
+/// exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    message: Option<String>,
+    code: u8,
+}
+
+impl Failure {
+    /// An operation failed: `shmq: <what>: <err>`.
+    pub(crate) fn op(what: impl Display, err: impl Display) -> Failure {
+        Failure {
+            message: Some(format!("shmq: {what}: {err}")),
+            code: EXIT_FAILED,
+        }
+    }
+
+    /// A usage error the argument parser could not catch.
+    pub(crate) fn usage(message: impl Display) -> Failure {
+        Failure {
+            message: Some(format!("shmq: {message}")),
+            code: EXIT_USAGE,
+        }
+    }
+
+    /// The namespace is unusable.
+    pub(crate) fn namespace(e: &shmq::NamespaceError) -> Failure {
+        let name = errno_name(e.kind.errno());
+        let message = format!(
+            "shmq: namespace {}: {} ({name})",
+            e.path.display(),
+            e.detail
+        );
+        Failure {
+            message: Some(message),
+            code: EXIT_NAMESPACE,
+        }
+    }
+
+    /// A failure whose messages were printed already.
+    pub(crate) fn reported(code: u8) -> Failure {
+        Failure {
+            message: None,
+            code,
+        }
+    }
+
+    /// Prints the message and gives the exit code.
+    pub(crate) fn report(self) -> ExitCode {
+        if let Some(m) = self.message {
+            eprintln!("{m}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// The symbolic name of the errnos an [`shmq::OpenError`] maps to.
+fn errno_name(errno: i32) -> String {
+    match errno {
+        libc::EACCES => "EACCES".into(),
+        libc::EBADF => "EBADF".into(),
+        libc::EIO => "EIO".into(),
+        libc::EINVAL => "EINVAL".into(),
+        n => format!("errno {n}"),
+    }
+}

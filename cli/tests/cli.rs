@@ -1,0 +1,516 @@
+//! The `shmq` binary, run as a user runs it, each test in its own namespace
+//! under /dev/shm; `ls` is compared with `ipcs -q` on a kernel queue of the
+//! same key and mode.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Aborts the whole test process if a test runs longer than this.
+const WATCHDOG: Duration = Duration::from_secs(60);
+/// Kills a `shmq` run that takes longer than this, and fails the test.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Aborts the process unless dropped within [`WATCHDOG`].
+struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+impl Watchdog {
+    fn start(name: &'static str) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
+                eprintln!("watchdog: test {name} still running after {WATCHDOG:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog(tx)
+    }
+}
+
+/// A test's own namespace directory, removed when dropped (also when the
+/// test fails), and the test's watchdog.
+struct Ns {
+    dir: PathBuf,
+    _watchdog: Watchdog,
+}
+
+impl Ns {
+    fn new(name: &'static str) -> Ns {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("shmq-clitest-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ns {
+            dir,
+            _watchdog: Watchdog::start(name),
+        }
+    }
+
+    /// Runs `shmq --dir DIR ARGS...`.
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_with_input(args, None)
+    }
+
+    /// Runs `shmq --dir DIR ARGS...` with `input` on its standard input.
+    fn run_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmq"));
+        cmd.arg("--dir").arg(&self.dir).args(args);
+        for var in [
+            "SHMQ_DIR",
+            "SHMQ_MSGMAX",
+            "SHMQ_MSGMNB",
+            "SHMQ_MSGMNI",
+            "SHMQ_MSGTQL",
+            "SHMQ_QBYTES_MAX",
+            "SHMQ_SLOTS",
+        ] {
+            cmd.env_remove(var);
+        }
+        run_limited(cmd, input)
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` to completion, killing it after [`RUN_LIMIT`].
+fn run_limited(mut cmd: Command, input: Option<&[u8]>) -> Out {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(bytes) = input {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(bytes)
+            .expect("write stdin");
+    }
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(RUN_LIMIT) {
+        Ok(out) => {
+            let out = out.expect("wait");
+            Out {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("{cmd:?} still running after {RUN_LIMIT:?}");
+        }
+    }
+}
+
+#[track_caller]
+fn ok(out: &Out) {
+    assert_eq!(out.code, 0, "expected success: {out:?}");
+}
+
+const EMPTY_LS: &str =
+    "\n------ Message Queues --------\nkey        msqid      owner      perms      used-bytes   messages    \n\n";
+
+#[test]
+fn send_then_recv_round_trip() {
+    let ns = Ns::new("round_trip");
+    ok(&ns.run(&["send", "0x1234", "7", "hello world", "--create"]));
+    let got = ns.run(&["recv", "0x1234"]);
+    ok(&got);
+    assert_eq!(got.stdout, "hello world");
+
+    // From standard input and from a file; read back oldest first, with types.
+    ok(&ns.run_with_input(&["send", "0x1234", "3", "-"], Some(b"from stdin\n")));
+    let file = ns.dir.join("message.txt");
+    std::fs::write(&file, b"from a file").unwrap();
+    ok(&ns.run(&["send", "0x1234", "2", "--file", file.to_str().unwrap()]));
+    let got = ns.run(&[
+        "recv",
+        "0x1234",
+        "--count",
+        "2",
+        "--show-type",
+        "--newline",
+        "--nowait",
+    ]);
+    ok(&got);
+    assert_eq!(got.stdout, "3\tfrom stdin\n\n2\tfrom a file\n");
+
+    // Negative msgtyp: the lowest type <= 250.
+    for t in ["300", "100", "200"] {
+        ok(&ns.run(&["send", "0x1234", t, &format!("m{t}")]));
+    }
+    let got = ns.run(&["recv", "0x1234", "-250", "--show-type", "--nowait"]);
+    ok(&got);
+    assert_eq!(got.stdout, "100\tm100");
+    let got = ns.run(&["recv", "0x1234", "200", "--except", "--nowait"]);
+    ok(&got);
+    assert_eq!(got.stdout, "m300");
+    let got = ns.run(&["recv", "0x1234", "200", "--except", "--nowait"]);
+    assert_eq!(got.code, 1, "only type 200 is left: {got:?}");
+    let got = ns.run(&["recv", "0x1234", "200", "--nowait"]);
+    ok(&got);
+    assert_eq!(got.stdout, "m200");
+}
+
+#[test]
+fn recv_nowait_on_empty_queue_fails_with_enomsg() {
+    let ns = Ns::new("enomsg");
+    ok(&ns.run(&["send", "0x1234", "1", "only", "--create"]));
+    ok(&ns.run(&["recv", "0x1234", "--nowait"]));
+    let got = ns.run(&["recv", "0x1234", "--nowait"]);
+    assert_eq!(got.code, 1, "{got:?}");
+    assert_eq!(got.stdout, "");
+    assert_eq!(
+        got.stderr,
+        "shmq: msgrcv 0x1234: no message of the wanted type (ENOMSG)\n"
+    );
+}
+
+#[test]
+fn recv_timeout_on_empty_queue_fails_with_etimedout() {
+    let ns = Ns::new("etimedout");
+    let got = ns.run(&["recv", "0x1234", "--create", "--timeout", "200ms"]);
+    assert_eq!(got.code, 1, "{got:?}");
+    assert!(got.stderr.contains("(ETIMEDOUT)"), "{got:?}");
+}
+
+#[test]
+fn blocked_recv_gets_a_later_send() {
+    let ns = Ns::new("blocked_recv");
+    ok(&ns.run(&["send", "0x1234", "1", "first", "--create"]));
+    ok(&ns.run(&["recv", "0x1234"]));
+    let receiver = {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmq"));
+        cmd.arg("--dir")
+            .arg(&ns.dir)
+            .args(["recv", "0x1234", "5", "--timeout", "20s"]);
+        std::thread::spawn(move || run_limited(cmd, None))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&ns.run(&["send", "0x1234", "5", "late"]));
+    let got = receiver.join().unwrap();
+    ok(&got);
+    assert_eq!(got.stdout, "late");
+}
+
+#[test]
+fn send_without_create_to_an_absent_key_is_enoent() {
+    let ns = Ns::new("enoent");
+    let got = ns.run(&["send", "0x1234", "1", "text"]);
+    assert_eq!(got.code, 1, "{got:?}");
+    assert_eq!(
+        got.stderr,
+        "shmq: msgget 0x1234: no queue for this key (ENOENT)\n"
+    );
+}
+
+#[test]
+fn ls_on_an_empty_namespace_prints_only_the_header() {
+    let ns = Ns::new("ls_empty");
+    let got = ns.run(&["ls"]);
+    ok(&got);
+    assert_eq!(got.stdout, EMPTY_LS);
+}
+
+#[test]
+fn ls_shows_a_created_queue() {
+    let ns = Ns::new("ls_row");
+    ok(&ns.run(&["send", "0x1234", "1", "hello", "--create", "--mode", "640"]));
+    let got = ns.run(&["ls"]);
+    ok(&got);
+    let lines: Vec<&str> = got.stdout.split('\n').collect();
+    assert_eq!(lines.len(), 6, "{got:?}");
+    let row = lines[3];
+    assert!(row.starts_with("0x00001234 0          "), "{row:?}");
+    assert_eq!(
+        &row[32..],
+        " 640        5            1           ",
+        "{row:?}"
+    );
+    assert_eq!(&lines[4..], ["", ""]);
+}
+
+#[test]
+fn rm_by_id_and_by_key_then_ls_shows_nothing() {
+    let ns = Ns::new("rm");
+    ok(&ns.run(&["send", "0x1234", "1", "a", "--create"]));
+    ok(&ns.run(&["send", "0x5678", "1", "b", "--create"]));
+    ok(&ns.run(&["rm", "-q", "0"]));
+    ok(&ns.run(&["rm", "-Q", "0x5678"]));
+    assert_eq!(ns.run(&["ls"]).stdout, EMPTY_LS);
+    let got = ns.run(&["send", "0x1234", "1", "a"]);
+    assert_eq!(got.code, 1, "the key is free again: {got:?}");
+    ok(&ns.run(&["send", "0x1234", "1", "a", "--create"]));
+    ok(&ns.run(&["send", "0x4321", "1", "a", "--create"]));
+    ok(&ns.run(&["rm", "--all"]));
+    assert_eq!(ns.run(&["ls"]).stdout, EMPTY_LS);
+}
+
+#[test]
+fn rm_of_an_unknown_id_or_key_fails_in_ipcrms_words() {
+    let ns = Ns::new("rm_invalid");
+    let got = ns.run(&["rm", "-q", "999999"]);
+    assert_eq!(got.code, 1, "{got:?}");
+    assert_eq!(got.stderr, "ipcrm: invalid id (999999)\n");
+    let got = ns.run(&["rm", "-Q", "0x1234"]);
+    assert_eq!(got.code, 1, "{got:?}");
+    assert_eq!(got.stderr, "ipcrm: invalid key (0x1234)\n");
+}
+
+#[test]
+fn stat_shows_every_msqid_ds_field() {
+    let ns = Ns::new("stat");
+    ok(&ns.run(&[
+        "send", "0x1234", "9", "12345678", "--create", "--mode", "600",
+    ]));
+    let got = ns.run(&["stat", "0"]);
+    ok(&got);
+    let fields: Vec<(&str, &str)> = got
+        .stdout
+        .lines()
+        .map(|l| l.split_once(": ").expect("name: value"))
+        .collect();
+    let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+    for name in [
+        "key",
+        "uid",
+        "gid",
+        "cuid",
+        "cgid",
+        "mode",
+        "seq",
+        "stime",
+        "rtime",
+        "ctime",
+        "cbytes",
+        "qnum",
+        "qbytes",
+        "lspid",
+        "lrpid",
+        "nodes_in_use",
+        "live_types",
+    ] {
+        assert!(names.contains(&name), "{name} missing: {got:?}");
+    }
+    let value = |n: &str| fields.iter().find(|f| f.0 == n).unwrap().1;
+    assert_eq!(
+        (value("key"), value("mode"), value("cbytes"), value("qnum")),
+        ("0x00001234", "0600", "8", "1")
+    );
+    let msqid_ds = |s: &str| s.lines().take(16).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        msqid_ds(&ns.run(&["stat", "--key", "0x1234"]).stdout),
+        msqid_ds(&got.stdout)
+    );
+}
+
+#[test]
+fn ls_json_is_one_object() {
+    let ns = Ns::new("json");
+    ok(&ns.run(&["send", "0x1234", "1", "hello", "--create"]));
+    let got = ns.run(&["ls", "--json"]);
+    ok(&got);
+    assert_eq!(got.stdout.lines().count(), 1);
+    assert!(got.stdout.starts_with("{\"namespace\":"), "{got:?}");
+    assert!(
+        got.stdout.contains("\"key\":\"0x00001234\",\"msqid\":0,"),
+        "{got:?}"
+    );
+    assert!(
+        got.stdout.contains("\"used_bytes\":5,\"messages\":1,"),
+        "{got:?}"
+    );
+    assert!(got.stdout.ends_with("}]}\n"), "{got:?}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_bench_is_not_implemented() {
+    let ns = Ns::new("usage");
+    for args in [
+        &["send", "0x1234", "0", "x"][..],
+        &["send", "0", "1", "x"],
+        &["recv"],
+        &["rm"],
+        &["nonsense"],
+    ] {
+        let got = ns.run(args);
+        assert_eq!(got.code, 2, "{args:?}: {got:?}");
+    }
+    let got = ns.run(&["recv", "0x1234", "--timeout", "soon"]);
+    assert_eq!(got.code, 2, "{got:?}");
+    let got = ns.run(&["bench"]);
+    assert_eq!(got.code, 2, "{got:?}");
+    assert_eq!(
+        got.stderr,
+        "shmq bench: not implemented yet (see the benchmarks issue)\n"
+    );
+    ok(&ns.run(&["--help"]));
+    assert!(ns.run(&["recv", "--help"]).stdout.contains("Exit codes:"));
+}
+
+// ----- against the kernel's own queue and util-linux's ipcs -----
+
+/// A kernel queue, removed (IPC_RMID) when dropped, also on failure.
+struct KernelQueue {
+    id: i32,
+    key: i32,
+}
+
+impl KernelQueue {
+    /// Creates a kernel queue with a key nobody uses (IPC_EXCL), or `None`
+    /// when this system has no usable SysV IPC.
+    fn create(mode: i32) -> Option<KernelQueue> {
+        let base = 0x5e00_0000 | ((std::process::id() as i32 & 0xffff) << 8);
+        for n in 0..256 {
+            let key = base | n;
+            // SAFETY: msgget takes no pointers.
+            let id = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | mode) };
+            if id >= 0 {
+                return Some(KernelQueue { id, key });
+            }
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Sends `text` with type 1 (IPC_NOWAIT).
+    fn send(&self, text: &[u8]) {
+        #[repr(C)]
+        struct Msg {
+            mtype: libc::c_long,
+            mtext: [u8; 64],
+        }
+        let mut m = Msg {
+            mtype: 1,
+            mtext: [0; 64],
+        };
+        m.mtext[..text.len()].copy_from_slice(text);
+        // SAFETY: `m` is a live msgbuf whose mtext holds at least `text.len()` bytes.
+        let rc = unsafe {
+            libc::msgsnd(
+                self.id,
+                (&m as *const Msg).cast(),
+                text.len(),
+                libc::IPC_NOWAIT,
+            )
+        };
+        assert_eq!(rc, 0, "msgsnd: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for KernelQueue {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer (a null pointer is allowed).
+        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
+/// `ipcs -q ARGS...` in the C locale, or `None` when util-linux's ipcs is
+/// not installed.
+fn ipcs(args: &[&str]) -> Option<String> {
+    let version = Command::new("ipcs").arg("-V").output().ok()?;
+    if !String::from_utf8_lossy(&version.stdout).contains("util-linux") {
+        return None;
+    }
+    let mut cmd = Command::new("ipcs");
+    cmd.arg("-q").args(args).env("LC_ALL", "C");
+    let out = run_limited(cmd, None);
+    assert_eq!(out.code, 0, "ipcs: {out:?}");
+    Some(out.stdout)
+}
+
+/// The row of `key` in an `ipcs -q` listing.
+fn row_of(listing: &str, key: i32) -> String {
+    let prefix = format!("0x{:08x} ", key as u32);
+    listing
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix}in {listing:?}"))
+        .to_string()
+}
+
+#[test]
+fn ls_matches_ipcs_for_the_same_queue() {
+    let ns = Ns::new("vs_ipcs");
+    let Some(kernel) = KernelQueue::create(0o640) else {
+        eprintln!("skipped: no usable kernel SysV message queues here");
+        return;
+    };
+    kernel.send(b"hello");
+    let key = format!("{:#x}", kernel.key as u32);
+    ok(&ns.run(&["send", &key, "1", "hello", "--create", "--mode", "640"]));
+    let Some(theirs) = ipcs(&[]) else {
+        eprintln!("skipped: util-linux ipcs not installed");
+        return;
+    };
+    let ours = ns.run(&["ls"]);
+    ok(&ours);
+    let ours = ours.stdout;
+
+    // The blank line, the title and the column header, byte for byte; a
+    // blank line after the table.
+    let head = |s: &str| s.split_inclusive('\n').take(3).collect::<String>();
+    assert_eq!(head(&ours), head(&theirs));
+    assert!(
+        theirs.ends_with("\n\n") && ours.ends_with("\n\n"),
+        "{theirs:?}\n{ours:?}"
+    );
+
+    // The row: key, then (after msqid and owner, which legitimately
+    // differ) perms, used-bytes and messages, padding included.
+    let (k, o) = (row_of(&theirs, kernel.key), row_of(&ours, kernel.key));
+    assert_eq!(k.len(), o.len(), "\n{k:?}\n{o:?}");
+    assert_eq!(k[..11], o[..11]);
+    assert_eq!(k[32..], o[32..], "\n{k:?}\n{o:?}");
+    let fields = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(fields(&o)[3..], ["640", "5", "1"]);
+
+    // The other formats' titles and headers.
+    for flag in ["-p", "-t", "-c", "-u"] {
+        let theirs = ipcs(&[flag]).unwrap();
+        let ours = ns.run(&["ls", flag]);
+        ok(&ours);
+        let n = if flag == "-u" { 2 } else { 3 };
+        let head = |s: &str| s.split_inclusive('\n').take(n).collect::<String>();
+        assert_eq!(head(&ours.stdout), head(&theirs), "ls {flag}");
+    }
+    let theirs = ipcs(&["-l"]).unwrap();
+    let ours = ns.run(&["ls", "-l"]).stdout;
+    let labels = |s: &str| {
+        s.lines()
+            .map(|l| l.split(" = ").next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(labels(&ours), labels(&theirs));
+}
