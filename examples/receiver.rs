@@ -24,7 +24,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ns = Namespace::open_default()?;
     let q = ns.get(key, GetFlags::default())?;
     let mut buf = vec![0u8; ns.limits().msgmax as usize];
-    let m = q.recv(&mut buf, Selector::from_msgtyp(mtype, false), RecvFlags::default())?;
+    let m = q.recv(
+        &mut buf,
+        Selector::from_msgtyp(mtype, false),
+        RecvFlags::default(),
+    )?;
     println!("{}", String::from_utf8_lossy(&buf[..m.len]));
     Ok(())
 }

@@ -22,8 +22,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let key: i32 = key.parse()?;
     let mtype: i64 = mtype.parse()?;
     let ns = Namespace::open_default()?;
-    let q = ns.get(key, GetFlags { create: true, exclusive: false, mode: 0o660 })?;
+    let q = ns.get(
+        key,
+        GetFlags {
+            create: true,
+            exclusive: false,
+            mode: 0o660,
+        },
+    )?;
     q.send(mtype, text.as_bytes(), SendFlags::default())?;
-    println!("sent {} bytes of type {mtype} to queue {}", text.len(), q.id());
+    println!(
+        "sent {} bytes of type {mtype} to queue {}",
+        text.len(),
+        q.id()
+    );
     Ok(())
 }

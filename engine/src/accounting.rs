@@ -107,7 +107,13 @@ impl Counter<'_> {
     ///
     /// A reservation that does not fit `qbytes` is refused with [`Full`] and
     /// leaves no trace; the same `seq` is then used by the slot's next attempt.
-    pub(crate) fn apply(&self, slot: usize, seq: u64, delta: Delta, qbytes: u64) -> Result<Tally, Full> {
+    pub(crate) fn apply(
+        &self,
+        slot: usize,
+        seq: u64,
+        delta: Delta,
+        qbytes: u64,
+    ) -> Result<Tally, Full> {
         let rec = &self.slots[slot];
         // SYNC(acct_seq): SeqCst store before our CAS, so that a flusher who
         // reads the word we write also reads this sequence (it reads the word
@@ -129,7 +135,12 @@ impl Counter<'_> {
                 // Saturate: only a corrupted mapping could make these negative.
                 Delta::Release(n) => (t.cbytes.saturating_sub(n), t.qnum.saturating_sub(1)),
             };
-            let next = Tally { cbytes, qnum, slot: slot as u32, parity };
+            let next = Tally {
+                cbytes,
+                qnum,
+                slot: slot as u32,
+                parity,
+            };
             // SYNC(acct_word): AcqRel pairs with the Acquire loads of the next
             // writer and of flushers.
             if self
@@ -178,7 +189,12 @@ mod tests {
 
     #[test]
     fn pack_round_trips() {
-        let t = Tally { cbytes: (1 << 26) - 1, qnum: (1 << 25) - 1, slot: 4094, parity: 1 };
+        let t = Tally {
+            cbytes: (1 << 26) - 1,
+            qnum: (1 << 25) - 1,
+            slot: 4094,
+            parity: 1,
+        };
         assert_eq!(Tally::unpack(t.pack()), t);
         assert_eq!(Tally::unpack(INITIAL).slot, NO_SLOT);
     }
@@ -187,7 +203,10 @@ mod tests {
     fn reserve_respects_qbytes_like_linux() {
         let slots = slot_records(2);
         let word = AtomicU64::new(INITIAL);
-        let c = Counter { word: &word, slots: &slots };
+        let c = Counter {
+            word: &word,
+            slots: &slots,
+        };
         let s = c.next_seq(0);
         assert!(c.apply(0, s, Delta::Reserve(10), 16).is_ok());
         let s = c.next_seq(0);
@@ -197,7 +216,10 @@ mod tests {
         assert_eq!((c.load().cbytes, c.load().qnum), (16, 2));
         // Zero-length messages are limited by qnum + 1 <= qbytes.
         let word = AtomicU64::new(INITIAL);
-        let c = Counter { word: &word, slots: &slots };
+        let c = Counter {
+            word: &word,
+            slots: &slots,
+        };
         for _ in 0..3 {
             let s = c.next_seq(1);
             c.apply(1, s, Delta::Reserve(0), 3).unwrap();
@@ -210,10 +232,22 @@ mod tests {
     fn applied_is_decidable_after_the_fact() {
         let slots = slot_records(3);
         let word = AtomicU64::new(INITIAL);
-        let c = Counter { word: &word, slots: &slots };
+        let c = Counter {
+            word: &word,
+            slots: &slots,
+        };
         // Slot 0 applies op 1 and "dies" before acknowledging it.
         slots[0].acct_seq.store(1, Ordering::SeqCst);
-        word.store(Tally { cbytes: 5, qnum: 1, slot: 0, parity: 1 }.pack(), Ordering::SeqCst);
+        word.store(
+            Tally {
+                cbytes: 5,
+                qnum: 1,
+                slot: 0,
+                parity: 1,
+            }
+            .pack(),
+            Ordering::SeqCst,
+        );
         assert!(c.was_applied(0, 1));
         // Slot 1 overwrites the word: it must flush slot 0's op first.
         let s = c.next_seq(1);

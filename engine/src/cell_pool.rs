@@ -99,7 +99,11 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
         let words = states.len().div_ceil(64);
         debug_assert_eq!(bitmap.len(), bitmap_len(states.len()));
         let (words, summary) = bitmap.split_at(words);
-        Pool { states, words, summary }
+        Pool {
+            states,
+            words,
+            summary,
+        }
     }
 
     /// Number of cells.
@@ -161,10 +165,18 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
             // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
             // previous owner's last reads of the cell happen before our writes.
             if state
-                .compare_exchange(s, make_state(gen_of(s), owner), Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(
+                    s,
+                    make_state(gen_of(s), owner),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
-                return Some(Taken { index: i as u32, gen: gen_of(s) });
+                return Some(Taken {
+                    index: i as u32,
+                    gen: gen_of(s),
+                });
             }
             // Someone (recovery's heal racing with us) took it; keep looking.
         }
@@ -200,7 +212,8 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
         }
         let freed = make_state(gen_of(expected).wrapping_add(1), FREE);
         // SYNC(cell_free): Release pairs with the Acquire CAS in `alloc`.
-        let ok = self.states
+        let ok = self
+            .states
             .state(i)
             .compare_exchange(expected, freed, Ordering::Release, Ordering::Relaxed)
             .is_ok();
@@ -306,7 +319,10 @@ mod tests {
         let t = pool.alloc(5).unwrap();
         assert!(!pool.free(t.index, make_state(t.gen, 6)));
         assert!(pool.free(t.index, make_state(t.gen, 5)));
-        assert!(!pool.free(t.index, make_state(t.gen, 5)), "double free refused");
+        assert!(
+            !pool.free(t.index, make_state(t.gen, 5)),
+            "double free refused"
+        );
     }
 
     #[test]

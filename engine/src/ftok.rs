@@ -8,7 +8,10 @@ use std::path::Path;
 /// stat'ed (errno as `stat(2)`'s).
 pub fn ftok(path: impl AsRef<Path>, proj_id: i32) -> std::io::Result<i32> {
     let m = std::fs::metadata(path)?;
-    Ok(((proj_id as u32 & 0xff) << 24 | (m.dev() as u32 & 0xff) << 16 | (m.ino() as u32 & 0xffff)) as i32)
+    Ok(
+        ((proj_id as u32 & 0xff) << 24 | (m.dev() as u32 & 0xff) << 16 | (m.ino() as u32 & 0xffff))
+            as i32,
+    )
 }
 
 #[cfg(test)]

@@ -117,7 +117,8 @@ impl IdTable<'_> {
         let (idx, seq) = (id as usize % n, id as usize / n);
         let r = &self.records[idx];
         // Acquire: pairs with SYNC(record_live).
-        (r.state.load(Ordering::Acquire) == rstate::LIVE && r.seq.load(Ordering::Relaxed) as usize == seq)
+        (r.state.load(Ordering::Acquire) == rstate::LIVE
+            && r.seq.load(Ordering::Relaxed) as usize == seq)
             .then_some(idx)
     }
 
@@ -146,9 +147,13 @@ impl IdTable<'_> {
         let mut spins = 0u32;
         loop {
             // SYNC(ids_lock): Acquire pairs with the Release in `unlock`.
-            match h.lock.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            match h
+                .lock
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => {
-                    h.lock_start.store(crate::process::own_start_time(), Ordering::Relaxed);
+                    h.lock_start
+                        .store(crate::process::own_start_time(), Ordering::Relaxed);
                     return false;
                 }
                 Err(holder) => {
@@ -161,9 +166,12 @@ impl IdTable<'_> {
                     if started.elapsed() > Duration::from_millis(20) && spins % 16 == 0 {
                         let start = h.lock_start.load(Ordering::Relaxed);
                         if !crate::process::is_alive(holder as u32, start)
-                            && h.lock.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                            && h.lock
+                                .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
+                                .is_ok()
                         {
-                            h.lock_start.store(crate::process::own_start_time(), Ordering::Relaxed);
+                            h.lock_start
+                                .store(crate::process::own_start_time(), Ordering::Relaxed);
                             return true;
                         }
                     }

@@ -404,7 +404,13 @@ impl Geometry {
             off = bitmap_off + bitmap_len(count) * 8;
             let cells_off = align_up(off, cell_size.min(PAGE));
             off = cells_off + count * cell_size;
-            classes.push(ClassGeometry { cell_size, count, states_off, bitmap_off, cells_off });
+            classes.push(ClassGeometry {
+                cell_size,
+                count,
+                states_off,
+                bitmap_off,
+                cells_off,
+            });
             lo = cell_size;
             cell_size *= 2;
         }
@@ -444,7 +450,11 @@ mod tests {
     use super::*;
 
     fn default_params() -> QueueParams {
-        QueueParams { msgmax: 8192, qbytes_max: 65536, n_slots: 1024 }
+        QueueParams {
+            msgmax: 8192,
+            qbytes_max: 65536,
+            n_slots: 1024,
+        }
     }
 
     #[test]
@@ -482,7 +492,10 @@ mod tests {
         assert_eq!(g.class_for(INLINE_BYTES + 1), Some(0));
         assert_eq!(g.class_for(64), Some(0));
         assert_eq!(g.class_for(65), Some(1));
-        assert_eq!(g.class_for(8192).map(|c| g.classes[c].cell_size), Some(8192));
+        assert_eq!(
+            g.class_for(8192).map(|c| g.classes[c].cell_size),
+            Some(8192)
+        );
         assert_eq!(g.classes.last().unwrap().cell_size, 8192);
     }
 
@@ -527,6 +540,7 @@ mod tests {
 /// Zero-filled instances for heap-backed states (unit tests and loom models);
 /// production memory comes zero-filled from a new file.
 #[cfg(any(test, loom))]
+#[allow(dead_code)] // the loom models build whole states from these
 pub(crate) mod zeroed {
     use super::*;
 
@@ -550,12 +564,28 @@ pub(crate) mod zeroed {
             hash_seed: z64(),
             namespace_stamp: z64(),
             ready: z64(),
-            perm: Line(Perm { uid: z32(), gid: z32(), cuid: z32(), cgid: z32(), mode: z32() }),
-            control: Line(Control { qbytes: z64(), ctime: AtomicI64::new(0), removed: z32() }),
+            perm: Line(Perm {
+                uid: z32(),
+                gid: z32(),
+                cuid: z32(),
+                cgid: z32(),
+                mode: z32(),
+            }),
+            control: Line(Control {
+                qbytes: z64(),
+                ctime: AtomicI64::new(0),
+                removed: z32(),
+            }),
             counter: Line(z64()),
             next_seq: Line(z64()),
-            send_stats: Line(Stats { pid: z32(), time: AtomicI64::new(0) }),
-            recv_stats: Line(Stats { pid: z32(), time: AtomicI64::new(0) }),
+            send_stats: Line(Stats {
+                pid: z32(),
+                time: AtomicI64::new(0),
+            }),
+            recv_stats: Line(Stats {
+                pid: z32(),
+                time: AtomicI64::new(0),
+            }),
             space_word: Line(z32()),
             any_word: Line(z32()),
             slots_high: Line(z32()),
@@ -579,7 +609,12 @@ pub(crate) mod zeroed {
     }
 
     pub(crate) fn entry() -> Entry {
-        Entry { state: z64(), key: AtomicI64::new(0), head: z64(), tail: z64() }
+        Entry {
+            state: z64(),
+            key: AtomicI64::new(0),
+            head: z64(),
+            tail: z64(),
+        }
     }
 
     pub(crate) fn node() -> Node {

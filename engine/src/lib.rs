@@ -48,5 +48,7 @@ pub use ftok::ftok;
 pub use namespace::{GetFlags, Namespace, NamespaceError, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
 pub use params::Limits;
 pub use process::{refresh_credentials, Credentials};
-pub use queue::{Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, Received, RecvFlags, SendFlags};
+pub use queue::{
+    Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, Received, RecvFlags, SendFlags,
+};
 pub use transfer::Selector;

@@ -47,12 +47,20 @@ impl std::error::Error for NamespaceError {}
 
 impl From<NamespaceError> for std::io::Error {
     fn from(e: NamespaceError) -> std::io::Error {
-        std::io::Error::new(std::io::ErrorKind::Other, e.to_string())
+        std::io::Error::other(e.to_string())
     }
 }
 
-fn ns_error(path: &Path, kind: crate::error::OpenError, detail: impl Into<String>) -> NamespaceError {
-    NamespaceError { path: path.to_owned(), kind, detail: detail.into() }
+fn ns_error(
+    path: &Path,
+    kind: crate::error::OpenError,
+    detail: impl Into<String>,
+) -> NamespaceError {
+    NamespaceError {
+        path: path.to_owned(),
+        kind,
+        detail: detail.into(),
+    }
 }
 
 /// How `msgget` should behave (`IPC_CREAT`, `IPC_EXCL` and the mode bits).
@@ -109,7 +117,9 @@ pub struct Namespace {
 
 impl std::fmt::Debug for Namespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Namespace").field("dir", &self.inner.dir).finish()
+        f.debug_struct("Namespace")
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -126,7 +136,9 @@ impl Namespace {
     /// Opens the namespace in `$SHMQ_DIR`, or `/dev/shm/shmq`, creating it if
     /// needed.
     pub fn open_default() -> Result<Namespace, NamespaceError> {
-        let dir = std::env::var_os("SHMQ_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_DIR.into());
+        let dir = std::env::var_os("SHMQ_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| DEFAULT_DIR.into());
         Namespace::open(dir)
     }
 
@@ -140,7 +152,11 @@ impl Namespace {
             Err(_) => {
                 if let Err(e) = std::fs::create_dir(&dir) {
                     if e.kind() != std::io::ErrorKind::AlreadyExists {
-                        return Err(ns_error(&dir, K::Access, format!("cannot create namespace directory: {e}")));
+                        return Err(ns_error(
+                            &dir,
+                            K::Access,
+                            format!("cannot create namespace directory: {e}"),
+                        ));
                     }
                 } else {
                     // Sticky and open to all, like /dev/shm (the umask must not narrow it).
@@ -154,9 +170,15 @@ impl Namespace {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_table(&dir)?,
             Err(e) => return Err(ns_error(&ids, K::Access, e.to_string())),
         };
-        let meta = file.metadata().map_err(|e| ns_error(&ids, K::Io, e.to_string()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| ns_error(&ids, K::Io, e.to_string()))?;
         if !meta.is_file() || meta.len() < std::mem::size_of::<IdsHeader>() as u64 {
-            return Err(ns_error(&ids, K::Corrupt, "not an shmq id table (too short or not a file)"));
+            return Err(ns_error(
+                &ids,
+                K::Corrupt,
+                "not an shmq id table (too short or not a file)",
+            ));
         }
         let map = MmapOptions::new()
             .len(meta.len() as usize)
@@ -168,14 +190,26 @@ impl Namespace {
         let header = unsafe { &*(map.as_ptr() as *const IdsHeader) };
         // SYNC(ids_ready)
         if header.magic.load(Ordering::Acquire) != IDS_MAGIC {
-            return Err(ns_error(&ids, K::Corrupt, "wrong magic: not an shmq id table"));
+            return Err(ns_error(
+                &ids,
+                K::Corrupt,
+                "wrong magic: not an shmq id table",
+            ));
         }
         if header.version.load(Ordering::Relaxed) != IDS_LAYOUT_VERSION {
-            return Err(ns_error(&ids, K::Corrupt, "id table layout version not supported by this build"));
+            return Err(ns_error(
+                &ids,
+                K::Corrupt,
+                "id table layout version not supported by this build",
+            ));
         }
         let msgmni = header.msgmni.load(Ordering::Relaxed);
         if msgmni == 0 || msgmni > 1 << 20 || table_size(msgmni as u32) as u64 != meta.len() {
-            return Err(ns_error(&ids, K::Corrupt, format!("size {} does not match msgmni {msgmni}", meta.len())));
+            return Err(ns_error(
+                &ids,
+                K::Corrupt,
+                format!("size {} does not match msgmni {msgmni}", meta.len()),
+            ));
         }
         // SAFETY: the records follow the header, `msgmni` of them, inside the
         // mapping (size checked just above); alignment 16 within a page.
@@ -187,10 +221,18 @@ impl Namespace {
         };
         let table = IdTable { header, records };
         let limits = table.limits();
-        limits.validate().map_err(|e| ns_error(&ids, K::Corrupt, e))?;
+        limits
+            .validate()
+            .map_err(|e| ns_error(&ids, K::Corrupt, e))?;
         let stamp = header.stamp.load(Ordering::Relaxed);
         Ok(Namespace {
-            inner: Arc::new(NsInner { table, _map: map, dir, stamp, cache: RwLock::new(HashMap::new()) }),
+            inner: Arc::new(NsInner {
+                table,
+                _map: map,
+                dir,
+                stamp,
+                cache: RwLock::new(HashMap::new()),
+            }),
         })
     }
 
@@ -262,10 +304,13 @@ impl Namespace {
             .ok_or(GetError::NoSpace)?;
         let r = &t.records[idx];
         r.key.store(key as u32, Ordering::Relaxed);
-        r.private.store((key == IPC_PRIVATE) as u32, Ordering::Relaxed);
+        r.private
+            .store((key == IPC_PRIVATE) as u32, Ordering::Relaxed);
         // Release: the key is written before anyone sees the intent.
         r.state.store(rstate::CREATING, Ordering::Release);
-        t.header.highest.fetch_max(idx as u64 + 1, Ordering::Relaxed);
+        t.header
+            .highest
+            .fetch_max(idx as u64 + 1, Ordering::Relaxed);
         let id = t.id_of(idx);
         let path = self.queue_path(id);
         let _ = std::fs::remove_file(&path); // a stale file from a crash
@@ -280,11 +325,19 @@ impl Namespace {
             mode: flags.mode,
             qbytes: limits.msgmnb,
         };
-        let params = QueueParams { msgmax: limits.msgmax, qbytes_max: limits.qbytes_max, n_slots: limits.slots };
+        let params = QueueParams {
+            msgmax: limits.msgmax,
+            qbytes_max: limits.qbytes_max,
+            n_slots: limits.slots,
+        };
         match Mapped::create(&path, params, file_mode(flags.mode), who) {
             Ok(m) => {
                 let m = Arc::new(m);
-                self.inner.cache.write().unwrap_or_else(|e| e.into_inner()).insert(id, m.clone());
+                self.inner
+                    .cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, m.clone());
                 // SYNC(record_live): Release publishes the record and the file
                 // to lock-free lookups (`IdTable::live_index`, Acquire).
                 r.state.store(rstate::LIVE, Ordering::Release);
@@ -304,7 +357,13 @@ impl Namespace {
         if t.live_index(id).is_none() {
             return Err(CtlError::Invalid);
         }
-        if let Some(m) = self.inner.cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(m) = self
+            .inner
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
             return Ok(Queue::new(self.clone(), m.clone(), id));
         }
         let m = match Mapped::open(&self.queue_path(id), self.inner.stamp) {
@@ -315,7 +374,11 @@ impl Namespace {
         if m.state().header.id.load(Ordering::Relaxed) as u32 as i32 != id {
             return Err(CtlError::Invalid);
         }
-        self.inner.cache.write().unwrap_or_else(|e| e.into_inner()).insert(id, m.clone());
+        self.inner
+            .cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, m.clone());
         Ok(Queue::new(self.clone(), m, id))
     }
 
@@ -328,7 +391,10 @@ impl Namespace {
     pub fn ids(&self) -> Vec<i32> {
         let t = &self.inner.table;
         let high = (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len());
-        (0..high).filter(|&i| t.records[i].state.load(Ordering::Acquire) == rstate::LIVE).map(|i| t.id_of(i)).collect()
+        (0..high)
+            .filter(|&i| t.records[i].state.load(Ordering::Acquire) == rstate::LIVE)
+            .map(|i| t.id_of(i))
+            .collect()
     }
 
     /// The queue in record `index` (MSG_STAT / MSG_STAT_ANY).
@@ -343,12 +409,19 @@ impl Namespace {
 
     /// Namespace-wide figures (IPC_INFO / MSG_INFO).
     pub fn info(&self) -> NamespaceInfo {
-        let mut info =
-            NamespaceInfo { limits: self.limits(), queues: 0, messages: 0, bytes: 0, highest_index: -1 };
+        let mut info = NamespaceInfo {
+            limits: self.limits(),
+            queues: 0,
+            messages: 0,
+            bytes: 0,
+            highest_index: -1,
+        };
         let t = &self.inner.table;
         for id in self.ids() {
             info.queues += 1;
-            info.highest_index = info.highest_index.max((id as usize % t.records.len()) as i32);
+            info.highest_index = info
+                .highest_index
+                .max((id as usize % t.records.len()) as i32);
             if let Ok(q) = self.queue(id) {
                 let tally = q.mapped().state().counter().load();
                 info.messages += tally.qnum;
@@ -366,7 +439,9 @@ impl Namespace {
         if !q.perms().may_control() {
             return Err(CtlError::Permission);
         }
-        t.records[idx].state.store(rstate::REMOVING, Ordering::Release);
+        t.records[idx]
+            .state
+            .store(rstate::REMOVING, Ordering::Release);
         self.finish_remove(idx);
         Ok(())
     }
@@ -375,8 +450,15 @@ impl Namespace {
     fn finish_remove(&self, idx: usize) {
         let t = &self.inner.table;
         let id = t.id_of(idx);
-        let cached = self.inner.cache.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        let opened = cached.map(Ok).unwrap_or_else(|| self.open_file(id).map(Arc::new));
+        let cached = self
+            .inner
+            .cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let opened = cached
+            .map(Ok)
+            .unwrap_or_else(|| self.open_file(id).map(Arc::new));
         if let Ok(m) = opened {
             m.state().mark_removed();
         }
@@ -422,8 +504,13 @@ fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
 /// into place, so that an opener never sees a half-made table.
 fn create_table(dir: &Path) -> Result<std::fs::File, NamespaceError> {
     use crate::error::OpenError as K;
-    let limits = Limits::for_new_namespace(dir).map_err(|e| ns_error(&dir.join("config"), K::Invalid, e))?;
-    let tmp = dir.join(format!(".ids.{}.{}", crate::process::pid(), std::process::id()));
+    let limits =
+        Limits::for_new_namespace(dir).map_err(|e| ns_error(&dir.join("config"), K::Invalid, e))?;
+    let tmp = dir.join(format!(
+        ".ids.{}.{}",
+        crate::process::pid(),
+        std::process::id()
+    ));
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -437,13 +524,20 @@ fn create_table(dir: &Path) -> Result<std::fs::File, NamespaceError> {
         ns_error(dir, K::Io, e.to_string())
     };
     let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
-    file.set_len(table_size(limits.msgmni) as u64).map_err(fail)?;
+    file.set_len(table_size(limits.msgmni) as u64)
+        .map_err(fail)?;
     {
-        let map = MmapOptions::new().len(std::mem::size_of::<IdsHeader>()).map_raw(&file).map_err(fail)?;
+        let map = MmapOptions::new()
+            .len(std::mem::size_of::<IdsHeader>())
+            .map_raw(&file)
+            .map_err(fail)?;
         // SAFETY: a fresh zero-filled shared mapping of a header's size; only
         // accessed through atomics, and only within this block.
         let header = unsafe { &*(map.as_ptr() as *const IdsHeader) };
-        let table = IdTable { header, records: &[] };
+        let table = IdTable {
+            header,
+            records: &[],
+        };
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -456,9 +550,8 @@ fn create_table(dir: &Path) -> Result<std::fs::File, NamespaceError> {
     match linked {
         Ok(()) => Ok(file),
         // Another process made the table first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            open_rw(&dir.join("ids")).map_err(|e| ns_error(&dir.join("ids"), K::Access, e.to_string()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open_rw(&dir.join("ids"))
+            .map_err(|e| ns_error(&dir.join("ids"), K::Access, e.to_string())),
         Err(e) => Err(ns_error(dir, K::Io, e.to_string())),
     }
 }

@@ -26,13 +26,27 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { msgmax: 8192, msgmnb: 16384, msgmni: 32000, msgtql: 0, qbytes_max: 4 * 16384, slots: 1024 }
+        Limits {
+            msgmax: 8192,
+            msgmnb: 16384,
+            msgmni: 32000,
+            msgtql: 0,
+            qbytes_max: 4 * 16384,
+            slots: 1024,
+        }
     }
 }
 
 /// The names of the parameters, in the config file and (upper-cased, with a
 /// `SHMQ_` prefix) in the environment.
-const NAMES: [&str; 6] = ["msgmax", "msgmnb", "msgmni", "msgtql", "qbytes_max", "slots"];
+const NAMES: [&str; 6] = [
+    "msgmax",
+    "msgmnb",
+    "msgmni",
+    "msgtql",
+    "qbytes_max",
+    "slots",
+];
 
 impl Limits {
     /// Limits for a new namespace in `dir`: defaults, then `dir/config`
@@ -46,10 +60,12 @@ impl Limits {
                 if line.is_empty() {
                     continue;
                 }
-                let (name, value) =
-                    line.split_once('=').ok_or_else(|| format!("config line {}: expected name = value", n + 1))?;
+                let (name, value) = line
+                    .split_once('=')
+                    .ok_or_else(|| format!("config line {}: expected name = value", n + 1))?;
                 qbytes_max_given |= name.trim() == "qbytes_max";
-                l.set(name.trim(), value.trim()).map_err(|e| format!("config line {}: {e}", n + 1))?;
+                l.set(name.trim(), value.trim())
+                    .map_err(|e| format!("config line {}: {e}", n + 1))?;
             }
         }
         for name in NAMES {
@@ -68,17 +84,29 @@ impl Limits {
 
     fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         if !NAMES.contains(&name) {
-            return Err(format!("unknown parameter {name:?} (known: {})", NAMES.join(", ")));
+            return Err(format!(
+                "unknown parameter {name:?} (known: {})",
+                NAMES.join(", ")
+            ));
         }
-        let v: u64 = value.parse().map_err(|_| format!("{value:?} is not a number"))?;
+        let v: u64 = value
+            .parse()
+            .map_err(|_| format!("{value:?} is not a number"))?;
         match name {
             "msgmax" => self.msgmax = v,
             "msgmnb" => self.msgmnb = v,
-            "msgmni" => self.msgmni = u32::try_from(v).map_err(|_| "msgmni too large".to_string())?,
+            "msgmni" => {
+                self.msgmni = u32::try_from(v).map_err(|_| "msgmni too large".to_string())?
+            }
             "msgtql" => self.msgtql = v,
             "qbytes_max" => self.qbytes_max = v,
             "slots" => self.slots = u32::try_from(v).map_err(|_| "slots too large".to_string())?,
-            _ => return Err(format!("unknown parameter {name:?} (known: {})", NAMES.join(", "))),
+            _ => {
+                return Err(format!(
+                    "unknown parameter {name:?} (known: {})",
+                    NAMES.join(", ")
+                ))
+            }
         }
         Ok(())
     }
@@ -89,16 +117,25 @@ impl Limits {
             return Err(format!("msgmax {} out of range 1..=67108864", self.msgmax));
         }
         if self.msgmnb == 0 || self.msgmnb > self.qbytes_max {
-            return Err(format!("msgmnb {} out of range 1..=qbytes_max ({})", self.msgmnb, self.qbytes_max));
+            return Err(format!(
+                "msgmnb {} out of range 1..=qbytes_max ({})",
+                self.msgmnb, self.qbytes_max
+            ));
         }
         if self.qbytes_max > QBYTES_LIMIT {
-            return Err(format!("qbytes_max {} above {QBYTES_LIMIT}", self.qbytes_max));
+            return Err(format!(
+                "qbytes_max {} above {QBYTES_LIMIT}",
+                self.qbytes_max
+            ));
         }
         if self.msgmni == 0 || self.msgmni > 1 << 20 {
             return Err(format!("msgmni {} out of range 1..=1048576", self.msgmni));
         }
         if self.slots == 0 || self.slots > SLOTS_LIMIT {
-            return Err(format!("slots {} out of range 1..={SLOTS_LIMIT}", self.slots));
+            return Err(format!(
+                "slots {} out of range 1..={SLOTS_LIMIT}",
+                self.slots
+            ));
         }
         Ok(())
     }
@@ -116,9 +153,13 @@ mod tests {
         let l = Limits::for_new_namespace(&dir).unwrap();
         assert_eq!((l.msgmax, l.msgmni, l.msgmnb), (100, 50, 16384));
         std::fs::write(dir.join("config"), "msgmax = lots\n").unwrap();
-        assert!(Limits::for_new_namespace(&dir).unwrap_err().contains("line 1"));
+        assert!(Limits::for_new_namespace(&dir)
+            .unwrap_err()
+            .contains("line 1"));
         std::fs::write(dir.join("config"), "colour = blue\n").unwrap();
-        assert!(Limits::for_new_namespace(&dir).unwrap_err().contains("unknown parameter"));
+        assert!(Limits::for_new_namespace(&dir)
+            .unwrap_err()
+            .contains("unknown parameter"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -101,7 +101,9 @@ pub(crate) fn is_alive(pid: u32, start_time: u64) -> bool {
     if pid == self::pid() {
         return true;
     }
-    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return false };
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return false;
+    };
     if let Err(e) = rustix::process::test_kill_process(p) {
         if e == rustix::io::Errno::SRCH {
             return false;
@@ -110,9 +112,11 @@ pub(crate) fn is_alive(pid: u32, start_time: u64) -> bool {
     match proc_stat(pid) {
         // A zombie holds nothing any more; a different start time is another
         // process that reused the pid.
-        Some(s) => !(matches!(s.state, b'Z' | b'X') || (start_time != 0 && s.start_time != start_time)),
+        Some(s) => {
+            !(matches!(s.state, b'Z' | b'X') || (start_time != 0 && s.start_time != start_time))
+        }
         // /proc hidden or unavailable: trust kill(2).
-        None => std::path::Path::new("/proc/self/stat").exists().then_some(false).unwrap_or(true),
+        None => !std::path::Path::new("/proc/self/stat").exists(),
     }
 }
 
@@ -131,7 +135,10 @@ pub(crate) fn credentials() -> Credentials {
     if !CREDS_VALID.load(Ordering::Acquire) {
         refresh_credentials();
     }
-    Credentials { uid: EUID.load(Ordering::Relaxed), gid: EGID.load(Ordering::Relaxed) }
+    Credentials {
+        uid: EUID.load(Ordering::Relaxed),
+        gid: EGID.load(Ordering::Relaxed),
+    }
 }
 
 /// Re-reads the process's credentials. Call after `setuid`, `setgid` or
@@ -147,7 +154,9 @@ pub(crate) fn in_group(gid: u32) -> bool {
     if credentials().gid == gid {
         return true;
     }
-    rustix::process::getgroups().map(|g| g.iter().any(|x| x.as_raw() == gid)).unwrap_or(false)
+    rustix::process::getgroups()
+        .map(|g| g.iter().any(|x| x.as_raw() == gid))
+        .unwrap_or(false)
 }
 
 /// Seconds since the epoch (vDSO clock; no system call).

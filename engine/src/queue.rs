@@ -217,7 +217,13 @@ impl Queue {
     /// Spins, then sleeps on futex word `word_id` until `ready()` holds, the
     /// queue is removed, a signal arrives or `deadline` passes. `ready` must be
     /// cheap and is re-checked after the sleeper announces itself.
-    fn wait_until(&self, slot: usize, word_id: u64, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> Result<(), WaitEnd> {
+    fn wait_until(
+        &self,
+        slot: usize,
+        word_id: u64,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), WaitEnd> {
         let st = self.st();
         let word = st.word(word_id).expect("valid word id");
         for _ in 0..wait::spin_budget() {
@@ -240,7 +246,9 @@ impl Queue {
             if ready() {
                 break Ok(());
             }
-            let Some(slice) = wait::slice(deadline) else { break Err(WaitEnd::TimedOut) };
+            let Some(slice) = wait::slice(deadline) else {
+                break Err(WaitEnd::TimedOut);
+            };
             let began = Instant::now();
             match Futex.park(word, v, slice) {
                 Woke::Interrupted => break Err(WaitEnd::Interrupted),
@@ -265,11 +273,27 @@ impl Queue {
     }
 
     /// `msgsnd` that gives up with `TimedOut` after `timeout` (beyond SysV).
-    pub fn send_timeout(&self, mtype: i64, text: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.send_until(mtype, text, SendFlags::default(), Some(Instant::now() + timeout))
+    pub fn send_timeout(
+        &self,
+        mtype: i64,
+        text: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_until(
+            mtype,
+            text,
+            SendFlags::default(),
+            Some(Instant::now() + timeout),
+        )
     }
 
-    fn send_until(&self, mtype: i64, text: &[u8], flags: SendFlags, deadline: Option<Instant>) -> Result<(), SendError> {
+    fn send_until(
+        &self,
+        mtype: i64,
+        text: &[u8],
+        flags: SendFlags,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
         let st = self.st();
         // Linux's order: size, type, then the id, then permissions.
         if text.len() as u64 > st.header.msgmax.load(Ordering::Relaxed) || mtype < 1 {
@@ -293,11 +317,12 @@ impl Queue {
                         let q = st.header.control.qbytes.load(Ordering::Relaxed);
                         t.cbytes + len <= q && t.qnum < q
                     };
-                    self.wait_until(slot, WORD_SPACE, deadline, fits).map_err(|e| match e {
-                        WaitEnd::Removed => SendError::Removed,
-                        WaitEnd::Interrupted => SendError::Interrupted,
-                        WaitEnd::TimedOut => SendError::TimedOut,
-                    })?;
+                    self.wait_until(slot, WORD_SPACE, deadline, fits)
+                        .map_err(|e| match e {
+                            WaitEnd::Removed => SendError::Removed,
+                            WaitEnd::Interrupted => SendError::Interrupted,
+                            WaitEnd::TimedOut => SendError::TimedOut,
+                        })?;
                 }
                 Err(_) => return Err(SendError::NoMemory),
             }
@@ -312,22 +337,42 @@ impl Queue {
     // ----- msgrcv -----
 
     /// `msgrcv`: receives the message `sel` selects into `buf`.
-    pub fn recv(&self, buf: &mut [u8], sel: Selector, flags: RecvFlags) -> Result<Received, RecvError> {
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        sel: Selector,
+        flags: RecvFlags,
+    ) -> Result<Received, RecvError> {
         self.recv_until(buf, sel, flags, None)
     }
 
     /// `msgrcv` that gives up with `TimedOut` after `timeout` (beyond SysV).
-    pub fn recv_timeout(&self, buf: &mut [u8], sel: Selector, flags: RecvFlags, timeout: Duration) -> Result<Received, RecvError> {
+    pub fn recv_timeout(
+        &self,
+        buf: &mut [u8],
+        sel: Selector,
+        flags: RecvFlags,
+        timeout: Duration,
+    ) -> Result<Received, RecvError> {
         self.recv_until(buf, sel, flags, Some(Instant::now() + timeout))
     }
 
-    fn recv_until(&self, buf: &mut [u8], sel: Selector, flags: RecvFlags, deadline: Option<Instant>) -> Result<Received, RecvError> {
+    fn recv_until(
+        &self,
+        buf: &mut [u8],
+        sel: Selector,
+        flags: RecvFlags,
+        deadline: Option<Instant>,
+    ) -> Result<Received, RecvError> {
         let (slot, taken) = self.take(sel, buf.len(), flags, deadline)?;
         let st = self.st();
         let len = st.copy_text(&taken, buf);
         st.complete_receive(slot, &taken);
         record_stats(&st.header.recv_stats);
-        Ok(Received { mtype: taken.mtype, len })
+        Ok(Received {
+            mtype: taken.mtype,
+            len,
+        })
     }
 
     /// Zero-copy `msgrcv`: takes the message `sel` selects and lends its text
@@ -336,10 +381,20 @@ impl Queue {
     pub fn recv_lend(&self, sel: Selector, flags: RecvFlags) -> Result<Loan<'_>, RecvError> {
         let (slot, taken) = self.take(sel, usize::MAX, flags, None)?;
         record_stats(&self.st().header.recv_stats);
-        Ok(Loan { q: self, slot, taken })
+        Ok(Loan {
+            q: self,
+            slot,
+            taken,
+        })
     }
 
-    fn take(&self, sel: Selector, max: usize, flags: RecvFlags, deadline: Option<Instant>) -> Result<(usize, Taken), RecvError> {
+    fn take(
+        &self,
+        sel: Selector,
+        max: usize,
+        flags: RecvFlags,
+        deadline: Option<Instant>,
+    ) -> Result<(usize, Taken), RecvError> {
         let st = self.st();
         if st.is_removed() {
             return Err(RecvError::Invalid);
@@ -359,11 +414,12 @@ impl Queue {
                 Err(PathError::Empty) if flags.nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
                     let ready = || st.peek(slot, sel);
-                    self.wait_until(slot, word_id, deadline, ready).map_err(|e| match e {
-                        WaitEnd::Removed => RecvError::Removed,
-                        WaitEnd::Interrupted => RecvError::Interrupted,
-                        WaitEnd::TimedOut => RecvError::TimedOut,
-                    })?;
+                    self.wait_until(slot, word_id, deadline, ready)
+                        .map_err(|e| match e {
+                            WaitEnd::Removed => RecvError::Removed,
+                            WaitEnd::Interrupted => RecvError::Interrupted,
+                            WaitEnd::TimedOut => RecvError::TimedOut,
+                        })?;
                 }
                 Err(_) => return Err(RecvError::NoMemory),
             }
@@ -376,7 +432,12 @@ impl Queue {
     /// `msgrcv` with `MSG_COPY`: copies the message at position `index`
     /// (0 = oldest) without removing it. Never waits (Linux requires
     /// `IPC_NOWAIT` with `MSG_COPY`).
-    pub fn recv_copy(&self, buf: &mut [u8], index: i64, noerror: bool) -> Result<Received, RecvError> {
+    pub fn recv_copy(
+        &self,
+        buf: &mut [u8],
+        index: i64,
+        noerror: bool,
+    ) -> Result<Received, RecvError> {
         let st = self.st();
         if st.is_removed() {
             return Err(RecvError::Invalid);
@@ -432,7 +493,11 @@ impl Queue {
         self.ns.set(self, set)
     }
 
-    pub(crate) fn apply_set(&self, set: QueueSet, limits: &crate::params::Limits) -> Result<(), CtlError> {
+    pub(crate) fn apply_set(
+        &self,
+        set: QueueSet,
+        limits: &crate::params::Limits,
+    ) -> Result<(), CtlError> {
         let st = self.st();
         if st.is_removed() {
             return Err(CtlError::Invalid);
@@ -456,7 +521,10 @@ impl Queue {
         // Keep the file's own permissions in step, so the OS admits the users
         // the new mode admits (chown works only for root; see the README).
         let f = &self.map.file;
-        let _ = rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(crate::namespace::file_mode_for(set.mode)));
+        let _ = rustix::fs::fchmod(
+            f,
+            rustix::fs::Mode::from_raw_mode(crate::namespace::file_mode_for(set.mode)),
+        );
         let _ = rustix::fs::fchown(
             f,
             Some(rustix::fs::Uid::from_raw(set.uid)),
@@ -489,9 +557,15 @@ impl Queue {
         QueueFigures {
             nodes_in_use: st.node_pool.count_taken(),
             nodes_total: st.nodes.len(),
-            slots_in_use: st.slots[..high].iter().filter(|r| crate::slots::in_use(r)).count(),
+            slots_in_use: st.slots[..high]
+                .iter()
+                .filter(|r| crate::slots::in_use(r))
+                .count(),
             slots_total: st.slots.len(),
-            sleepers: st.slots[..high].iter().filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0).count(),
+            sleepers: st.slots[..high]
+                .iter()
+                .filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0)
+                .count(),
             live_types: st.directory().nonempty_positions().len(),
             file_size: st.geo.file_size,
         }
@@ -557,7 +631,11 @@ impl Queue {
         let st = self.st();
         let mut out = String::new();
         let t = st.counter().load();
-        let _ = writeln!(out, "counter: cbytes {} qnum {} slot {} parity {}", t.cbytes, t.qnum, t.slot, t.parity);
+        let _ = writeln!(
+            out,
+            "counter: cbytes {} qnum {} slot {} parity {}",
+            t.cbytes, t.qnum, t.slot, t.parity
+        );
         for (i, e) in st.entries.iter().enumerate() {
             let s = e.state.load(Ordering::Relaxed);
             if s & 0xffff_ffff == 0 {
@@ -577,12 +655,22 @@ impl Queue {
                     let _ = write!(out, " end({cur:#x})");
                     break;
                 };
-                let _ = write!(out, " [{idx} st {:#x} seq {}]", n.state.load(Ordering::Relaxed), n.seq.load(Ordering::Relaxed));
+                let _ = write!(
+                    out,
+                    " [{idx} st {:#x} seq {}]",
+                    n.state.load(Ordering::Relaxed),
+                    n.seq.load(Ordering::Relaxed)
+                );
                 cur = n.next.load(Ordering::Relaxed);
             }
             let _ = writeln!(out);
         }
-        for (i, r) in st.slots.iter().enumerate().take(st.header.slots_high.load(Ordering::Relaxed) as usize) {
+        for (i, r) in st
+            .slots
+            .iter()
+            .enumerate()
+            .take(st.header.slots_high.load(Ordering::Relaxed) as usize)
+        {
             let _ = writeln!(
                 out,
                 "slot {i}: state {:#x} hazard {:#x} phase {:#x} op_node {:#x} waiting {}",

@@ -63,7 +63,9 @@ impl QueueState<'_> {
             // Take an unlinked queued node back, so the sweep below frees it.
             if let Some(n) = self.nodes.get(x.index() as usize) {
                 let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
-                let _ = n.state.compare_exchange(queued, held, Ordering::AcqRel, Ordering::Relaxed);
+                let _ = n
+                    .state
+                    .compare_exchange(queued, held, Ordering::AcqRel, Ordering::Relaxed);
             }
             let k2 = counter.next_seq(d);
             slots::begin(rec, phase::RELEASE, k2, bytes, x);
@@ -72,10 +74,8 @@ impl QueueState<'_> {
         let p = rec.phase.load(Ordering::Acquire);
         let (kind, k) = (phase::kind(p), phase::seq(p));
         match kind {
-            phase::RELEASE => {
-                if !counter.was_applied(d, k) {
-                    let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
-                }
+            phase::RELEASE if !counter.was_applied(d, k) => {
+                let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
             }
             phase::RECV => self.recover_receive(d, x, k, bytes, qbytes),
             _ => {}
@@ -84,7 +84,9 @@ impl QueueState<'_> {
         self.repair_hazard_entry(d);
         // Nodes (and their text) the slot still holds.
         for i in self.node_pool.maybe_taken().collect::<Vec<_>>() {
-            let Some(s) = self.node_pool.state(i) else { continue };
+            let Some(s) = self.node_pool.state(i) else {
+                continue;
+            };
             if owner_of(s) != 0 && status_of(s) == status::HELD && slot_of(s) == d {
                 self.free_held(NodeRef::new(i, gen_of(s)), d);
             }
@@ -98,7 +100,9 @@ impl QueueState<'_> {
     }
 
     fn recover_receive(&self, d: usize, x: NodeRef, k: u64, bytes: u64, qbytes: u64) {
-        let Some(n) = self.nodes.get(x.index() as usize) else { return };
+        let Some(n) = self.nodes.get(x.index() as usize) else {
+            return;
+        };
         let taken = make_state(x.gen(), node_owner(status::TAKEN, d));
         let s = n.state.load(Ordering::Acquire);
         if s & !(1 << 24) != taken {
@@ -120,7 +124,9 @@ impl QueueState<'_> {
 
     /// Whether node `x` of a dead sender made it into its FIFO.
     fn is_linked(&self, x: NodeRef) -> bool {
-        let Some(n) = self.nodes.get(x.index() as usize) else { return false };
+        let Some(n) = self.nodes.get(x.index() as usize) else {
+            return false;
+        };
         let s = n.state.load(Ordering::Acquire);
         if gen_of(s) != x.gen() {
             // Freed since: only a receiver (after a take) or a recovery that
@@ -147,8 +153,12 @@ impl QueueState<'_> {
     /// published (if its home already lists it) or freed, and the entry's
     /// non-empty bit is re-set if it holds a message.
     fn repair_hazard_entry(&self, d: usize) {
-        let Some(e) = EntryRef::from_hazard(self.slots[d].hazard.load(Ordering::Acquire)) else { return };
-        let Some(entry) = self.entries.get(e.index as usize) else { return };
+        let Some(e) = EntryRef::from_hazard(self.slots[d].hazard.load(Ordering::Acquire)) else {
+            return;
+        };
+        let Some(entry) = self.entries.get(e.index as usize) else {
+            return;
+        };
         let dir = self.directory();
         let ops = EntryOps { st: self, slot: d };
         let s = entry.state.load(Ordering::Acquire);
@@ -163,10 +173,14 @@ impl QueueState<'_> {
                 if let Some(n) = self.nodes.get(head.index() as usize) {
                     let held = make_state(head.gen(), node_owner(status::HELD, d));
                     let done = make_state(head.gen(), node_owner(status::DONE, 0));
-                    let _ = n.state.compare_exchange(held, done, Ordering::AcqRel, Ordering::Relaxed);
+                    let _ =
+                        n.state
+                            .compare_exchange(held, done, Ordering::AcqRel, Ordering::Relaxed);
                 }
                 let live = crate::type_dir::entry_state(e.gen, estatus::LIVE, 0);
-                let _ = entry.state.compare_exchange(s, live, Ordering::SeqCst, Ordering::Relaxed);
+                let _ = entry
+                    .state
+                    .compare_exchange(s, live, Ordering::SeqCst, Ordering::Relaxed);
             } else {
                 if let Some(n) = self.nodes.get(head.index() as usize) {
                     let ns = n.state.load(Ordering::Acquire);
@@ -178,7 +192,9 @@ impl QueueState<'_> {
                     }
                 }
                 let free = crate::type_dir::entry_state(e.gen.wrapping_add(1), estatus::FREE, 0);
-                let _ = entry.state.compare_exchange(s, free, Ordering::Release, Ordering::Relaxed);
+                let _ = entry
+                    .state
+                    .compare_exchange(s, free, Ordering::Release, Ordering::Relaxed);
                 return;
             }
         }

@@ -13,7 +13,9 @@
 //! that maps it. Queue files are writable only by the users the queue's mode
 //! admits, as kernel queues are; see the README.
 
-use crate::layout::{Geometry, QueueHeader, QueueParams, PAGE, QUEUE_LAYOUT_VERSION, QUEUE_MAGIC, READY};
+use crate::layout::{
+    Geometry, QueueHeader, QueueParams, PAGE, QUEUE_LAYOUT_VERSION, QUEUE_MAGIC, READY,
+};
 use crate::slots;
 use crate::state::QueueState;
 use crate::sync::Ordering;
@@ -43,7 +45,9 @@ impl From<std::io::Error> for FileError {
         match e.kind() {
             std::io::ErrorKind::NotFound => FileError::Missing,
             std::io::ErrorKind::PermissionDenied => FileError::Access,
-            _ if e.raw_os_error() == Some(libc::ELOOP) => FileError::Corrupt("is a symbolic link".into()),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                FileError::Corrupt("is a symbolic link".into())
+            }
             _ => FileError::Io(e),
         }
     }
@@ -100,12 +104,23 @@ impl Mapped {
         // file holds a queue laid out as `geo` (created so, or validated by
         // `open`), and all its bytes are accessed through atomics / UnsafeCell.
         let state = unsafe { QueueState::from_raw(map.as_ptr(), geo) };
-        Ok(Mapped { state, _map: map, path: path.to_owned(), file })
+        Ok(Mapped {
+            state,
+            _map: map,
+            path: path.to_owned(),
+            file,
+        })
     }
 
     /// Creates a new queue file at `path` (which must not exist).
-    pub(crate) fn create(path: &Path, params: QueueParams, file_mode: u32, who: Identity) -> Result<Mapped, FileError> {
-        let geo = Geometry::compute(params).map_err(|_| FileError::Corrupt("limits out of range".into()))?;
+    pub(crate) fn create(
+        path: &Path,
+        params: QueueParams,
+        file_mode: u32,
+        who: Identity,
+    ) -> Result<Mapped, FileError> {
+        let geo = Geometry::compute(params)
+            .map_err(|_| FileError::Corrupt("limits out of range".into()))?;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -114,7 +129,8 @@ impl Mapped {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
         // The umask must not narrow the mode.
-        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(file_mode)).map_err(std::io::Error::from)?;
+        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(file_mode))
+            .map_err(std::io::Error::from)?;
         file.set_len(geo.file_size as u64)?;
         let m = Mapped::map(file, path, geo)?;
         let st = m.state();
@@ -122,7 +138,10 @@ impl Mapped {
         let relaxed = Ordering::Relaxed;
         // Relaxed (all): published by SYNC(queue_ready) below.
         h.magic.store(QUEUE_MAGIC, relaxed);
-        h.version.store(QUEUE_LAYOUT_VERSION as u64 | (std::mem::size_of::<QueueHeader>() as u64) << 32, relaxed);
+        h.version.store(
+            QUEUE_LAYOUT_VERSION as u64 | (std::mem::size_of::<QueueHeader>() as u64) << 32,
+            relaxed,
+        );
         h.file_size.store(st.geo.file_size as u64, relaxed);
         h.msgmax.store(params.msgmax, relaxed);
         h.qbytes_max.store(params.qbytes_max, relaxed);
@@ -156,11 +175,15 @@ impl Mapped {
             return Err(FileError::Corrupt("not a regular file".into()));
         }
         if meta.size() < PAGE as u64 {
-            return Err(FileError::Corrupt(format!("{} bytes, shorter than a header", meta.size())));
+            return Err(FileError::Corrupt(format!(
+                "{} bytes, shorter than a header",
+                meta.size()
+            )));
         }
         let mut page = [0u8; PAGE];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0)?;
-        let word = |i: usize| u64::from_le_bytes(page[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let word =
+            |i: usize| u64::from_le_bytes(page[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         if word(0) != QUEUE_MAGIC {
             return Err(FileError::Corrupt("wrong magic".into()));
         }
@@ -175,7 +198,8 @@ impl Mapped {
             qbytes_max: word(4),
             n_slots: u32::try_from(word(5)).unwrap_or(u32::MAX),
         };
-        let geo = Geometry::compute(params).map_err(|_| FileError::Corrupt("limits out of range".into()))?;
+        let geo = Geometry::compute(params)
+            .map_err(|_| FileError::Corrupt("limits out of range".into()))?;
         if word(2) != geo.file_size as u64 || meta.size() != geo.file_size as u64 {
             return Err(FileError::Corrupt(format!(
                 "size {} but its limits need {}",

@@ -16,7 +16,7 @@
 //! finishes or undoes that step (`recovery`). A helper that dies while
 //! recovering is itself detected the same way (its pid and `helper_start`).
 
-use crate::layout::{QueueHeader, SlotRecord, NodeRef};
+use crate::layout::{NodeRef, QueueHeader, SlotRecord};
 use crate::process;
 use crate::sync::Ordering;
 
@@ -94,10 +94,16 @@ pub(crate) fn claim(header: &QueueHeader, slots: &[SlotRecord]) -> Option<usize>
         // previous owner's (or recoverer's) record writes happen before ours.
         if rec
             .state
-            .compare_exchange(s, make(me, ACTIVE, gen_of(s)), Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                s,
+                make(me, ACTIVE, gen_of(s)),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .is_ok()
         {
-            rec.start_time.store(process::own_start_time(), Ordering::Relaxed);
+            rec.start_time
+                .store(process::own_start_time(), Ordering::Relaxed);
             // SeqCst: a reclaimer that scans hazards up to `slots_high` after
             // this must include our slot (see `type_dir::slots_in_use`).
             header.slots_high.fetch_max(i as u32 + 1, Ordering::SeqCst);
@@ -140,10 +146,16 @@ pub(crate) fn claim_if_dead(rec: &SlotRecord) -> bool {
     // Acquire: the dead owner's record writes happen before our recovery.
     if rec
         .state
-        .compare_exchange(s, make(me, RECOVERING, gen_of(s)), Ordering::Acquire, Ordering::Relaxed)
+        .compare_exchange(
+            s,
+            make(me, RECOVERING, gen_of(s)),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
         .is_ok()
     {
-        rec.helper_start.store(process::own_start_time(), Ordering::Relaxed);
+        rec.helper_start
+            .store(process::own_start_time(), Ordering::Relaxed);
         return true;
     }
     false

@@ -50,9 +50,9 @@ impl<'a> QueueState<'a> {
             // SAFETY: guaranteed by the caller (see above).
             unsafe { std::slice::from_raw_parts(base.add(off) as *const T, n) }
         }
-        // SAFETY (every `region` call below): `Geometry::compute` places each
-        // region inside `file_size`, aligned for its element type (checked by
-        // `layout`'s tests), and the caller guarantees the mapping.
+        // SAFETY: (for every `region` call below) `Geometry::compute` places
+        // each region inside `file_size`, aligned for its element type
+        // (checked by `layout`'s tests), and the caller guarantees the mapping.
         unsafe {
             let header = &*(base as *const QueueHeader);
             let nodes: &[Node] = region(base, geo.nodes_off, geo.n_nodes);
@@ -65,7 +65,11 @@ impl<'a> QueueState<'a> {
                     DataClass {
                         cell_size: c.cell_size,
                         pool: Pool::new(states, region(base, c.bitmap_off, bitmap_len(c.count))),
-                        cells: SharedBytes::new(region::<UnsafeCell<u8>>(base, c.cells_off, c.count * c.cell_size)),
+                        cells: SharedBytes::new(region::<UnsafeCell<u8>>(
+                            base,
+                            c.cells_off,
+                            c.count * c.cell_size,
+                        )),
                     }
                 })
                 .collect();
@@ -102,7 +106,10 @@ impl<'a> QueueState<'a> {
 
     /// The accounting word.
     pub(crate) fn counter(&self) -> crate::accounting::Counter<'_> {
-        crate::accounting::Counter { word: &self.header.counter, slots: self.slots }
+        crate::accounting::Counter {
+            word: &self.header.counter,
+            slots: self.slots,
+        }
     }
 
     /// The data class and cell that a node's `data` field names, bounds-checked.

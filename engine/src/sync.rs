@@ -148,7 +148,7 @@ impl<'a> SharedBytes<'a> {
     /// # Safety
     /// The caller owns the range for all of `'b` and nobody writes it.
     #[cfg(not(loom))]
-    pub(crate) unsafe fn borrow<'b>(&'b self, off: usize, len: usize) -> &'b [u8] {
+    pub(crate) unsafe fn borrow(&self, off: usize, len: usize) -> &[u8] {
         let range = &self.cells[off..off + len];
         // SAFETY: contiguous initialised bytes, nobody writes them for `'b`.
         unsafe { std::slice::from_raw_parts(range.as_ptr() as *const u8, len) }

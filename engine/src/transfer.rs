@@ -101,7 +101,11 @@ pub(crate) struct EntryOps<'s, 'a> {
 impl<'s, 'a> EntryOps<'s, 'a> {
     pub(crate) fn fifo(&self, e: EntryRef) -> Result<Fifo<'s>, Corrupt> {
         let entry = self.st.entries.get(e.index as usize).ok_or(Corrupt)?;
-        Ok(Fifo { nodes: self.st.nodes, pool: &self.st.node_pool, entry })
+        Ok(Fifo {
+            nodes: self.st.nodes,
+            pool: &self.st.node_pool,
+            entry,
+        })
     }
 }
 
@@ -118,12 +122,18 @@ impl EntryFifo for EntryOps<'_, '_> {
         n.size.store(0, Ordering::Relaxed);
         self.fifo(e).ok()?.init(dummy);
         // Relaxed: the node becomes reachable only through the entry's publish.
-        n.state.store(make_state(t.gen, node_owner(status::DONE, 0)), Ordering::Relaxed);
+        n.state.store(
+            make_state(t.gen, node_owner(status::DONE, 0)),
+            Ordering::Relaxed,
+        );
         Some(dummy)
     }
 
     fn discard_dummy(&self, dummy: NodeRef) {
-        self.st.node_pool.free(dummy.index(), make_state(dummy.gen(), node_owner(status::DONE, 0)));
+        self.st.node_pool.free(
+            dummy.index(),
+            make_state(dummy.gen(), node_owner(status::DONE, 0)),
+        );
     }
 
     fn drained(&self, e: EntryRef) -> Result<bool, Corrupt> {
@@ -202,12 +212,17 @@ impl<'a> QueueState<'a> {
             };
             // SAFETY: we own the cell (its state names our node) until we
             // publish the node; the range is within the class's cells.
-            unsafe { class.cells.write(cell.index as usize * class.cell_size, text) };
+            unsafe {
+                class
+                    .cells
+                    .write(cell.index as usize * class.cell_size, text)
+            };
             data = data_ref(c, cell.index);
         } else {
             // SAFETY: the node is HELD by us: nobody reads its text until we
             // publish it with SYNC(link); `text` fits INLINE_BYTES.
-            n.inline.with_mut(|p| unsafe { (&mut *p)[..text.len()].copy_from_slice(text) });
+            n.inline
+                .with_mut(|p| unsafe { (&mut *p)[..text.len()].copy_from_slice(text) });
         }
         // Relaxed (all fields): published by the Release of SYNC(link).
         n.data.store(data, Ordering::Relaxed);
@@ -223,16 +238,24 @@ impl<'a> QueueState<'a> {
                 dir.unprotect(slot);
                 self.free_held(x, slot);
                 return Err(match err {
-                    InsertError::Full | InsertError::NoNode | InsertError::Corrupt => PathError::NoMemory,
+                    InsertError::Full | InsertError::NoNode | InsertError::Corrupt => {
+                        PathError::NoMemory
+                    }
                 });
             }
         };
         n.entry.store(e.pack(), Ordering::Relaxed);
         // Relaxed: the stamp only orders messages; uniqueness and the per-
         // location total order of the counter are all type-0 receives need.
-        n.seq.store(self.header.next_seq.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        n.seq.store(
+            self.header.next_seq.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         // Relaxed: the node is unreachable until the link publishes it.
-        n.state.store(make_state(t.gen, node_owner(status::QUEUED, 0)), Ordering::Relaxed);
+        n.state.store(
+            make_state(t.gen, node_owner(status::QUEUED, 0)),
+            Ordering::Relaxed,
+        );
         let linked = ops.fifo(e).and_then(|f| f.link(x, |_| {}));
         if linked.is_err() {
             dir.unprotect(slot);
@@ -243,7 +266,10 @@ impl<'a> QueueState<'a> {
         }
         dir.set_nonempty(e.index);
         dir.unprotect(slot);
-        crate::wait::notify(dir.arrived_word(dir.home(mtype) as u32), &crate::wait::Futex);
+        crate::wait::notify(
+            dir.arrived_word(dir.home(mtype) as u32),
+            &crate::wait::Futex,
+        );
         crate::wait::notify(&self.header.any_word, &crate::wait::Futex);
         Ok(())
     }
@@ -251,13 +277,20 @@ impl<'a> QueueState<'a> {
     /// Frees a node this slot holds (`HELD`) and its data cell.
     pub(crate) fn free_held(&self, x: NodeRef, slot: usize) {
         self.free_data_of(x);
-        self.node_pool.free(x.index(), make_state(x.gen(), node_owner(status::HELD, slot)));
+        self.node_pool.free(
+            x.index(),
+            make_state(x.gen(), node_owner(status::HELD, slot)),
+        );
     }
 
     /// Frees the data cell that node `x` owns, if it still owns one.
     pub(crate) fn free_data_of(&self, x: NodeRef) {
-        let Some(n) = self.nodes.get(x.index() as usize) else { return };
-        let Some((class, i)) = self.data_cell(n.data.load(Ordering::Relaxed)) else { return };
+        let Some(n) = self.nodes.get(x.index() as usize) else {
+            return;
+        };
+        let Some((class, i)) = self.data_cell(n.data.load(Ordering::Relaxed)) else {
+            return;
+        };
         if let Some(s) = class.pool.state(i) {
             if crate::cell_pool::owner_of(s) == x.index() + 1 {
                 class.pool.free(i, s);
@@ -271,7 +304,9 @@ impl<'a> QueueState<'a> {
         let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         if let Selector::Type(t) = sel {
-            let Some(e) = dir.lookup(t, slot, &ops)? else { return Ok(None) };
+            let Some(e) = dir.lookup(t, slot, &ops)? else {
+                return Ok(None);
+            };
             return Ok(ops.fifo(e)?.first_queued()?);
         }
         let mut best: Option<Candidate> = None;
@@ -282,7 +317,10 @@ impl<'a> QueueState<'a> {
             // the take below validates the node; no hazard is needed to read.
             let Some(c) = f.first_queued()? else {
                 let entry = &self.entries[p as usize];
-                let live = EntryRef { index: p, gen: crate::type_dir::egen_of(entry.state.load(Ordering::Acquire)) };
+                let live = EntryRef {
+                    index: p,
+                    gen: crate::type_dir::egen_of(entry.state.load(Ordering::Acquire)),
+                };
                 dir.clear_nonempty_if_empty(live, &ops);
                 continue;
             };
@@ -291,7 +329,9 @@ impl<'a> QueueState<'a> {
             }
             let better = match (best, sel) {
                 (None, _) => true,
-                (Some(b), Selector::AtMost(_)) => c.mtype < b.mtype || (c.mtype == b.mtype && c.seq < b.seq),
+                (Some(b), Selector::AtMost(_)) => {
+                    c.mtype < b.mtype || (c.mtype == b.mtype && c.seq < b.seq)
+                }
                 (Some(b), _) => c.seq < b.seq,
             };
             if better {
@@ -304,7 +344,13 @@ impl<'a> QueueState<'a> {
     /// Tries once to take the message `sel` wants, for a buffer of `max` bytes
     /// (`noerror`: truncate instead of E2BIG). The caller copies the text and
     /// then calls [`QueueState::complete_receive`].
-    pub(crate) fn try_take(&self, slot: usize, sel: Selector, max: usize, noerror: bool) -> Result<Taken, PathError> {
+    pub(crate) fn try_take(
+        &self,
+        slot: usize,
+        sel: Selector,
+        max: usize,
+        noerror: bool,
+    ) -> Result<Taken, PathError> {
         let rec = &self.slots[slot];
         let dir = self.directory();
         loop {
@@ -377,7 +423,9 @@ impl<'a> QueueState<'a> {
         let rec = &self.slots[slot];
         self.free_data_of(m.node);
         let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
-        let _ = self.counter().apply(slot, m.acct_seq, Delta::Release(m.size as u64), qbytes);
+        let _ = self
+            .counter()
+            .apply(slot, m.acct_seq, Delta::Release(m.size as u64), qbytes);
         let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         if let Ok(f) = ops.fifo(m.entry) {
@@ -405,16 +453,28 @@ impl QueueState<'_> {
     /// MSG_COPY: copies the message at position `index` in send order into
     /// `buf` without taking it. The text is read optimistically and kept only
     /// if the node is still the same queued message afterwards.
-    pub(crate) fn copy_nth(&self, index: i64, buf: &mut [u8], noerror: bool) -> Result<crate::queue::Received, PathError> {
+    pub(crate) fn copy_nth(
+        &self,
+        index: i64,
+        buf: &mut [u8],
+        noerror: bool,
+    ) -> Result<crate::queue::Received, PathError> {
         let ops = EntryOps { st: self, slot: 0 };
         'retry: for _ in 0..64 {
             let mut queued: Vec<(u64, NodeRef)> = Vec::new();
             for p in self.directory().nonempty_positions() {
-                let Ok(f) = ops.fifo(EntryRef { index: p, gen: 0 }) else { continue };
-                let Ok(nodes) = f.snapshot() else { continue 'retry };
+                let Ok(f) = ops.fifo(EntryRef { index: p, gen: 0 }) else {
+                    continue;
+                };
+                let Ok(nodes) = f.snapshot() else {
+                    continue 'retry;
+                };
                 for &(r, s) in nodes.iter().skip(1) {
                     if crate::type_fifo::status_of(s) == status::QUEUED {
-                        queued.push((self.nodes[r.index() as usize].seq.load(Ordering::Relaxed), r));
+                        queued.push((
+                            self.nodes[r.index() as usize].seq.load(Ordering::Relaxed),
+                            r,
+                        ));
                     }
                 }
             }
@@ -431,7 +491,11 @@ impl QueueState<'_> {
                 continue;
             }
             if size > buf.len() {
-                return Err(if noerror { PathError::Invalid } else { PathError::TooBig });
+                return Err(if noerror {
+                    PathError::Invalid
+                } else {
+                    PathError::TooBig
+                });
             }
             let dst = &mut buf[..size];
             match self.data_cell(data) {

@@ -86,7 +86,10 @@ impl EntryRef {
         (self.gen as u64) << 32 | self.index as u64
     }
     pub(crate) fn unpack(v: u64) -> EntryRef {
-        EntryRef { index: v as u32, gen: (v >> 32) as u32 }
+        EntryRef {
+            index: v as u32,
+            gen: (v >> 32) as u32,
+        }
     }
     /// The value of a hazard on this entry: never [`NO_HAZARD`], because
     /// indices are below `u32::MAX - 1`.
@@ -95,7 +98,10 @@ impl EntryRef {
     }
     /// The entry a hazard value names.
     pub(crate) fn from_hazard(v: u64) -> Option<EntryRef> {
-        (v != NO_HAZARD).then(|| EntryRef { index: (v as u32).wrapping_sub(1), gen: (v >> 32) as u32 })
+        (v != NO_HAZARD).then(|| EntryRef {
+            index: (v as u32).wrapping_sub(1),
+            gen: (v >> 32) as u32,
+        })
     }
 }
 
@@ -214,13 +220,19 @@ impl<'a> Directory<'a> {
             }
             match estatus_of(s) {
                 LIVE => return Protect::Held,
-                RESERVED if self.is_published(e.index as usize, entry.key.load(Ordering::Relaxed)) => {
+                RESERVED
+                    if self.is_published(e.index as usize, entry.key.load(Ordering::Relaxed)) =>
+                {
                     return Protect::Held
                 }
                 RECLAIMING => {
                     // Abort the reclaim; the reclaimer's commit CAS will fail.
                     let live = entry_state(e.gen, LIVE, 0);
-                    if entry.state.compare_exchange(s, live, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    if entry
+                        .state
+                        .compare_exchange(s, live, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
                         return Protect::Held;
                     }
                 }
@@ -243,7 +255,12 @@ impl<'a> Directory<'a> {
     }
 
     /// Finds the entry of `key` and protects it with `slot`'s hazard.
-    pub(crate) fn lookup(&self, key: i64, slot: usize, ops: &impl EntryFifo) -> Result<Option<EntryRef>, Corrupt> {
+    pub(crate) fn lookup(
+        &self,
+        key: i64,
+        slot: usize,
+        ops: &impl EntryFifo,
+    ) -> Result<Option<EntryRef>, Corrupt> {
         let h = self.home(key);
         for _ in 0..RETRY_LIMIT {
             let w = self.homes[h].load(Ordering::Acquire);
@@ -271,15 +288,25 @@ impl<'a> Directory<'a> {
             let p = (h + d) & self.mask();
             let entry = &self.entries[p];
             let s = entry.state.load(Ordering::Acquire);
-            if matches!(estatus_of(s), RESERVED | LIVE | RECLAIMING) && entry.key.load(Ordering::Relaxed) == key {
-                return Some(EntryRef { index: p as u32, gen: egen_of(s) });
+            if matches!(estatus_of(s), RESERVED | LIVE | RECLAIMING)
+                && entry.key.load(Ordering::Relaxed) == key
+            {
+                return Some(EntryRef {
+                    index: p as u32,
+                    gen: egen_of(s),
+                });
             }
         }
         None
     }
 
     /// Finds or creates the entry of `key`, protected by `slot`'s hazard.
-    pub(crate) fn lookup_or_insert(&self, key: i64, slot: usize, ops: &impl EntryFifo) -> Result<EntryRef, InsertError> {
+    pub(crate) fn lookup_or_insert(
+        &self,
+        key: i64,
+        slot: usize,
+        ops: &impl EntryFifo,
+    ) -> Result<EntryRef, InsertError> {
         let h = self.home(key);
         let mut mine: Option<(EntryRef, NodeRef)> = None;
         let mut reclaimed_once = false;
@@ -313,7 +340,10 @@ impl<'a> Directory<'a> {
             let next = ((w >> 48).wrapping_add(1) & 0xffff) << 48 | (w & MAP_MASK) | 1 << d;
             // SYNC(publish): Release publishes the entry's key and FIFO to
             // lookups, which Acquire the neighbourhood word.
-            if self.homes[h].compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if self.homes[h]
+                .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 let entry = &self.entries[m.index as usize];
                 let reserved = entry_state(m.gen, RESERVED, slot);
                 // Release: see SYNC(publish). Failure is impossible (only we
@@ -332,7 +362,13 @@ impl<'a> Directory<'a> {
     }
 
     /// Claims a free position in `h`'s neighbourhood for `key` and prepares it.
-    fn reserve(&self, h: usize, key: i64, slot: usize, ops: &impl EntryFifo) -> Result<Option<(EntryRef, NodeRef)>, InsertError> {
+    fn reserve(
+        &self,
+        h: usize,
+        key: i64,
+        slot: usize,
+        ops: &impl EntryFifo,
+    ) -> Result<Option<(EntryRef, NodeRef)>, InsertError> {
         for d in 0..NEIGHBOURHOOD {
             let p = (h + d) & self.mask();
             let entry = &self.entries[p];
@@ -341,7 +377,10 @@ impl<'a> Directory<'a> {
                 continue;
             }
             let gen = egen_of(s);
-            let e = EntryRef { index: p as u32, gen };
+            let e = EntryRef {
+                index: p as u32,
+                gen,
+            };
             // Hazard first, so that if we die right after the claim, recovery
             // finds the entry we reserved through our hazard (see `recovery`).
             self.slots[slot].hazard.store(e.hazard(), Ordering::SeqCst);
@@ -349,7 +388,12 @@ impl<'a> Directory<'a> {
             // writes. The RESERVED state names us, for recovery.
             if entry
                 .state
-                .compare_exchange(s, entry_state(gen, RESERVED, slot), Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(
+                    s,
+                    entry_state(gen, RESERVED, slot),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
                 .is_err()
             {
                 continue;
@@ -395,7 +439,14 @@ impl<'a> Directory<'a> {
             let p = (h + d) & self.mask();
             let s = self.entries[p].state.load(Ordering::Acquire);
             if estatus_of(s) == LIVE {
-                self.try_reclaim(EntryRef { index: p as u32, gen: egen_of(s) }, slot, ops);
+                self.try_reclaim(
+                    EntryRef {
+                        index: p as u32,
+                        gen: egen_of(s),
+                    },
+                    slot,
+                    ops,
+                );
             }
         }
     }
@@ -403,15 +454,24 @@ impl<'a> Directory<'a> {
     /// Removes entry `e` if it is drained and nobody else is inside it.
     /// `slot`'s own hazard is ignored (the caller may hold it).
     pub(crate) fn try_reclaim(&self, e: EntryRef, slot: usize, ops: &impl EntryFifo) -> bool {
-        let Ok(entry) = self.entry(e.index) else { return false };
+        let Ok(entry) = self.entry(e.index) else {
+            return false;
+        };
         let live = entry_state(e.gen, LIVE, 0);
         let reclaiming = entry_state(e.gen, RECLAIMING, slot);
         // SYNC(hazard): see `protect`.
-        if entry.state.compare_exchange(live, reclaiming, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if entry
+            .state
+            .compare_exchange(live, reclaiming, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return false;
         }
         let abort = || {
-            let _ = entry.state.compare_exchange(reclaiming, live, Ordering::SeqCst, Ordering::SeqCst);
+            let _ =
+                entry
+                    .state
+                    .compare_exchange(reclaiming, live, Ordering::SeqCst, Ordering::SeqCst);
             false
         };
         for (t, rec) in self.slots_in_use().iter().enumerate() {
@@ -425,7 +485,11 @@ impl<'a> Directory<'a> {
             return abort();
         }
         let doomed = entry_state(e.gen, DOOMED, 0);
-        if entry.state.compare_exchange(reclaiming, doomed, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if entry
+            .state
+            .compare_exchange(reclaiming, doomed, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return false; // a user aborted us
         }
         self.finish_removal(e, ops);
@@ -434,7 +498,9 @@ impl<'a> Directory<'a> {
 
     /// Completes the removal of a DOOMED entry. Idempotent; anyone may call it.
     pub(crate) fn finish_removal(&self, e: EntryRef, ops: &impl EntryFifo) {
-        let Ok(entry) = self.entry(e.index) else { return };
+        let Ok(entry) = self.entry(e.index) else {
+            return;
+        };
         let doomed = entry_state(e.gen, DOOMED, 0);
         if entry.state.load(Ordering::Acquire) != doomed {
             return;
@@ -449,7 +515,10 @@ impl<'a> Directory<'a> {
                     break;
                 }
                 let next = ((w >> 48).wrapping_add(1) & 0xffff) << 48 | (w & MAP_MASK & !(1 << d));
-                if self.homes[h].compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if self.homes[h]
+                    .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
                     break;
                 }
             }
@@ -468,7 +537,9 @@ impl<'a> Directory<'a> {
     /// Marks entry `index` as possibly holding a message.
     pub(crate) fn set_nonempty(&self, index: u32) {
         let (w, b) = (index as usize / 64, 1u64 << (index % 64));
-        let Some(word) = self.nonempty.get(w) else { return };
+        let Some(word) = self.nonempty.get(w) else {
+            return;
+        };
         // SYNC(nonempty): SeqCst; a receiver that empties the FIFO clears the
         // bit and then re-checks the FIFO, both SeqCst; a sender links, then
         // sets the bit. Either the receiver's re-check sees the message or the
@@ -514,7 +585,9 @@ impl<'a> Directory<'a> {
                 let sb = sbits.trailing_zeros() as usize;
                 sbits &= sbits - 1;
                 let w = s * 64 + sb;
-                let Some(word) = self.nonempty.get(w) else { break };
+                let Some(word) = self.nonempty.get(w) else {
+                    break;
+                };
                 let bits = word.load(Ordering::SeqCst);
                 if bits == 0 {
                     sword.fetch_and(!(1 << sb), Ordering::SeqCst);

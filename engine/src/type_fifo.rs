@@ -128,7 +128,11 @@ impl<'a> Fifo<'a> {
     /// `before_cas(pred)` runs before every attempt to link after `pred`, so the
     /// caller can record it for recovery (see `recovery`: whether a dead
     /// sender's node got linked is decided from the last `pred` it recorded).
-    pub(crate) fn link(&self, h: NodeRef, mut before_cas: impl FnMut(NodeRef)) -> Result<(), Corrupt> {
+    pub(crate) fn link(
+        &self,
+        h: NodeRef,
+        mut before_cas: impl FnMut(NodeRef),
+    ) -> Result<(), Corrupt> {
         for _ in 0..RETRY_LIMIT {
             // Acquire: pairs with the Release of whoever linked or swung to it.
             let t = NodeRef(self.entry.tail.load(Ordering::Acquire));
@@ -150,12 +154,22 @@ impl<'a> Fifo<'a> {
                     .is_ok()
                 {
                     // Release: see SYNC(link). Failure means someone helped.
-                    let _ = self.entry.tail.compare_exchange(t.0, h.0, Ordering::Release, Ordering::Relaxed);
+                    let _ = self.entry.tail.compare_exchange(
+                        t.0,
+                        h.0,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
                     return Ok(());
                 }
             } else {
                 // Help a lagging tail. Release: see SYNC(link).
-                let _ = self.entry.tail.compare_exchange(t.0, next.0, Ordering::Release, Ordering::Relaxed);
+                let _ = self.entry.tail.compare_exchange(
+                    t.0,
+                    next.0,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
             }
         }
         Err(Corrupt)
@@ -208,7 +222,10 @@ impl<'a> Fifo<'a> {
         let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
         let taken = make_state(x.gen(), node_owner(status::TAKEN, slot));
         // SYNC(take): Acquire pairs with SYNC(link), so the text is visible.
-        Ok(xn.state.compare_exchange(queued, taken, Ordering::Acquire, Ordering::Relaxed).is_ok())
+        Ok(xn
+            .state
+            .compare_exchange(queued, taken, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok())
     }
 
     /// Moves `head` past consumed nodes, as far as it can, and frees what it
@@ -236,7 +253,12 @@ impl<'a> Fifo<'a> {
             let t = self.entry.tail.load(Ordering::Acquire);
             if t == h.0 {
                 // Never let head pass tail. Release: see SYNC(link).
-                let _ = self.entry.tail.compare_exchange(t, next.0, Ordering::Release, Ordering::Relaxed);
+                let _ = self.entry.tail.compare_exchange(
+                    t,
+                    next.0,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
             }
             // SYNC(head): AcqRel; readers of `head` Acquire it.
             if self
@@ -296,7 +318,11 @@ impl<'a> Fifo<'a> {
             let done = make_state(x.gen(), node_owner(status::DONE, 0));
             // SYNC(node_state): Release so that our reads of the text happen
             // before whoever frees the node and reuses it.
-            if xn.state.compare_exchange(s, done, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if xn
+                .state
+                .compare_exchange(s, done, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 return Ok(true);
             }
         }

@@ -67,7 +67,11 @@ impl Park for Futex {
     }
 
     fn unpark_all(&self, word: &AtomicU32) {
-        let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+        let _ = rustix::thread::futex::wake(
+            word,
+            rustix::thread::futex::Flags::empty(),
+            i32::MAX as u32,
+        );
     }
 }
 
@@ -114,7 +118,10 @@ pub(crate) fn spin_budget() -> u32 {
     if b != u32::MAX {
         return b;
     }
-    let b = std::env::var("SHMQ_SPIN").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SPIN);
+    let b = std::env::var("SHMQ_SPIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SPIN);
     BUDGET.store(b, std::sync::atomic::Ordering::Relaxed);
     b
 }

@@ -53,17 +53,46 @@ impl Backend for Kernel {
         Ok(id)
     }
     fn snd(&self, id: i32, mtype: i64, text: &[u8], flags: i32) -> Result<(), i32> {
-        let mut b = Box::new(MsgBuf { mtype, text: [0; 16384] });
+        let mut b = Box::new(MsgBuf {
+            mtype,
+            text: [0; 16384],
+        });
         b.text[..text.len()].copy_from_slice(text);
         // SAFETY: the buffer holds mtype and text.len() bytes.
-        let r = unsafe { libc::msgsnd(id, &*b as *const MsgBuf as *const libc::c_void, text.len(), flags) };
-        if r < 0 { Err(errno()) } else { Ok(()) }
+        let r = unsafe {
+            libc::msgsnd(
+                id,
+                &*b as *const MsgBuf as *const libc::c_void,
+                text.len(),
+                flags,
+            )
+        };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
     }
     fn rcv(&self, id: i32, size: usize, msgtyp: i64, flags: i32) -> Result<(i64, Vec<u8>), i32> {
-        let mut b = Box::new(MsgBuf { mtype: 0, text: [0; 16384] });
+        let mut b = Box::new(MsgBuf {
+            mtype: 0,
+            text: [0; 16384],
+        });
         // SAFETY: the buffer holds mtype and at least `size` bytes.
-        let r = unsafe { libc::msgrcv(id, &mut *b as *mut MsgBuf as *mut libc::c_void, size, msgtyp, flags) };
-        if r < 0 { Err(errno()) } else { Ok((b.mtype, b.text[..r as usize].to_vec())) }
+        let r = unsafe {
+            libc::msgrcv(
+                id,
+                &mut *b as *mut MsgBuf as *mut libc::c_void,
+                size,
+                msgtyp,
+                flags,
+            )
+        };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok((b.mtype, b.text[..r as usize].to_vec()))
+        }
     }
     fn stat(&self, id: i32) -> Result<(u32, u64, u64, u64, i32, i32, bool, bool), i32> {
         // SAFETY: msqid_ds is plain data; zero is a valid value.
@@ -100,7 +129,11 @@ impl Backend for Kernel {
     }
     fn rmid(&self, id: i32) -> Result<(), i32> {
         // SAFETY: IPC_RMID takes no buffer.
-        if unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) } < 0 { Err(errno()) } else { Ok(()) }
+        if unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) } < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -111,18 +144,34 @@ struct Shmq {
 
 impl Backend for Shmq {
     fn get(&self, key: i32, flags: i32) -> Result<i32, i32> {
-        self.t.ns.get(key, GetFlags::from_bits(flags)).map(|q| q.id()).map_err(|e| e.errno())
+        self.t
+            .ns
+            .get(key, GetFlags::from_bits(flags))
+            .map(|q| q.id())
+            .map_err(|e| e.errno())
     }
     fn snd(&self, id: i32, mtype: i64, text: &[u8], flags: i32) -> Result<(), i32> {
         let q = self.t.ns.queue(id).map_err(|e| e.errno())?;
-        q.send(mtype, text, SendFlags { nowait: flags & libc::IPC_NOWAIT != 0 }).map_err(|e| e.errno())
+        q.send(
+            mtype,
+            text,
+            SendFlags {
+                nowait: flags & libc::IPC_NOWAIT != 0,
+            },
+        )
+        .map_err(|e| e.errno())
     }
     fn rcv(&self, id: i32, size: usize, msgtyp: i64, flags: i32) -> Result<(i64, Vec<u8>), i32> {
         let q = self.t.ns.queue(id).map_err(|e| e.errno())?;
         let mut buf = vec![0u8; size];
-        let f = RecvFlags { nowait: flags & libc::IPC_NOWAIT != 0, noerror: flags & libc::MSG_NOERROR != 0 };
+        let f = RecvFlags {
+            nowait: flags & libc::IPC_NOWAIT != 0,
+            noerror: flags & libc::MSG_NOERROR != 0,
+        };
         if flags & libc::MSG_COPY != 0 {
-            let m = q.recv_copy(&mut buf, msgtyp, f.noerror).map_err(|e| e.errno())?;
+            let m = q
+                .recv_copy(&mut buf, msgtyp, f.noerror)
+                .map_err(|e| e.errno())?;
             return Ok((m.mtype, buf[..m.len].to_vec()));
         }
         let sel = Selector::from_msgtyp(msgtyp, flags & libc::MSG_EXCEPT != 0);
@@ -130,23 +179,53 @@ impl Backend for Shmq {
         Ok((m.mtype, buf[..m.len].to_vec()))
     }
     fn stat(&self, id: i32) -> Result<(u32, u64, u64, u64, i32, i32, bool, bool), i32> {
-        let s = self.t.ns.queue(id).map_err(|e| e.errno())?.stat().map_err(|e| e.errno())?;
-        Ok((s.perm.mode, s.qnum, s.cbytes, s.qbytes, s.lspid as i32, s.lrpid as i32, s.stime != 0, s.rtime != 0))
+        let s = self
+            .t
+            .ns
+            .queue(id)
+            .map_err(|e| e.errno())?
+            .stat()
+            .map_err(|e| e.errno())?;
+        Ok((
+            s.perm.mode,
+            s.qnum,
+            s.cbytes,
+            s.qbytes,
+            s.lspid as i32,
+            s.lrpid as i32,
+            s.stime != 0,
+            s.rtime != 0,
+        ))
     }
     fn set_qbytes(&self, id: i32, qbytes: u64) -> Result<(), i32> {
         let q = self.t.ns.queue(id).map_err(|e| e.errno())?;
         let s = q.stat().map_err(|e| e.errno())?;
-        q.set(QueueSet { uid: s.perm.uid, gid: s.perm.gid, mode: s.perm.mode, qbytes }).map_err(|e| e.errno())
+        q.set(QueueSet {
+            uid: s.perm.uid,
+            gid: s.perm.gid,
+            mode: s.perm.mode,
+            qbytes,
+        })
+        .map_err(|e| e.errno())
     }
     fn rmid(&self, id: i32) -> Result<(), i32> {
-        self.t.ns.queue(id).map_err(|e| e.errno())?.remove().map_err(|e| e.errno())
+        self.t
+            .ns
+            .queue(id)
+            .map_err(|e| e.errno())?
+            .remove()
+            .map_err(|e| e.errno())
     }
 }
 
 /// Runs `scenario` on both and compares transcripts.
 fn parity(scenario: impl Fn(&dyn Backend) -> Vec<String>) {
-    let kernel = Kernel { made: Default::default() };
-    let shmq = Shmq { t: TempNamespace::new() };
+    let kernel = Kernel {
+        made: Default::default(),
+    };
+    let shmq = Shmq {
+        t: TempNamespace::new(),
+    };
     let k = scenario(&kernel);
     let s = scenario(&shmq);
     assert_eq!(s, k, "shmq (left) differs from the kernel (right)");
@@ -172,7 +251,10 @@ fn msgtyp_table() {
                 for t in [100, 200, 300] {
                     b.snd(id, t, format!("t{t}").as_bytes(), 0).unwrap();
                 }
-                log.push(show(&format!("rcv {msgtyp} {flags:#x}"), b.rcv(id, 64, msgtyp, flags)));
+                log.push(show(
+                    &format!("rcv {msgtyp} {flags:#x}"),
+                    b.rcv(id, 64, msgtyp, flags),
+                ));
                 while b.rcv(id, 64, 0, NOWAIT).is_ok() {}
             }
         }
@@ -190,7 +272,10 @@ fn fifo_order_within_type_and_across_types() {
         }
         let mut log = vec![];
         for msgtyp in [2, 0, -2, 3, 0, 0, -3, 1] {
-            log.push(show(&format!("rcv {msgtyp}"), b.rcv(id, 64, msgtyp, NOWAIT)));
+            log.push(show(
+                &format!("rcv {msgtyp}"),
+                b.rcv(id, 64, msgtyp, NOWAIT),
+            ));
         }
         log
     });
@@ -203,9 +288,20 @@ fn create_exclusive_table_and_permissions() {
     parity(|b| {
         let mut log = vec![];
         log.push(show("get none", b.get(key, 0).map(|_| ())));
-        log.push(show("get creat|excl", b.get(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o640).map(|_| ())));
-        log.push(show("get creat|excl again", b.get(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o640).map(|_| ())));
-        log.push(show("get creat", b.get(key, libc::IPC_CREAT | 0o600).map(|_| ())));
+        log.push(show(
+            "get creat|excl",
+            b.get(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o640)
+                .map(|_| ()),
+        ));
+        log.push(show(
+            "get creat|excl again",
+            b.get(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o640)
+                .map(|_| ()),
+        ));
+        log.push(show(
+            "get creat",
+            b.get(key, libc::IPC_CREAT | 0o600).map(|_| ()),
+        ));
         log.push(show("get none existing", b.get(key, 0).map(|_| ())));
         let id = b.get(key, 0).unwrap();
         log.push(show("stat mode", b.stat(id).map(|s| s.0)));
@@ -239,8 +335,14 @@ fn too_big_noerror_empty_full_and_invalid_arguments() {
         b.snd(id, 5, b"0123456789", 0).unwrap();
         log.push(show("rcv e2big", b.rcv(id, 4, 5, NOWAIT)));
         log.push(show("stat after e2big", b.stat(id).map(|s| (s.1, s.2))));
-        log.push(show("rcv noerror", b.rcv(id, 4, 5, NOWAIT | libc::MSG_NOERROR)));
-        log.push(show("rcv zero-size", b.snd(id, 2, b"", 0).and_then(|_| b.rcv(id, 0, 2, NOWAIT))));
+        log.push(show(
+            "rcv noerror",
+            b.rcv(id, 4, 5, NOWAIT | libc::MSG_NOERROR),
+        ));
+        log.push(show(
+            "rcv zero-size",
+            b.snd(id, 2, b"", 0).and_then(|_| b.rcv(id, 0, 2, NOWAIT)),
+        ));
         log.push(show("fill 8192", b.snd(id, 1, &[1; 8192], NOWAIT)));
         log.push(show("fill 8192 again", b.snd(id, 1, &[1; 8192], NOWAIT)));
         log.push(show("full", b.snd(id, 1, b"x", NOWAIT)));
@@ -248,7 +350,10 @@ fn too_big_noerror_empty_full_and_invalid_arguments() {
         log.push(show("lower qbytes", b.set_qbytes(id, 100)));
         log.push(show("full after set", b.snd(id, 1, b"", NOWAIT)));
         while b.rcv(id, 8192, 0, NOWAIT).is_ok() {}
-        log.push(show("qbytes 3 allows 3 empty messages", b.set_qbytes(id, 3)));
+        log.push(show(
+            "qbytes 3 allows 3 empty messages",
+            b.set_qbytes(id, 3),
+        ));
         for i in 0..4 {
             log.push(show(&format!("empty msg {i}"), b.snd(id, 1, b"", NOWAIT)));
         }
@@ -265,9 +370,17 @@ fn stat_bookkeeping() {
         let mut log = vec![show("fresh", b.stat(id))];
         b.snd(id, 1, b"abc", 0).unwrap();
         b.snd(id, 2, b"defgh", 0).unwrap();
-        log.push(show("after 2 sends", b.stat(id).map(|s| (s.0, s.1, s.2, s.3, s.4 == me, s.5, s.6, s.7))));
+        log.push(show(
+            "after 2 sends",
+            b.stat(id)
+                .map(|s| (s.0, s.1, s.2, s.3, s.4 == me, s.5, s.6, s.7)),
+        ));
         b.rcv(id, 64, 2, 0).unwrap();
-        log.push(show("after recv", b.stat(id).map(|s| (s.1, s.2, s.4 == me, s.5 == me, s.6, s.7))));
+        log.push(show(
+            "after recv",
+            b.stat(id)
+                .map(|s| (s.1, s.2, s.4 == me, s.5 == me, s.6, s.7)),
+        ));
         log
     });
 }
@@ -282,7 +395,10 @@ fn msg_copy_peeks_by_position() {
         }
         let mut log = vec![];
         for pos in [0, 1, 2, 3] {
-            log.push(show(&format!("copy {pos}"), b.rcv(id, 64, pos, NOWAIT | libc::MSG_COPY)));
+            log.push(show(
+                &format!("copy {pos}"),
+                b.rcv(id, 64, pos, NOWAIT | libc::MSG_COPY),
+            ));
         }
         log.push(show("copy e2big", b.rcv(id, 1, 0, NOWAIT | libc::MSG_COPY)));
         log.push(show("stat", b.stat(id).map(|s| (s.1, s.2))));
@@ -295,7 +411,9 @@ fn msg_copy_peeks_by_position() {
 /// Entry point of child processes; a no-op in a normal run.
 #[test]
 fn child_main() {
-    let Some((role, args)) = my_role() else { return };
+    let Some((role, args)) = my_role() else {
+        return;
+    };
     extern "C" fn on_signal(_: libc::c_int) {}
     // SAFETY: installs a handler that does nothing, with SA_RESTART: System V
     // calls must still return EINTR.
@@ -307,7 +425,9 @@ fn child_main() {
     }
     let id: i32 = args[1].parse().unwrap();
     let result = if args[0] == "kernel" {
-        let k = Kernel { made: Default::default() };
+        let k = Kernel {
+            made: Default::default(),
+        };
         match role.as_str() {
             "block_recv" => k.rcv(id, 64, 7, 0).map(|_| ()),
             _ => k.snd(id, 1, b"x", 0),
@@ -316,7 +436,10 @@ fn child_main() {
         let ns = Namespace::open_default().unwrap();
         let q = ns.queue(id).unwrap();
         match role.as_str() {
-            "block_recv" => q.recv(&mut [0; 64], Selector::Type(7), RecvFlags::default()).map(|_| ()).map_err(|e| e.errno()),
+            "block_recv" => q
+                .recv(&mut [0; 64], Selector::Type(7), RecvFlags::default())
+                .map(|_| ())
+                .map_err(|e| e.errno()),
             _ => q.send(1, b"x", SendFlags::default()).map_err(|e| e.errno()),
         }
     };
@@ -328,7 +451,10 @@ fn child_main() {
 fn test_thread(pid: u32) -> u32 {
     for _ in 0..500 {
         let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(&t) = tids.iter().find(|&&t| t != pid) {
             return t;
@@ -340,8 +466,15 @@ fn test_thread(pid: u32) -> u32 {
 
 fn wait_until_asleep(pid: u32, tid: u32) {
     for _ in 0..500 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .chars()
+            .next();
         if state == Some('S') {
             // Asleep; give a spinning implementation no excuse.
             std::thread::sleep(Duration::from_millis(100));
@@ -355,27 +488,47 @@ fn wait_until_asleep(pid: u32, tid: u32) {
 /// The process a thread of ours belongs to (its Tgid).
 fn child_pid_of(tid: u32) -> i32 {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok()).unwrap_or(tid as i32)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(tid as i32)
 }
 
-fn blocked_outcome(backend: &str, dir: &std::path::Path, role: &str, id: i32, wake: impl FnOnce(u32)) -> String {
+fn blocked_outcome(
+    backend: &str,
+    dir: &std::path::Path,
+    role: &str,
+    id: i32,
+    wake: impl FnOnce(u32),
+) -> String {
     let child = spawn_role(role, dir, &[backend.to_string(), id.to_string()]);
     let pid = child.id();
     let tid = test_thread(pid);
     wait_until_asleep(pid, tid);
     wake(tid);
     let o = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.strip_prefix("OUT:")).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("OUT:"))
+        .collect()
 }
 
 #[test]
 fn blocked_sender_and_receiver_get_eidrm_and_eintr() {
     let _w = watchdog(120);
-    let kernel = Kernel { made: Default::default() };
-    let shmq = Shmq { t: TempNamespace::new() };
+    let kernel = Kernel {
+        made: Default::default(),
+    };
+    let shmq = Shmq {
+        t: TempNamespace::new(),
+    };
     let dir = shmq.t.dir.clone();
     let mut transcripts = vec![];
-    for (name, b) in [("kernel", &kernel as &dyn Backend), ("shmq", &shmq as &dyn Backend)] {
+    for (name, b) in [
+        ("kernel", &kernel as &dyn Backend),
+        ("shmq", &shmq as &dyn Backend),
+    ] {
         let mut log = vec![];
         for role in ["block_recv", "block_send"] {
             for how in ["signal", "rmid"] {
@@ -389,7 +542,14 @@ fn blocked_sender_and_receiver_get_eidrm_and_eintr() {
                         // SAFETY: tgkill(2) on our child's blocked thread
                         // (a process-directed signal could run the handler on
                         // another thread and interrupt nothing).
-                        unsafe { libc::syscall(libc::SYS_tgkill, child_pid_of(tid), tid as i32, libc::SIGUSR1) };
+                        unsafe {
+                            libc::syscall(
+                                libc::SYS_tgkill,
+                                child_pid_of(tid),
+                                tid as i32,
+                                libc::SIGUSR1,
+                            )
+                        };
                     } else {
                         b.rmid(id).unwrap();
                     }
@@ -400,6 +560,13 @@ fn blocked_sender_and_receiver_get_eidrm_and_eintr() {
         }
         transcripts.push(log);
     }
-    assert_eq!(transcripts[1], transcripts[0], "shmq (left) differs from the kernel (right)");
-    assert!(transcripts[0][0].contains("Interrupted"), "{:?}", transcripts[0]);
+    assert_eq!(
+        transcripts[1], transcripts[0],
+        "shmq (left) differs from the kernel (right)"
+    );
+    assert!(
+        transcripts[0][0].contains("Interrupted"),
+        "{:?}",
+        transcripts[0]
+    );
 }

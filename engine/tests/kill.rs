@@ -14,26 +14,41 @@ const KEY: i32 = 0x4b11;
 /// Entry point of child processes; a no-op in a normal run.
 #[test]
 fn child_main() {
-    let Some((role, args)) = my_role() else { return };
+    let Some((role, args)) = my_role() else {
+        return;
+    };
     let ns = Namespace::open_default().unwrap();
     let q = ns.get(KEY, GetFlags::default()).unwrap();
     let me: u32 = args[0].parse().unwrap();
     // One line per completed operation, written (unbuffered, one write(2)
     // each) after the call returned: a kill between the call and the write is
     // the "one message in flight" a killed process may account for.
-    let mut log = std::fs::OpenOptions::new().append(true).create(true).open(&args[1]).unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&args[1])
+        .unwrap();
     match role.as_str() {
         "sender" => {
             for seq in 0u64.. {
                 let mtype = 1 + (seq % 3) as i64;
-                q.send(mtype, &encode_message(me, seq, mtype, (seq % 100) as usize), SendFlags::default()).unwrap();
+                q.send(
+                    mtype,
+                    &encode_message(me, seq, mtype, (seq % 100) as usize),
+                    SendFlags::default(),
+                )
+                .unwrap();
                 log.write_all(format!("{me} {seq}\n").as_bytes()).unwrap();
             }
         }
         _ => {
             let mut buf = vec![0u8; 8192];
             loop {
-                let sel = if me % 2 == 0 { Selector::Any } else { Selector::AtMost(2) };
+                let sel = if me % 2 == 0 {
+                    Selector::Any
+                } else {
+                    Selector::AtMost(2)
+                };
                 let m = q.recv(&mut buf, sel, RecvFlags::default()).unwrap();
                 let (p, s, t) = decode_message(&buf[..m.len]).expect("intact message");
                 assert_eq!(t, m.mtype);
@@ -44,7 +59,9 @@ fn child_main() {
 }
 
 fn read_log(path: &std::path::Path) -> Vec<(u32, u64)> {
-    let Ok(f) = std::fs::File::open(path) else { return vec![] };
+    let Ok(f) = std::fs::File::open(path) else {
+        return vec![];
+    };
     std::io::BufReader::new(f)
         .lines()
         .map_while(Result::ok)
@@ -77,12 +94,15 @@ fn sigkill_at_random_moments_loses_nothing_else() {
         // Keep two senders and two receivers alive.
         for want_sender in [true, true, false, false] {
             let have = running.iter().filter(|r| r.1 == want_sender).count();
-            let need = if want_sender { 2 } else { 2 };
-            if have < need {
+            if have < 2 {
                 serial += 1;
                 let log = t.dir.join(format!("log.{serial}"));
                 let role = if want_sender { "sender" } else { "receiver" };
-                let child = spawn_role(role, &t.dir, &[serial.to_string(), log.to_string_lossy().into_owned()]);
+                let child = spawn_role(
+                    role,
+                    &t.dir,
+                    &[serial.to_string(), log.to_string_lossy().into_owned()],
+                );
                 logs.push((want_sender, log));
                 running.push((child, want_sender, serial));
             }
@@ -108,7 +128,14 @@ fn sigkill_at_random_moments_loses_nothing_else() {
     q.recover();
     let mut received: Vec<(u32, u64)> = vec![];
     let mut buf = vec![0u8; 8192];
-    while let Ok(m) = q.recv(&mut buf, Selector::Any, RecvFlags { nowait: true, noerror: false }) {
+    while let Ok(m) = q.recv(
+        &mut buf,
+        Selector::Any,
+        RecvFlags {
+            nowait: true,
+            noerror: false,
+        },
+    ) {
         let (p, s, _) = decode_message(&buf[..m.len]).expect("intact message");
         received.push((p, s));
     }
@@ -132,7 +159,11 @@ fn sigkill_at_random_moments_loses_nothing_else() {
         lost.len(),
         &lost[..lost.len().min(10)]
     );
-    assert!(sent.len() > 1000, "the test moved too little traffic ({} messages)", sent.len());
+    assert!(
+        sent.len() > 1000,
+        "the test moved too little traffic ({} messages)",
+        sent.len()
+    );
     // Capacity returns to full.
     let st = q.stat().unwrap();
     assert_eq!((st.qnum, st.cbytes), (0, 0), "accounting after recovery");
@@ -142,7 +173,14 @@ fn sigkill_at_random_moments_loses_nothing_else() {
     }
     assert_eq!(filled, 16000, "a full queue's worth of messages fits again");
     let f = q.figures();
-    assert!(f.nodes_in_use <= 16 + 3 + 8, "nodes still held after recovery: {f:?}");
-    eprintln!("kills {kills}, killed receivers {killed_receivers}, sent {}, lost {}", sent.len(), lost.len());
+    assert!(
+        f.nodes_in_use <= 16 + 3 + 8,
+        "nodes still held after recovery: {f:?}"
+    );
+    eprintln!(
+        "kills {kills}, killed receivers {killed_receivers}, sent {}, lost {}",
+        sent.len(),
+        lost.len()
+    );
     q.remove().unwrap();
 }

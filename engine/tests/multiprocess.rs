@@ -11,7 +11,9 @@ const KEY: i32 = 0x5151;
 /// Entry point of child processes; a no-op in a normal test run.
 #[test]
 fn child_main() {
-    let Some((role, args)) = my_role() else { return };
+    let Some((role, args)) = my_role() else {
+        return;
+    };
     let ns = Namespace::open_default().unwrap();
     let num = |i: usize| args[i].parse::<u64>().unwrap();
     let out = std::io::stdout();
@@ -19,12 +21,19 @@ fn child_main() {
     match role.as_str() {
         "send_one" => {
             let q = ns.get(KEY, create(0o660)).unwrap();
-            q.send(num(0) as i64, args[1].as_bytes(), SendFlags::default()).unwrap();
+            q.send(num(0) as i64, args[1].as_bytes(), SendFlags::default())
+                .unwrap();
         }
         "recv_one" => {
             let q = ns.get(KEY, GetFlags::default()).unwrap();
             let mut buf = [0u8; 8192];
-            let m = q.recv(&mut buf, Selector::Type(num(0) as i64), RecvFlags::default()).unwrap();
+            let m = q
+                .recv(
+                    &mut buf,
+                    Selector::Type(num(0) as i64),
+                    RecvFlags::default(),
+                )
+                .unwrap();
             out.write_all(b"OUT:").unwrap();
             out.write_all(&buf[..m.len]).unwrap();
             out.write_all(b"\n").unwrap();
@@ -35,15 +44,22 @@ fn child_main() {
             let (p, n, types, pad) = (num(0) as u32, num(1), num(2), num(3) as usize);
             for seq in 0..n {
                 let mtype = 1 + (seq % types) as i64;
-                q.send(mtype, &encode_message(p, seq, mtype, (seq as usize * 13) % (pad + 1)), SendFlags::default())
-                    .unwrap();
+                q.send(
+                    mtype,
+                    &encode_message(p, seq, mtype, (seq as usize * 13) % (pad + 1)),
+                    SendFlags::default(),
+                )
+                .unwrap();
             }
         }
         "consumer" => {
             // args: selector kind (0 = any, t = type t), output file; writes
             // one line per message to the file (a pipe could fill and block us)
             let q = ns.get(KEY, GetFlags::default()).unwrap();
-            let sel = match num(0) { 0 => Selector::Any, t => Selector::Type(t as i64) };
+            let sel = match num(0) {
+                0 => Selector::Any,
+                t => Selector::Type(t as i64),
+            };
             let mut buf = vec![0u8; 8192];
             let mut out = std::io::BufWriter::new(std::fs::File::create(&args[1]).unwrap());
             loop {
@@ -72,7 +88,9 @@ fn child_main() {
             let q = ns.get(KEY, GetFlags::default()).unwrap();
             let mut buf = [0u8; 8];
             for seq in 0..num(0) {
-                let m = q.recv(&mut buf, Selector::Type(1), RecvFlags::default()).unwrap();
+                let m = q
+                    .recv(&mut buf, Selector::Type(1), RecvFlags::default())
+                    .unwrap();
                 assert_eq!(u64::from_le_bytes(buf), seq, "type-1 order");
                 assert_eq!(m.len, 8);
             }
@@ -89,14 +107,21 @@ fn output(child: std::process::Child) -> String {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "child failed: {:?}", o.status);
     let text = String::from_utf8(o.stdout).unwrap();
-    text.lines().filter_map(|l| l.strip_prefix("OUT:")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .filter_map(|l| l.strip_prefix("OUT:"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
 fn sender_exits_before_receiver_starts() {
     let _w = watchdog(60);
     let t = TempNamespace::new();
-    output(spawn_role("send_one", &t.dir, &["7".into(), "left-behind".into()]));
+    output(spawn_role(
+        "send_one",
+        &t.dir,
+        &["7".into(), "left-behind".into()],
+    ));
     let got = output(spawn_role("recv_one", &t.dir, &["7".into()]));
     assert_eq!(got, "left-behind");
 }
@@ -108,13 +133,30 @@ fn producers_by_consumers_by_types_exactly_once_in_order() {
     let q = t.ns.get(KEY, create(0o660)).unwrap();
     let (producers, per_producer, types) = (3u32, 20_000u64, 4u64);
     // Two consumers of any type and one consumer per type.
-    let file = |i: usize| t.dir.join(format!("consumer.{i}")).to_string_lossy().into_owned();
+    let file = |i: usize| {
+        t.dir
+            .join(format!("consumer.{i}"))
+            .to_string_lossy()
+            .into_owned()
+    };
     let kinds: Vec<u64> = [0, 0].into_iter().chain(1..=types).collect();
-    let consumers: Vec<_> =
-        kinds.iter().enumerate().map(|(i, k)| spawn_role("consumer", &t.dir, &[k.to_string(), file(i)])).collect();
+    let consumers: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| spawn_role("consumer", &t.dir, &[k.to_string(), file(i)]))
+        .collect();
     let prods: Vec<_> = (0..producers)
         .map(|p| {
-            spawn_role("producer", &t.dir, &[p.to_string(), per_producer.to_string(), types.to_string(), "200".into()])
+            spawn_role(
+                "producer",
+                &t.dir,
+                &[
+                    p.to_string(),
+                    per_producer.to_string(),
+                    types.to_string(),
+                    "200".into(),
+                ],
+            )
         })
         .collect();
     for p in prods {
@@ -140,13 +182,20 @@ fn producers_by_consumers_by_types_exactly_once_in_order() {
             let (p, s, ty) = (v[0] as u32, v[1], v[2] as i64);
             assert!(seen.insert((p, s)), "message ({p}, {s}) received twice");
             if let Some(&prev) = last.get(&(p, ty)) {
-                assert!(s > prev, "order of producer {p} type {ty} broken: {prev} then {s}");
+                assert!(
+                    s > prev,
+                    "order of producer {p} type {ty} broken: {prev} then {s}"
+                );
             }
             last.insert((p, ty), s);
             total += 1;
         }
     }
-    assert_eq!(total, producers as u64 * per_producer, "every message received once");
+    assert_eq!(
+        total,
+        producers as u64 * per_producer,
+        "every message received once"
+    );
     let st = q.stat().unwrap();
     assert_eq!((st.qnum, st.cbytes), (0, 0));
     q.remove().unwrap();
@@ -158,8 +207,13 @@ fn unread_type_999_never_blocks_a_million_messages() {
     let t = TempNamespace::new();
     let q = t.ns.get(KEY, create(0o660)).unwrap();
     assert_eq!(q.stat().unwrap().qbytes, 16384);
-    q.send(999, b"nobody reads me", SendFlags::default()).unwrap();
-    let n = if cfg!(debug_assertions) { 100_000 } else { 1_000_000 };
+    q.send(999, b"nobody reads me", SendFlags::default())
+        .unwrap();
+    let n = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    };
     let consumer = spawn_role("drain_stream", &t.dir, &[n.to_string()]);
     let producer = spawn_role("stream", &t.dir, &[n.to_string()]);
     output(producer);
@@ -167,7 +221,16 @@ fn unread_type_999_never_blocks_a_million_messages() {
     let st = q.stat().unwrap();
     assert_eq!((st.qnum, st.cbytes), (1, 15));
     let mut buf = [0u8; 64];
-    let m = q.recv(&mut buf, Selector::Any, RecvFlags { nowait: true, noerror: false }).unwrap();
+    let m = q
+        .recv(
+            &mut buf,
+            Selector::Any,
+            RecvFlags {
+                nowait: true,
+                noerror: false,
+            },
+        )
+        .unwrap();
     assert_eq!((m.mtype, &buf[..m.len]), (999, &b"nobody reads me"[..]));
     q.remove().unwrap();
 }

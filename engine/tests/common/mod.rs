@@ -45,7 +45,9 @@ impl Drop for TempNamespace {
 pub fn watchdog(secs: u64) -> Watchdog {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(secs)) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+        if rx.recv_timeout(Duration::from_secs(secs))
+            == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        {
             eprintln!("watchdog: test still running after {secs} s; aborting");
             for pid in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 // SAFETY: kill(2) with a pid we spawned; no memory involved.
@@ -61,14 +63,24 @@ pub struct Watchdog(std::sync::mpsc::Sender<()>);
 
 /// Default flags for creating a queue.
 pub fn create(mode: u32) -> shmq::GetFlags {
-    shmq::GetFlags { create: true, exclusive: false, mode }
+    shmq::GetFlags {
+        create: true,
+        exclusive: false,
+        mode,
+    }
 }
 
 /// Runs this test binary again as a child process in `role`: the child runs
 /// only the test named `child_main`, which dispatches on `SHMQ_TEST_ROLE`.
 pub fn spawn_role(role: &str, dir: &std::path::Path, args: &[String]) -> std::process::Child {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["child_main", "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            "child_main",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env("SHMQ_TEST_ROLE", role)
         .env("SHMQ_TEST_ARGS", args.join(" "))
         .env("SHMQ_DIR", dir)
@@ -76,7 +88,10 @@ pub fn spawn_role(role: &str, dir: &std::path::Path, args: &[String]) -> std::pr
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .unwrap();
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child.id());
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child.id());
     child
 }
 
@@ -89,7 +104,9 @@ pub fn my_role() -> Option<(String, Vec<String>)> {
 
 /// A 64-bit FNV-1a checksum.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// A message text carrying `(producer, seq, mtype)`, padding of `pad` bytes
