@@ -1,19 +1,23 @@
 //! Kernel parity: each scenario runs on a real kernel System V queue and on
 //! shmq, and the two transcripts must be equal. Kernel queues are removed by a
 //! guard even when a test fails.
+#![allow(clippy::vec_init_then_push)] // transcripts read best as one push per step
 
 mod common;
 use common::*;
 use shmq::*;
 use std::time::Duration;
 
+/// What a scenario reads back from IPC_STAT: (mode, qnum, cbytes, qbytes,
+/// lspid, lrpid, stime != 0, rtime != 0).
+type Stat = (u32, u64, u64, u64, i32, i32, bool, bool);
+
 /// The operations a scenario uses, with C's integer flags and errno results.
 trait Backend {
     fn get(&self, key: i32, flags: i32) -> Result<i32, i32>;
     fn snd(&self, id: i32, mtype: i64, text: &[u8], flags: i32) -> Result<(), i32>;
     fn rcv(&self, id: i32, size: usize, msgtyp: i64, flags: i32) -> Result<(i64, Vec<u8>), i32>;
-    /// (mode, qnum, cbytes, qbytes, lspid, lrpid, stime != 0, rtime != 0)
-    fn stat(&self, id: i32) -> Result<(u32, u64, u64, u64, i32, i32, bool, bool), i32>;
+    fn stat(&self, id: i32) -> Result<Stat, i32>;
     fn set_qbytes(&self, id: i32, qbytes: u64) -> Result<(), i32>;
     fn rmid(&self, id: i32) -> Result<(), i32>;
 }
@@ -94,7 +98,7 @@ impl Backend for Kernel {
             Ok((b.mtype, b.text[..r as usize].to_vec()))
         }
     }
-    fn stat(&self, id: i32) -> Result<(u32, u64, u64, u64, i32, i32, bool, bool), i32> {
+    fn stat(&self, id: i32) -> Result<Stat, i32> {
         // SAFETY: msqid_ds is plain data; zero is a valid value.
         let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
         // SAFETY: `ds` is a valid msqid_ds.
@@ -178,7 +182,7 @@ impl Backend for Shmq {
         let m = q.recv(&mut buf, sel, f).map_err(|e| e.errno())?;
         Ok((m.mtype, buf[..m.len].to_vec()))
     }
-    fn stat(&self, id: i32) -> Result<(u32, u64, u64, u64, i32, i32, bool, bool), i32> {
+    fn stat(&self, id: i32) -> Result<Stat, i32> {
         let s = self
             .t
             .ns
