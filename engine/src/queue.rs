@@ -376,8 +376,9 @@ impl Queue {
     }
 
     /// Zero-copy `msgrcv`: takes the message `sel` selects and lends its text
-    /// in place. The message is removed from the queue now, but its bytes
-    /// count against `qbytes` until the [`Loan`] is dropped.
+    /// in place. No other receiver can get the message from now on, but it
+    /// still counts in `qnum` / `cbytes` (and against `qbytes`) until the
+    /// [`Loan`] is dropped.
     pub fn recv_lend(&self, sel: Selector, flags: RecvFlags) -> Result<Loan<'_>, RecvError> {
         let (slot, taken) = self.take(sel, usize::MAX, flags, None)?;
         record_stats(&self.st().header.recv_stats);
