@@ -62,6 +62,12 @@ impl Tally {
         }
     }
 
+    /// Whether one more message of `len` bytes fits a capacity of `qbytes`
+    /// (Linux's `msg_fits_inqueue`: bytes and message count both bounded).
+    pub(crate) fn fits(self, len: u64, qbytes: u64) -> bool {
+        self.cbytes + len <= qbytes && self.qnum < qbytes
+    }
+
     fn pack(self) -> u64 {
         self.cbytes
             | self.qnum << QNUM_SHIFT
@@ -127,7 +133,7 @@ impl Counter<'_> {
             let t = Tally::unpack(cur);
             let (cbytes, qnum) = match delta {
                 Delta::Reserve(n) => {
-                    if t.cbytes + n > qbytes || t.qnum + 1 > qbytes {
+                    if !t.fits(n, qbytes) {
                         return Err(Full);
                     }
                     (t.cbytes + n, t.qnum + 1)

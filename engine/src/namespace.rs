@@ -246,6 +246,11 @@ impl Namespace {
         self.inner.table.limits()
     }
 
+    /// `msgmni`: the number of id-table records (no shared-memory read).
+    pub(crate) fn msgmni(&self) -> usize {
+        self.inner.table.records.len()
+    }
+
     fn lock(&self) -> Locked<'_> {
         let t = &self.inner.table;
         if t.lock() {
@@ -477,7 +482,7 @@ impl Namespace {
 
 /// A queue file's mode: every class the queue's mode grants any access gets
 /// read and write (a receiver writes the mapping too); the owner always does.
-fn file_mode(mode: u32) -> u32 {
+pub(crate) fn file_mode(mode: u32) -> u32 {
     let mut m = 0o600;
     if mode & 0o060 != 0 {
         m |= 0o060;
@@ -486,10 +491,6 @@ fn file_mode(mode: u32) -> u32 {
         m |= 0o006;
     }
     m
-}
-
-pub(crate) fn file_mode_for(mode: u32) -> u32 {
-    file_mode(mode)
 }
 
 fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {

@@ -175,6 +175,26 @@ enum WaitEnd {
     TimedOut,
 }
 
+impl From<WaitEnd> for SendError {
+    fn from(e: WaitEnd) -> Self {
+        match e {
+            WaitEnd::Removed => SendError::Removed,
+            WaitEnd::Interrupted => SendError::Interrupted,
+            WaitEnd::TimedOut => SendError::TimedOut,
+        }
+    }
+}
+
+impl From<WaitEnd> for RecvError {
+    fn from(e: WaitEnd) -> Self {
+        match e {
+            WaitEnd::Removed => RecvError::Removed,
+            WaitEnd::Interrupted => RecvError::Interrupted,
+            WaitEnd::TimedOut => RecvError::TimedOut,
+        }
+    }
+}
+
 impl Queue {
     pub(crate) fn new(ns: Namespace, map: Arc<Mapped>, id: i32) -> Queue {
         Queue { ns, map, id }
@@ -202,7 +222,7 @@ impl Queue {
     pub fn perms(&self) -> Perms {
         let h = self.st().header;
         let r = Ordering::Relaxed;
-        let msgmni = self.ns.limits().msgmni as i64;
+        let msgmni = self.ns.msgmni() as i64;
         Perms {
             key: h.key.load(r) as u32 as i32,
             uid: h.perm.uid.load(r),
@@ -313,16 +333,10 @@ impl Queue {
                 Err(PathError::Full) => {
                     let len = text.len() as u64;
                     let fits = || {
-                        let t = st.counter().load();
                         let q = st.header.control.qbytes.load(Ordering::Relaxed);
-                        t.cbytes + len <= q && t.qnum < q
+                        st.counter().load().fits(len, q)
                     };
-                    self.wait_until(slot, WORD_SPACE, deadline, fits)
-                        .map_err(|e| match e {
-                            WaitEnd::Removed => SendError::Removed,
-                            WaitEnd::Interrupted => SendError::Interrupted,
-                            WaitEnd::TimedOut => SendError::TimedOut,
-                        })?;
+                    self.wait_until(slot, WORD_SPACE, deadline, fits)?;
                 }
                 Err(_) => return Err(SendError::NoMemory),
             }
@@ -415,12 +429,7 @@ impl Queue {
                 Err(PathError::Empty) if flags.nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
                     let ready = || st.peek(slot, sel);
-                    self.wait_until(slot, word_id, deadline, ready)
-                        .map_err(|e| match e {
-                            WaitEnd::Removed => RecvError::Removed,
-                            WaitEnd::Interrupted => RecvError::Interrupted,
-                            WaitEnd::TimedOut => RecvError::TimedOut,
-                        })?;
+                    self.wait_until(slot, word_id, deadline, ready)?;
                 }
                 Err(_) => return Err(RecvError::NoMemory),
             }
@@ -524,7 +533,7 @@ impl Queue {
         let f = &self.map.file;
         let _ = rustix::fs::fchmod(
             f,
-            rustix::fs::Mode::from_raw_mode(crate::namespace::file_mode_for(set.mode)),
+            rustix::fs::Mode::from_raw_mode(crate::namespace::file_mode(set.mode)),
         );
         let _ = rustix::fs::fchown(
             f,

@@ -84,7 +84,6 @@ pub(crate) fn end(rec: &SlotRecord) {
 
 /// Claims a free slot for this thread; `None` if every slot is in use.
 pub(crate) fn claim(header: &QueueHeader, slots: &[SlotRecord]) -> Option<usize> {
-    let me = process::pid();
     for (i, rec) in slots.iter().enumerate() {
         let s = rec.state.load(Ordering::Relaxed);
         if status_of(s) != FREE {
@@ -92,18 +91,7 @@ pub(crate) fn claim(header: &QueueHeader, slots: &[SlotRecord]) -> Option<usize>
         }
         // SYNC(slot_free): Acquire pairs with the Release of `release`, so the
         // previous owner's (or recoverer's) record writes happen before ours.
-        if rec
-            .state
-            .compare_exchange(
-                s,
-                make(me, ACTIVE, gen_of(s)),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            rec.start_time
-                .store(process::own_start_time(), Ordering::Relaxed);
+        if take_over(rec, s, ACTIVE, &rec.start_time) {
             // SeqCst: a reclaimer that scans hazards up to `slots_high` after
             // this must include our slot (see `type_dir::slots_in_use`).
             header.slots_high.fetch_max(i as u32 + 1, Ordering::SeqCst);
@@ -111,6 +99,25 @@ pub(crate) fn claim(header: &QueueHeader, slots: &[SlotRecord]) -> Option<usize>
         }
     }
     None
+}
+
+/// Moves slot `rec` from state `s` to `status` owned by this process, and
+/// records our start time in `start` (the field that names who holds it).
+fn take_over(rec: &SlotRecord, s: u64, status: u64, start: &crate::sync::AtomicU64) -> bool {
+    // SYNC(slot_free): Acquire, see `claim` and `claim_if_dead`.
+    let taken = rec
+        .state
+        .compare_exchange(
+            s,
+            make(process::pid(), status, gen_of(s)),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_ok();
+    if taken {
+        start.store(process::own_start_time(), Ordering::Relaxed);
+    }
+    taken
 }
 
 /// Gives slot `i` back (its owner or recoverer is done with it; its record is
@@ -142,23 +149,9 @@ pub(crate) fn claim_if_dead(rec: &SlotRecord) -> bool {
     if pid_of(s) == process::pid() || process::is_alive(pid_of(s), start) {
         return false;
     }
-    let me = process::pid();
-    // Acquire: the dead owner's record writes happen before our recovery.
-    if rec
-        .state
-        .compare_exchange(
-            s,
-            make(me, RECOVERING, gen_of(s)),
-            Ordering::Acquire,
-            Ordering::Relaxed,
-        )
-        .is_ok()
-    {
-        rec.helper_start
-            .store(process::own_start_time(), Ordering::Relaxed);
-        return true;
-    }
-    false
+    // Acquire (in `take_over`): the dead owner's record writes happen before
+    // our recovery.
+    take_over(rec, s, RECOVERING, &rec.helper_start)
 }
 
 /// Whether slot `rec` is claimed by anyone (for `stat`).
