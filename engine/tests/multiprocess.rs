@@ -162,19 +162,27 @@ fn producers_by_consumers_by_types_exactly_once_in_order() {
     for p in prods {
         output(p);
     }
-    // Stop: typed consumers get a type-1000 message... of their own type is
-    // impossible, so they are stopped by removing nothing: each typed
-    // consumer is sent `stop` as its own type with an invalid text marker.
+    // Stop the any-type consumers first (type 1000, which no typed consumer
+    // wants), and only once they are gone the typed ones (a `stop` text of
+    // their own type): an any-type consumer would otherwise take a typed
+    // consumer's stop and leave it waiting forever.
     for _ in 0..2 {
         q.send(1000, b"stop", SendFlags::default()).unwrap();
     }
+    let mut consumers = consumers.into_iter();
+    let mut finished: Vec<_> = consumers
+        .by_ref()
+        .take(2)
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
     for ty in 1..=types {
         q.send(ty as i64, b"stop", SendFlags::default()).unwrap();
     }
+    finished.extend(consumers.map(|c| c.wait_with_output().unwrap()));
     let mut seen = HashSet::new();
     let mut total = 0;
-    for (i, c) in consumers.into_iter().enumerate() {
-        output(c);
+    for (i, o) in finished.into_iter().enumerate() {
+        assert!(o.status.success(), "consumer {i} failed: {:?}", o.status);
         let mut last: HashMap<(u32, i64), u64> = HashMap::new();
         for line in BufReader::new(std::fs::File::open(file(i)).unwrap()).lines() {
             let line = line.unwrap();
