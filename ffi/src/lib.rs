@@ -1,1 +1,218 @@
-//! C ABI for shmq (libshmq.so). Filled by the C ABI issue.
+//! C ABI for shmq: `libshmq.so` and `libshmq.a`, with the header
+//! `include/shmq.h` that `build.rs` generates from this file with cbindgen
+//! (the doc comments below are the header's).
+//!
+//! Each `shmq_*` function has the prototype of its `<sys/msg.h>` /
+//! `<sys/ipc.h>` namesake, takes glibc's own `struct msqid_ds`, `key_t`,
+//! flags and constants, and returns -1 with `errno` set exactly as the
+//! kernel's would for the same call. The work is done by the crate
+//! `shmq-ffi-common`, which `libshmq_preload.so` exports under the System V
+//! names.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+use libc::{c_char, c_int, c_long, c_void, key_t, msqid_ds, size_t, ssize_t, timespec};
+use shmq_ffi_common as common;
+
+/// Returns the identifier of the queue of `key`, creating it if asked: the
+/// shmq counterpart of `msgget(2)`.
+///
+/// Arguments: `key` is a key from `shmq_ftok`, any integer, or `IPC_PRIVATE`
+/// (always a new queue that no key finds); `msgflg` is `IPC_CREAT`,
+/// `IPC_EXCL` and the low 9 bits of a mode (of the new queue, and the access
+/// asked of an existing one).
+///
+/// Returns the queue's identifier (`>= 0`), or -1 with `errno`:
+/// `ENOENT` no queue for `key` and no `IPC_CREAT`; `EEXIST` `IPC_CREAT |
+/// IPC_EXCL` and `key` has a queue; `EACCES` the queue's mode refuses the
+/// access asked, or the namespace directory is not accessible; `ENOSPC`
+/// `msgmni` queues exist; `ENOMEM` the queue's shared memory could not be
+/// created, or the namespace ($SHMQ_DIR, default /dev/shm/shmq) is unusable
+/// (one line on stderr says why); `EIO` a bug in shmq (a caught panic).
+///
+/// # Safety
+/// None needed; any arguments are accepted.
+#[no_mangle]
+pub extern "C" fn shmq_msgget(key: key_t, msgflg: c_int) -> c_int {
+    common::msgget(key, msgflg)
+}
+
+/// Sends a message: the shmq counterpart of `msgsnd(2)`.
+///
+/// Arguments: `msqid` from `shmq_msgget`; `msgp` points to
+/// `struct { long mtype; char mtext[msgsz]; }` with `mtype >= 1`; `msgsz` is
+/// the text's length (0 allowed, at most `msgmax`); `msgflg` may hold
+/// `IPC_NOWAIT`. Without it a full queue makes the caller wait (a brief spin,
+/// then asleep on a futex) until the message fits.
+///
+/// Returns 0, or -1 with `errno`: `EFAULT` `msgp` is NULL; `EINVAL` `msqid`
+/// names no queue (or a removed one), `mtype < 1`, `msgsz > msgmax` or
+/// negative as `ssize_t`; `EACCES` no write permission; `EAGAIN` the queue is
+/// full and `IPC_NOWAIT` was given; `EIDRM` the queue was removed while the
+/// caller waited; `EINTR` a signal handler ran while it waited (never
+/// restarted, even with `SA_RESTART`); `ENOMEM` the queue's shared memory is
+/// exhausted or inconsistent, or all its attachment slots are held by live
+/// threads; `EIO` a bug in shmq (a caught panic).
+///
+/// # Safety
+/// `msgp` must be NULL or point to a `long` followed by `msgsz`
+/// readable bytes. Other invalid pointers are not detected.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_msgsnd(
+    msqid: c_int,
+    msgp: *const c_void,
+    msgsz: size_t,
+    msgflg: c_int,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::msgsnd(msqid, msgp, msgsz, msgflg, std::ptr::null()) }
+}
+
+/// `shmq_msgsnd` that waits at most `*timeout` (relative) for room in the
+/// queue; System V has no such call.
+///
+/// Arguments: as `shmq_msgsnd`, plus `timeout`: NULL waits without limit;
+/// ignored with `IPC_NOWAIT`.
+///
+/// Returns 0, or -1 with `errno`: as `shmq_msgsnd`, and `ETIMEDOUT` the
+/// timeout passed before the message fitted; `EINVAL` `tv_sec < 0` or
+/// `tv_nsec` outside `[0, 1e9)` (checked before anything else).
+///
+/// # Safety
+/// As `shmq_msgsnd`; `timeout` must be NULL or point to a
+/// `struct timespec`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_msgsnd_timed(
+    msqid: c_int,
+    msgp: *const c_void,
+    msgsz: size_t,
+    msgflg: c_int,
+    timeout: *const timespec,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::msgsnd(msqid, msgp, msgsz, msgflg, timeout) }
+}
+
+/// Receives a message: the shmq counterpart of `msgrcv(2)`.
+///
+/// Arguments: `msqid` from `shmq_msgget`; `msgp` points to
+/// `struct { long mtype; char mtext[msgsz]; }`; `msgtyp` 0 takes the oldest
+/// message, `> 0` the oldest of that type (of any other type with
+/// `MSG_EXCEPT`), `< 0` the oldest of the lowest type `<= -msgtyp`;
+/// `msgflg` may hold `IPC_NOWAIT`, `MSG_NOERROR` (truncate a long message),
+/// `MSG_EXCEPT`, `MSG_COPY` (copy the message at position `msgtyp`, leave it
+/// queued; needs `IPC_NOWAIT`). Without `IPC_NOWAIT` the caller waits (a
+/// brief spin, then asleep on a futex) for a matching message.
+///
+/// Returns the number of text bytes copied into `mtext` (`mtype` is stored
+/// too), or -1 with `errno`: `EINVAL` `msqid` names no queue (or a removed
+/// one), `msgsz` negative as `ssize_t`, `MSG_COPY` without `IPC_NOWAIT` or
+/// with `MSG_EXCEPT`, or `MSG_COPY | MSG_NOERROR` with a short buffer;
+/// `EACCES` no read permission; `E2BIG` the message is longer than `msgsz`
+/// and no `MSG_NOERROR` (it stays queued); `ENOMSG` nothing matches and
+/// `IPC_NOWAIT` was given; `EIDRM` the queue was removed while the caller
+/// waited; `EINTR` a signal handler ran while it waited (never restarted);
+/// `EFAULT` `msgp` is NULL: as in the kernel, the message was found and
+/// dequeued first, and is lost (with `MSG_COPY` and `msgsz > 0`, `EFAULT`
+/// before anything else); `ENOMEM` the queue's memory is inconsistent or all
+/// its attachment slots are held by live threads; `EIO` a bug in shmq (a
+/// caught panic).
+///
+/// # Safety
+/// `msgp` must be NULL or point to a `long` followed by `msgsz`
+/// writable bytes. Other invalid pointers are not detected.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_msgrcv(
+    msqid: c_int,
+    msgp: *mut c_void,
+    msgsz: size_t,
+    msgtyp: c_long,
+    msgflg: c_int,
+) -> ssize_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::msgrcv(msqid, msgp, msgsz, msgtyp, msgflg, std::ptr::null()) }
+}
+
+/// `shmq_msgrcv` that waits at most `*timeout` (relative) for a matching
+/// message; System V has no such call.
+///
+/// Arguments: as `shmq_msgrcv`, plus `timeout`: NULL waits without limit;
+/// ignored with `IPC_NOWAIT`.
+///
+/// Returns as `shmq_msgrcv`; also -1 with `errno` `ETIMEDOUT` when the
+/// timeout passed with no matching message, and `EINVAL` for `tv_sec < 0` or
+/// `tv_nsec` outside `[0, 1e9)` (checked before anything else).
+///
+/// # Safety
+/// As `shmq_msgrcv`; `timeout` must be NULL or point to a
+/// `struct timespec`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_msgrcv_timed(
+    msqid: c_int,
+    msgp: *mut c_void,
+    msgsz: size_t,
+    msgtyp: c_long,
+    msgflg: c_int,
+    timeout: *const timespec,
+) -> ssize_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::msgrcv(msqid, msgp, msgsz, msgtyp, msgflg, timeout) }
+}
+
+/// Controls a queue: the shmq counterpart of `msgctl(2)`.
+///
+/// Arguments: `cmd` is `IPC_STAT` (fill `*buf`), `IPC_SET` (set owner,
+/// group, mode bits and `msg_qbytes` from `*buf`; owner, creator or root
+/// only; raising `msg_qbytes` above `msgmnb` needs root), `IPC_RMID` (remove
+/// the queue now: blocked callers return `EIDRM`; `buf` unused), `IPC_INFO` /
+/// `MSG_INFO` (fill the `struct msginfo` that `buf` points to), `MSG_STAT` /
+/// `MSG_STAT_ANY` (`msqid` is an index in the namespace's table, as in
+/// Linux).
+///
+/// Returns 0; for `MSG_STAT` / `MSG_STAT_ANY` the queue's identifier; for
+/// `IPC_INFO` / `MSG_INFO` the highest index in use (0 if none). Or -1 with
+/// `errno`: `EINVAL` `msqid` or `cmd` negative, unknown `cmd`, `msqid` names
+/// no queue, `MSG_STAT` index unused, `IPC_SET` with owner or group -1 or
+/// `msg_qbytes` above the namespace's `qbytes_max`; `EFAULT` `buf` is NULL
+/// (for `IPC_SET` before anything else, for the others after the checks
+/// below); `EACCES` `IPC_STAT` / `MSG_STAT` without read permission; `EPERM`
+/// `IPC_SET` / `IPC_RMID` by someone other than the owner, the creator or
+/// root, or raising `msg_qbytes` above `msgmnb` without root; `EIO` a bug in
+/// shmq (a caught panic).
+///
+/// # Safety
+/// `buf` must be NULL or point to a `struct msqid_ds` (to a
+/// `struct msginfo` for `IPC_INFO` / `MSG_INFO`), readable for `IPC_SET`,
+/// writable for the others.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_msgctl(msqid: c_int, cmd: c_int, buf: *mut msqid_ds) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::msgctl(msqid, cmd, buf) }
+}
+
+/// Makes a key from a path and a project number, with glibc's algorithm:
+/// `(proj_id & 0xff) << 24 | (st_dev & 0xff) << 16 | (st_ino & 0xffff)`.
+///
+/// Returns the key, or -1 with `stat(2)`'s `errno` when `pathname` cannot be
+/// stat'ed (`ENOENT`, `EACCES`, `ENOTDIR`, ...; `EFAULT` for NULL); `EIO` a
+/// bug in shmq (a caught panic).
+///
+/// # Safety
+/// `pathname` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_ftok(pathname: *const c_char, proj_id: c_int) -> key_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::ftok(pathname, proj_id) }
+}
+
+/// Re-reads the caller's effective user and group ids, which shmq caches so
+/// that sends and receives make no system call. Call it after `setuid`,
+/// `seteuid`, `setgid`, ... so that permission checks use the new ids.
+/// (`libshmq_preload.so` does it by itself: it wraps those functions.)
+///
+/// # Safety
+/// None needed.
+#[no_mangle]
+pub extern "C" fn shmq_refresh_credentials() {
+    common::refresh_credentials()
+}
