@@ -17,10 +17,10 @@
 //! (`$SHMQ_CTEST_IDS`) and removed afterwards, also on failure; every program
 //! runs under a time limit and is killed, with its children, past it.
 //!
-//! The libraries are taken from the build directory of this test
-//! (`target/release` for `cargo test --release`): `cargo test` builds
-//! `libshmq.so` / `libshmq.a` (this package) and `libshmq_preload.so` (a
-//! dev-dependency) before it runs this file.
+//! The libraries are taken from this test's own build directory
+//! (`target/release/deps` for `cargo test --release`), where cargo builds
+//! them, fresh, before it runs this file: `shmq-ffi` and `shmq-ffi-preload`
+//! are dev-dependencies of this package (`shmq-ffi-tests`), not linked.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -44,32 +44,29 @@ fn unique() -> String {
 
 /// The repository's root.
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("ffi/ has a parent")
+    Path::new(env!("CARGO_MANIFEST_DIR")) // ffi/tests
+        .ancestors()
+        .nth(2)
+        .expect("ffi/tests has a grandparent")
         .to_owned()
 }
 
-/// The built libraries, next to this test's own build directory.
+/// The built libraries, beside this test's executable.
 struct Libs {
     dir: PathBuf,
 }
 
 impl Libs {
     fn find() -> Libs {
-        // This test runs as target/<profile>/deps/c_suite-HASH.
+        // This test runs as target/<profile>/deps/c_suite-HASH, and cargo
+        // built its dev-dependencies' libraries into the same directory.
         let exe = std::env::current_exe().expect("current_exe");
-        let dir = exe
-            .ancestors()
-            .nth(2)
-            .expect("target/<profile>/deps/<test>")
-            .to_owned();
+        let dir = exe.parent().expect("target/<profile>/deps").to_owned();
         let libs = Libs { dir };
         for p in [libs.so(), libs.a(), libs.preload()] {
             assert!(
                 p.exists(),
-                "{} is missing: build the C libraries first \
-                 (cargo build --release -p shmq-ffi -p shmq-ffi-preload)",
+                "{} is missing: cargo should have built it as a dev-dependency",
                 p.display()
             );
         }
@@ -606,11 +603,18 @@ fn create_and_remove_ten_times_prints_ids_advancing_by_msgmni_under_preload() {
 fn pkg_config_line_from_the_readme_builds_a_working_program() {
     let libs = Libs::find();
     let build = BuildDir::new();
-    let pc_dir = libs.dir.join("pkgconfig");
-    assert!(
-        pc_dir.join("shmq.pc").exists(),
-        "ffi/build.rs wrote no shmq.pc"
-    );
+    // ffi/build.rs writes target/<profile>/pkgconfig/shmq.pc for the
+    // libraries a `cargo build` leaves in target/<profile>; a test build
+    // leaves them in deps/ only, so the copy used here points there.
+    let profile_dir = libs.dir.parent().unwrap();
+    let pc = std::fs::read_to_string(profile_dir.join("pkgconfig/shmq.pc"))
+        .expect("ffi/build.rs wrote no target/<profile>/pkgconfig/shmq.pc");
+    let want = format!("libdir={}\n", profile_dir.display());
+    assert!(pc.contains(&want), "shmq.pc lacks {want:?}:\n{pc}");
+    let pc_dir = build.0.join("pkgconfig");
+    std::fs::create_dir_all(&pc_dir).unwrap();
+    let pc = pc.replace(&want, &format!("libdir={}\n", libs.dir.display()));
+    std::fs::write(pc_dir.join("shmq.pc"), pc).unwrap();
     let out = build.0.join("pc_app");
     let script = format!(
         "cc -D_GNU_SOURCE -DSHMQ_LINK -I{tests} -o {out} {src} $(pkg-config --cflags --libs shmq)",

@@ -272,6 +272,9 @@ static void section_permissions(key_t base, int msgmnb)
     MUST(pid >= 0);
     if (pid == 0) {
         struct msqid_ds ds;
+        /* Use the queues as root first: shmq caches the credentials then,
+         * and must notice the change below. */
+        MUST(msgctl(qw, IPC_STAT, &ds) == 0);
         MUST(setgroups(0, NULL) == 0);
         MUST(setgid(65534) == 0);
         MUST(setuid(65534) == 0);
