@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod bench;
 mod errors;
 mod json;
 mod ls;
@@ -12,7 +13,7 @@ mod stat;
 mod sys;
 
 use clap::{Parser, Subcommand};
-use errors::{Failure, EXIT_USAGE};
+use errors::Failure;
 use shmq::Namespace;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,12 +55,15 @@ enum Command {
     /// Receive messages and write their text to standard output (msgrcv)
     #[command(after_help = EXIT_CODES)]
     Recv(msg::RecvArgs),
-    /// Compare shmq with the kernel's IPC mechanisms (not implemented yet)
+    /// Compare shmq with the kernel's IPC mechanisms, measured in one run
     #[command(after_help = EXIT_CODES)]
-    Bench,
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
+    // A child process of `shmq bench` (this binary re-executed) serves its
+    // parent and exits here.
+    shmq_benches::child::serve_if_child(&[]);
     sys::default_sigpipe();
     let cli = Cli::parse();
     match run(&cli) {
@@ -75,10 +79,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Stat(a) => stat::run(&namespace(cli)?, a),
         Command::Send(a) => msg::send(&namespace(cli)?, a),
         Command::Recv(a) => msg::recv(&namespace(cli)?, a),
-        Command::Bench => {
-            eprintln!("shmq bench: not implemented yet (see the benchmarks issue)");
-            Err(Failure::reported(EXIT_USAGE))
-        }
+        Command::Bench(a) => bench::run(cli.dir.as_deref(), a),
     }
 }
 
