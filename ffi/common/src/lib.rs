@@ -28,7 +28,8 @@ mod ctl;
 mod user;
 
 use libc::{c_char, c_int, c_long, c_void, key_t, msqid_ds, size_t, ssize_t, timespec};
-use shmq::{GetFlags, Namespace, OpenError, RecvFlags, Selector, SendFlags};
+use shmq::{GetFlags, Namespace, OpenError, Queue, RecvFlags, Selector, SendFlags};
+use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
@@ -83,6 +84,50 @@ fn namespace_or_einval() -> Result<&'static Namespace, Errno> {
     namespace().map_err(|_| libc::EINVAL)
 }
 
+thread_local! {
+    /// The queue this thread used last: a stream of sends or receives on one
+    /// id skips the namespace's lookup (a lock and a hash map). Holding it
+    /// keeps that queue's mapping until the thread uses another id.
+    static LAST_QUEUE: RefCell<Option<Queue>> = const { RefCell::new(None) };
+}
+
+/// Runs `op` on the queue `msqid`, found through [`LAST_QUEUE`] when it is
+/// the same id. A queue removed since answers `EINVAL` before it does
+/// anything (the engine checks), and so does an id that now names a newer
+/// queue: on `EINVAL` from the remembered queue, `op` runs once more on the
+/// namespace's answer. (`op`'s other `EINVAL`, MSG_COPY with MSG_NOERROR and
+/// a short buffer, has no effect either, so running it twice is harmless.)
+/// The cell is only ever borrowed briefly, never across `op`, so a signal
+/// handler that calls in meanwhile finds it free; were it not, the cache is
+/// skipped.
+fn with_queue<T>(
+    ns: &Namespace,
+    msqid: c_int,
+    mut op: impl FnMut(&Queue) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let remembered = LAST_QUEUE
+        .try_with(|c| {
+            c.try_borrow()
+                .ok()
+                .and_then(|q| q.as_ref().filter(|q| q.id() == msqid).cloned())
+        })
+        .ok()
+        .flatten();
+    if let Some(q) = remembered {
+        match op(&q) {
+            Err(libc::EINVAL) => {}
+            done => return done,
+        }
+    }
+    let q = ns.queue(msqid).map_err(|e| e.errno())?;
+    let _ = LAST_QUEUE.try_with(|c| {
+        if let Ok(mut last) = c.try_borrow_mut() {
+            *last = Some(q.clone());
+        }
+    });
+    op(&q)
+}
+
 /// `msgget(key, msgflg)`.
 ///
 /// Errors: `ENOENT`, `EEXIST`, `EACCES`, `ENOSPC` as the kernel; `ENOMEM` when
@@ -133,14 +178,15 @@ pub unsafe fn msgsnd(
         // SAFETY: `msgp` is followed by `msgsz` readable bytes (contract),
         // and `msgsz` fits in an isize (checked above).
         let text = unsafe { user::text(msgp, msgsz) };
-        let q = ns.queue(msqid).map_err(|e| e.errno())?;
         let nowait = msgflg & libc::IPC_NOWAIT != 0;
-        match timeout {
-            Some(t) if !nowait => q.send_timeout(mtype, text, t),
-            _ => q.send(mtype, text, SendFlags { nowait }),
-        }
-        .map(|()| 0)
-        .map_err(|e| e.errno())
+        with_queue(ns, msqid, |q| {
+            match timeout {
+                Some(t) if !nowait => q.send_timeout(mtype, text, t),
+                _ => q.send(mtype, text, SendFlags { nowait }),
+            }
+            .map(|()| 0)
+            .map_err(|e| e.errno())
+        })
     })
 }
 
@@ -182,7 +228,6 @@ pub unsafe fn msgrcv(
             // Linux's MSG_COPY reads the caller's buffer before anything else.
             return Err(libc::EFAULT);
         }
-        let q = ns.queue(msqid).map_err(|e| e.errno())?;
         let mut scratch = Vec::new();
         let buf: &mut [u8] = if msgp.is_null() {
             scratch.resize(cap, 0);
@@ -192,17 +237,19 @@ pub unsafe fn msgrcv(
             // (contract), and nothing else borrows them during this call.
             unsafe { user::text_mut(msgp, cap) }
         };
-        let got = if copy {
-            q.recv_copy(buf, msgtyp, noerror)
-        } else {
-            let sel = Selector::from_msgtyp(msgtyp, msgflg & libc::MSG_EXCEPT != 0);
-            let flags = RecvFlags { nowait, noerror };
-            match timeout {
-                Some(t) if !nowait => q.recv_timeout(buf, sel, flags, t),
-                _ => q.recv(buf, sel, flags),
+        let sel = Selector::from_msgtyp(msgtyp, msgflg & libc::MSG_EXCEPT != 0);
+        let flags = RecvFlags { nowait, noerror };
+        let got = with_queue(ns, msqid, |q| {
+            if copy {
+                q.recv_copy(buf, msgtyp, noerror)
+            } else {
+                match timeout {
+                    Some(t) if !nowait => q.recv_timeout(buf, sel, flags, t),
+                    _ => q.recv(buf, sel, flags),
+                }
             }
-        }
-        .map_err(|e| e.errno())?;
+            .map_err(|e| e.errno())
+        })?;
         if msgp.is_null() {
             return Err(libc::EFAULT);
         }

@@ -350,6 +350,9 @@ int main(int argc, char **argv)
     section_msgsnd(q, info.msgmax);
     section_msgrcv(q, info.msgmax);
     MUST(msgctl(q, IPC_RMID, NULL) == 0);
+    m->mtype = 1;
+    VALUE("send to the queue just used and removed", msgsnd(q, m, 1, IPC_NOWAIT));
+    VALUE("receive from it", msgrcv(q, m, 16, 0, IPC_NOWAIT));
     section_msgctl(base, info.msgmnb);
     section_ftok();
     section_permissions(base, info.msgmnb);
