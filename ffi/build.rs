@@ -11,6 +11,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/lib.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    // A hand-edited header is put back at the next build.
+    println!("cargo:rerun-if-changed=../include/shmq.h");
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .unwrap_or_else(|e| panic!("ffi/cbindgen.toml: {e}"));
