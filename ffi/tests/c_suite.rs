@@ -262,8 +262,14 @@ impl Run {
 /// Runs `cmd` in a process group of its own, killed (with every process it
 /// forked) if it outlives [`RUN_LIMIT`].
 fn run(mut cmd: Command, what: &str) -> Run {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SHMQ_") || k == "LD_PRELOAD" {
+    // Only what the test sets: an SHMQ_DIR or LD_PRELOAD inherited from the
+    // developer's shell must not reach the programs.
+    let set: Vec<_> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
+    for (k, _) in std::env::vars_os() {
+        let shmq = k
+            .to_str()
+            .is_some_and(|k| k.starts_with("SHMQ_") || k == "LD_PRELOAD");
+        if shmq && !set.contains(&k) {
             cmd.env_remove(k);
         }
     }
