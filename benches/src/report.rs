@@ -129,7 +129,7 @@ pub struct Report {
 
 /// `8 B`, `1 KiB`, ...
 pub fn fmt_size(n: usize) -> String {
-    if n >= 1024 && n % 1024 == 0 {
+    if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n / 1024)
     } else {
         format!("{n} B")

@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(s.mean, 50);
         assert_eq!(Summary::of(&mut []), Summary::default());
         assert_eq!(Summary::of(&mut [7]).p99, 7);
-        let f = crate::fields::Fields::parse(&s.to_fields()).unwrap();
+        let f = crate::fields::Fields::parse(&format!("ok {}", s.to_fields())).unwrap();
         assert_eq!(Summary::from_fields(&f).unwrap(), s);
     }
 }
