@@ -60,7 +60,7 @@ impl Park for Futex {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: timeout.subsec_nanos() as _,
         };
-        match futex::wait(word, futex::Flags::empty(), expected, Some(&ts)) {
+        match futex::wait(word.as_std(), futex::Flags::empty(), expected, Some(&ts)) {
             Err(rustix::io::Errno::INTR) => Woke::Interrupted,
             _ => Woke::Recheck,
         }
@@ -68,7 +68,7 @@ impl Park for Futex {
 
     fn unpark_all(&self, word: &AtomicU32) {
         let _ = rustix::thread::futex::wake(
-            word,
+            word.as_std(),
             rustix::thread::futex::Flags::empty(),
             i32::MAX as u32,
         );
