@@ -19,18 +19,33 @@
 //! path), `queue` (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// loom builds compile the algorithms only; production-only items go unused there.
+#![cfg_attr(loom, allow(dead_code))]
 
+// Under `cfg(loom)` (the `loom-tests` crate) only the algorithms are built,
+// on heap-backed state, with `model` as their entry point; the modules that
+// map files and manage namespaces are production-only.
 mod accounting;
+mod blocking;
 mod cell_pool;
 mod error;
+#[cfg(not(loom))]
 mod ftok;
+#[cfg(not(loom))]
 mod ids;
 mod layout;
+#[cfg(loom)]
+pub mod model;
+#[cfg(not(loom))]
 mod namespace;
+#[cfg(not(loom))]
 mod params;
+#[cfg_attr(loom, path = "process_model.rs")]
 mod process;
+#[cfg(not(loom))]
 mod queue;
 mod recovery;
+#[cfg(not(loom))]
 mod shm;
 mod slots;
 mod state;
@@ -44,10 +59,15 @@ mod wait;
 mod test_support;
 
 pub use error::{CtlError, GetError, OpenError, RecvError, SendError};
+#[cfg(not(loom))]
 pub use ftok::ftok;
+#[cfg(not(loom))]
 pub use namespace::{GetFlags, Namespace, NamespaceError, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
+#[cfg(not(loom))]
 pub use params::Limits;
+#[cfg(not(loom))]
 pub use process::{refresh_credentials, Credentials};
+#[cfg(not(loom))]
 pub use queue::{
     Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, Received, RecvFlags, SendFlags,
 };

@@ -74,6 +74,9 @@ impl QueueState<'_> {
         let p = rec.phase.load(Ordering::Acquire);
         let (kind, k) = (phase::kind(p), phase::seq(p));
         match kind {
+            #[cfg(loom)]
+            phase::RELEASE
+                if crate::sync::mutant(crate::sync::Mutant::RecoveryKeepsReservation) => {}
             phase::RELEASE if !counter.was_applied(d, k) => {
                 let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
             }
@@ -119,7 +122,7 @@ impl QueueState<'_> {
             let _ = f.finish(x, d);
             let _ = f.advance();
         }
-        crate::wait::notify(&self.header.space_word, &crate::wait::Futex);
+        crate::wait::notify(&self.header.space_word, self.park);
     }
 
     /// Whether node `x` of a dead sender made it into its FIFO.

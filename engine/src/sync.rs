@@ -281,6 +281,90 @@ impl<'a> SharedBytes<'a> {
     }
 }
 
+/// Deliberate bugs that the loom models must catch (loom builds only).
+///
+/// A model that cannot fail proves nothing: each model in `loom-tests` is run
+/// once more with one of these switched on, and must then report a failure.
+/// The switch is a thread-local of the thread that runs `loom::model` (loom
+/// runs every model thread on it), so tests running in parallel do not see
+/// each other's mutants.
+#[cfg(loom)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutant {
+    /// No mutant: the engine as shipped.
+    None,
+    /// `cell_pool` frees a cell without advancing its generation (no ABA tag).
+    PoolNoGeneration,
+    /// `type_fifo` publishes a linked node with a Relaxed store (no Release).
+    FifoRelaxedLink,
+    /// `type_dir` reclaims an entry without looking at the hazards.
+    DirIgnoresHazards,
+    /// Type-0 and negative receives take the first candidate found instead
+    /// of the oldest / lowest.
+    SelectFirstFound,
+    /// `accounting` reserves with a plain load and store instead of a CAS.
+    AccountingLoadStore,
+    /// A sleeper parks without re-checking its condition after announcing
+    /// itself.
+    SleepWithoutRecheck,
+    /// IPC_RMID wakes the queue-wide words but not the per-type words that
+    /// sleepers recorded.
+    RmidSkipsTypeWords,
+    /// Recovery frees a dead sender's slot without undoing its reservation.
+    RecoveryKeepsReservation,
+}
+
+#[cfg(loom)]
+std::thread_local! {
+    static MUTANT: std::cell::Cell<Mutant> = const { std::cell::Cell::new(Mutant::None) };
+}
+
+/// Switches mutant `m` on for models run by this thread (`Mutant::None`: off).
+#[cfg(loom)]
+pub fn set_mutant(m: Mutant) {
+    MUTANT.with(|c| c.set(m));
+}
+
+/// Whether mutant `m` is switched on.
+#[cfg(loom)]
+pub(crate) fn mutant(m: Mutant) -> bool {
+    MUTANT.with(|c| c.get()) == m
+}
+
+/// The payload of the panic that simulates SIGKILL at a crash point.
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct Crashed;
+
+/// Arms a simulated SIGKILL: the `n`-th crash point the calling thread reaches
+/// from now on panics with [`Crashed`] (0: disarmed). Loom runs every model
+/// thread on one OS thread, so the countdown is a loom thread-local.
+#[cfg(loom)]
+pub(crate) fn crash_after(n: u32) {
+    CRASH_AT.with(|c| c.set(n));
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static CRASH_AT: std::cell::Cell<u32> = std::cell::Cell::new(0);
+}
+
+/// A point where a process may be killed between two steps that recovery
+/// must be able to finish or undo. Nothing in production builds; under loom,
+/// the armed countdown (see [`crash_after`]) may end the thread here.
+#[inline(always)]
+pub(crate) fn crash_point() {
+    #[cfg(loom)]
+    CRASH_AT.with(|c| match c.get() {
+        0 => {}
+        1 => {
+            c.set(0);
+            std::panic::panic_any(Crashed);
+        }
+        n => c.set(n - 1),
+    });
+}
+
 /// Process-local atomics for statics that never live in shared memory and
 /// that loom does not model (cached pid, fork generation).
 pub(crate) mod local {

@@ -434,7 +434,7 @@ impl<'a> Directory<'a> {
 
     /// Tries to reclaim every drained entry whose position lies in `h`'s
     /// neighbourhood (they may belong to other homes).
-    fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
+    pub(crate) fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
         for d in 0..NEIGHBOURHOOD {
             let p = (h + d) & self.mask();
             let s = self.entries[p].state.load(Ordering::Acquire);
@@ -474,7 +474,15 @@ impl<'a> Directory<'a> {
                     .compare_exchange(reclaiming, live, Ordering::SeqCst, Ordering::SeqCst);
             false
         };
-        for (t, rec) in self.slots_in_use().iter().enumerate() {
+        #[cfg(loom)]
+        let hazards = if crate::sync::mutant(crate::sync::Mutant::DirIgnoresHazards) {
+            &[][..]
+        } else {
+            self.slots_in_use()
+        };
+        #[cfg(not(loom))]
+        let hazards = self.slots_in_use();
+        for (t, rec) in hazards.iter().enumerate() {
             if t != slot && rec.hazard.load(Ordering::SeqCst) == e.hazard() {
                 return abort();
             }
@@ -573,6 +581,15 @@ impl<'a> Directory<'a> {
                 self.set_nonempty(e.index);
             }
         }
+    }
+
+    /// Entries in use (any status but FREE), for checks.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn published_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| estatus_of(e.state.load(Ordering::Relaxed)) != FREE)
+            .count()
     }
 
     /// Positions whose non-empty bit is set, in index order. Summary bits of

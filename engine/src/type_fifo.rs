@@ -139,6 +139,7 @@ impl<'a> Fifo<'a> {
             let tn = self.node(t)?;
             let next = NodeRef(tn.next.load(Ordering::Acquire));
             if self.entry.tail.load(Ordering::Acquire) != t.0 {
+                crate::sync::spin_hint();
                 continue;
             }
             if next.is_nil() {
@@ -146,11 +147,19 @@ impl<'a> Fifo<'a> {
                     return Err(Corrupt); // a live tail's nil carries its own gen
                 }
                 before_cas(t);
+                #[cfg(loom)]
+                let publish = if crate::sync::mutant(crate::sync::Mutant::FifoRelaxedLink) {
+                    Ordering::Relaxed
+                } else {
+                    Ordering::AcqRel
+                };
+                #[cfg(not(loom))]
+                let publish = Ordering::AcqRel;
                 // SYNC(link): Release publishes the node's fields and text to
                 // receivers, who reach it with Acquire loads of `next`.
                 if tn
                     .next
-                    .compare_exchange(next.0, h.0, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(next.0, h.0, publish, Ordering::Relaxed)
                     .is_ok()
                 {
                     // Release: see SYNC(link). Failure means someone helped.
@@ -187,6 +196,7 @@ impl<'a> Fifo<'a> {
                 // carry the generation we reached it by.
                 let cs = cn.state.load(Ordering::Acquire);
                 if gen_of(cs) != cur.gen() {
+                    crate::sync::spin_hint();
                     continue 'restart;
                 }
                 if cur != h && status_of(cs) == status::QUEUED {
@@ -201,6 +211,7 @@ impl<'a> Fifo<'a> {
                     // The fields are valid only if the node is still the
                     // same incarnation and still queued.
                     if cn.state.load(Ordering::Acquire) != cs {
+                        crate::sync::spin_hint();
                         continue 'restart;
                     }
                     return Ok(Some(c));
@@ -236,6 +247,7 @@ impl<'a> Fifo<'a> {
             let hn = self.node(h)?;
             let next = NodeRef(hn.next.load(Ordering::Acquire));
             if self.entry.head.load(Ordering::Acquire) != h.0 {
+                crate::sync::spin_hint();
                 continue;
             }
             if next.is_nil() {
@@ -244,7 +256,9 @@ impl<'a> Fifo<'a> {
             let nn = self.node(next)?;
             let ns = nn.state.load(Ordering::Acquire);
             if gen_of(ns) != next.gen() {
-                continue; // `head` moved on and `next` was recycled: re-read
+                // `head` moved on and `next` was recycled: re-read
+                crate::sync::spin_hint();
+                continue;
             }
             let st = status_of(ns);
             if st != status::TAKEN && st != status::DONE {
@@ -349,6 +363,7 @@ impl<'a> Fifo<'a> {
                 let s = cn.state.load(Ordering::Acquire);
                 let next = NodeRef(cn.next.load(Ordering::Acquire));
                 if gen_of(cn.state.load(Ordering::Acquire)) != cur.gen() || gen_of(s) != cur.gen() {
+                    crate::sync::spin_hint();
                     continue 'restart;
                 }
                 out.push((cur, s));
