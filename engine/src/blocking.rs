@@ -73,14 +73,17 @@ impl QueueState<'_> {
     /// IPC_RMID's part in the mapping: flag the queue removed and wake every
     /// sleeper (they return EIDRM).
     pub(crate) fn mark_removed(&self) {
-        // SYNC(removed)
+        // SYNC(removed): store, SeqCst fence, then the loads of every slot's
+        // `waiting_on`, against the sleeper's store of `waiting_on`, SeqCst
+        // fence (in `wait::announce`), then load of `removed` (Dekker with
+        // fences, which loom checks; it treats SeqCst accesses as AcqRel).
         self.header.control.removed.store(1, Ordering::SeqCst);
+        crate::sync::fence(Ordering::SeqCst);
         wait::notify_always(&self.header.space_word, self.park);
         wait::notify_always(&self.header.any_word, self.park);
         let high = (self.header.slots_high.load(Ordering::SeqCst) as usize).min(self.slots.len());
         for rec in &self.slots[..high] {
-            // SYNC(removed): SeqCst, against the sleeper's SeqCst store of
-            // `waiting_on` before its SeqCst load of `removed`.
+            // SYNC(removed): after the fence above.
             #[cfg(loom)]
             if crate::sync::mutant(crate::sync::Mutant::RmidSkipsTypeWords) {
                 continue;
@@ -113,9 +116,9 @@ impl QueueState<'_> {
         }
         let rec = &self.slots[slot];
         let outcome = loop {
-            let v = wait::announce(word);
-            // SYNC(removed): see `mark_removed`.
+            // SYNC(removed): see `mark_removed`; the fence is announce's.
             rec.waiting_on.store(word_id, Ordering::SeqCst);
+            let v = wait::announce(word);
             if self.is_removed() {
                 break Err(WaitEnd::Removed);
             }

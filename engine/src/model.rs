@@ -40,6 +40,7 @@ pub fn crash_after(n: u32) {
 /// if it was (the process is then dead, as after SIGKILL). Any other panic
 /// (a failure loom reports) goes on unwinding.
 pub fn run_until_crash<R>(f: impl FnOnce() -> R) -> Option<R> {
+    quiet_crashes();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => {
             crash_after(0);
@@ -51,6 +52,20 @@ pub fn run_until_crash<R>(f: impl FnOnce() -> R) -> Option<R> {
         }
         Err(payload) => std::panic::resume_unwind(payload),
     }
+}
+
+/// Keeps the panic hook from printing a simulated SIGKILL as if it were a
+/// failure (other panics are reported as usual).
+fn quiet_crashes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crashed>() {
+                report(info)
+            }
+        }));
+    });
 }
 
 /// Limits of a model queue (kept tiny: every atomic is a loom object).

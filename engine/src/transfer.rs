@@ -146,11 +146,10 @@ impl EntryFifo for EntryOps<'_, '_> {
         Ok(self.fifo(e)?.first_queued()?.is_some())
     }
 
-    fn retire_dummy(&self, e: EntryRef) {
+    fn retire_dummy(&self, e: EntryRef, dummy: NodeRef) {
         let Ok(f) = self.fifo(e) else { return };
-        // Acquire: pairs with SYNC(head).
-        let h = NodeRef(f.entry.head.load(Ordering::Acquire));
-        f.mark_unlinked(h);
+        // Generation-checked: a stale call for a node since reused is a no-op.
+        f.mark_unlinked(dummy);
     }
 }
 

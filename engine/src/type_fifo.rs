@@ -83,7 +83,8 @@ pub(crate) struct Corrupt;
 /// Retries allowed to one CAS loop before it concludes the mapping is corrupt.
 /// Each failed CAS means another operation made progress, so legitimate
 /// contention never gets near this.
-const RETRY_LIMIT: usize = 1 << 22;
+/// Small under loom, so that a livelock shows as an error (see `type_dir`).
+const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 22 };
 
 /// The FIFO of one type entry.
 pub(crate) struct Fifo<'a> {
@@ -118,8 +119,12 @@ impl<'a> Fifo<'a> {
     /// Starts an empty FIFO whose dummy is `dummy` (a node this caller holds,
     /// already `DONE` with a nil `next`). Before the entry is published.
     pub(crate) fn init(&self, dummy: NodeRef) {
-        // Relaxed: the entry is published later with Release (type_dir).
-        self.entry.head.store(dummy.0, Ordering::Relaxed);
+        // SYNC(entry_incarnation): Release, so that a late finisher of the
+        // entry's previous incarnation that reads this head also sees the
+        // entry's new state, and knows the head is not its own (see
+        // `type_dir::Directory::finish_removal`). Lookups reach the FIFO
+        // through the publish of the entry (SYNC(publish)).
+        self.entry.head.store(dummy.0, Ordering::Release);
         self.entry.tail.store(dummy.0, Ordering::Relaxed);
     }
 

@@ -7,7 +7,6 @@
 #![cfg(loom)]
 
 pub use shmq::model::{self, Mutant};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Explores `f` with loom (bounds from `LOOM_MAX_PREEMPTIONS` and friends).
 pub fn check(f: impl Fn() + Sync + Send + 'static) {
@@ -31,14 +30,52 @@ fn builder() -> loom::model::Builder {
 /// Explores `f` with mutant `m` switched on and asserts that loom reports a
 /// failure (a failed assertion, a deadlock or a data race). A model that
 /// passes with the bug in place proves nothing.
+///
+/// The mutant runs in a child process (this test binary re-invoked for the
+/// calling test alone): when loom finds a deadlock it panics with the other
+/// model threads still blocked, and unwinding them can abort the process,
+/// which no `catch_unwind` survives.
 pub fn expect_caught(m: Mutant, f: impl Fn() + Sync + Send + 'static) {
-    model::set_mutant(m);
-    let outcome = catch_unwind(AssertUnwindSafe(|| builder().check(f)));
-    model::set_mutant(Mutant::None);
+    const CHILD: &str = "SHMQ_LOOM_MUTANT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        model::set_mutant(m);
+        builder().check(f);
+        model::set_mutant(Mutant::None);
+        println!("MUTANT-NOT-CAUGHT");
+        return;
+    }
+    let test = std::thread::current()
+        .name()
+        .expect("libtest names each test's thread")
+        .to_owned();
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        outcome.is_err(),
+        !stdout.contains("running 0 tests"),
+        "the child did not find test {test}"
+    );
+    assert!(
+        !out.status.success() && !stdout.contains("MUTANT-NOT-CAUGHT"),
         "mutant {m:?} was not caught: the model cannot see this bug"
     );
+    let reason = stderr
+        .lines()
+        .chain(stdout.lines())
+        .find(|l| l.contains("panicked at"))
+        .and_then(|_| {
+            stderr
+                .lines()
+                .skip_while(|l| !l.contains("panicked at"))
+                .nth(1)
+        })
+        .unwrap_or("the model process died");
+    println!("mutant {m:?} caught: {reason}");
 }
 
 /// A message text that names its sender and sequence number.

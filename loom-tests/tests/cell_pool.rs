@@ -26,12 +26,18 @@ fn model() {
         let (pool, held, published) = (pool.clone(), held.clone(), published.clone());
         thread::spawn(move || {
             let (i, s) = pool.alloc(7).expect("two cells, at most two holders");
-            assert!(!held[i as usize].swap(true, Ordering::SeqCst), "cell {i} handed out twice");
+            assert!(
+                !held[i as usize].swap(true, Ordering::SeqCst),
+                "cell {i} handed out twice"
+            );
             held[i as usize].store(false, Ordering::SeqCst);
             assert!(pool.free(i, s));
             published.store(u64::from(i) << 63 | (s & !(1 << 63)), Ordering::Release);
             let (j, s2) = pool.alloc(7).expect("a free cell");
-            assert!(!held[j as usize].swap(true, Ordering::SeqCst), "cell {j} handed out twice");
+            assert!(
+                !held[j as usize].swap(true, Ordering::SeqCst),
+                "cell {j} handed out twice"
+            );
             thread::yield_now();
             assert_eq!(pool.state(j), s2, "cell {j} freed under its owner (ABA)");
             held[j as usize].store(false, Ordering::SeqCst);
@@ -53,7 +59,10 @@ fn model() {
         })
     };
     if let Some((i, s)) = pool.alloc(9) {
-        assert!(!held[i as usize].swap(true, Ordering::SeqCst), "cell {i} handed out twice");
+        assert!(
+            !held[i as usize].swap(true, Ordering::SeqCst),
+            "cell {i} handed out twice"
+        );
         held[i as usize].store(false, Ordering::SeqCst);
         assert!(pool.free(i, s));
     }
@@ -61,7 +70,10 @@ fn model() {
     b.join().unwrap();
     assert_eq!(pool.count_taken(), 0, "a cell was lost");
     let both = [pool.alloc(1), pool.alloc(1)];
-    assert!(both.iter().all(Option::is_some), "a free cell cannot be found again");
+    assert!(
+        both.iter().all(Option::is_some),
+        "a free cell cannot be found again"
+    );
 }
 
 #[test]

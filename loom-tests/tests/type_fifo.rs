@@ -33,7 +33,11 @@ fn two_by_two() {
     let theirs = other.join().unwrap();
     let mut got = vec![mine.1, theirs.1];
     got.sort();
-    assert_eq!(got, vec![text(1, 0), text(2, 0)], "each message exactly once");
+    assert_eq!(
+        got,
+        vec![text(1, 0), text(2, 0)],
+        "each message exactly once"
+    );
     assert_eq!((mine.0, theirs.0), (T, T));
     let f = q.figures();
     assert_eq!((f.qnum, f.cbytes), (0, 0));
