@@ -15,8 +15,11 @@
 //! Layers, bottom up: `sync` (the only module naming atomics), `layout` and
 //! `shm` (the file format and mappings), `cell_pool`, `accounting`,
 //! `type_fifo`, `type_dir` (the lock-free structures), `wait` (futex
-//! sleep/wake), `slots` and `recovery` (crash safety), `transfer` (the data
-//! path), `queue` (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`.
+//! sleep/wake, as a strategy), `slots` and `recovery` (crash safety),
+//! `transfer` (the data path), `blocking` (waiting between tries), `queue`
+//! (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`. Under
+//! `--cfg loom`, `model` runs the same algorithms on heap memory for the
+//! loom models in `loom-tests/`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // loom builds compile the algorithms only; production-only items go unused there.

@@ -424,7 +424,7 @@ impl Queue {
                 .iter()
                 .filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0)
                 .count(),
-            live_types: st.directory().nonempty_positions().len(),
+            live_types: st.directory().nonempty_positions().count(),
             file_size: st.geo.file_size,
         }
     }

@@ -635,42 +635,75 @@ impl<'a> Directory<'a> {
             .count()
     }
 
-    /// Positions whose non-empty bit is set, in index order. Summary bits of
-    /// empty words are cleared on the way (with a re-check).
-    pub(crate) fn nonempty_positions(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        for (s, sword) in self.summary.iter().enumerate() {
-            let mut sbits = sword.load(Ordering::SeqCst);
-            while sbits != 0 {
-                let sb = sbits.trailing_zeros() as usize;
-                sbits &= sbits - 1;
-                let w = s * 64 + sb;
-                let Some(word) = self.nonempty.get(w) else {
-                    break;
-                };
-                let bits = word.load(Ordering::SeqCst);
-                if bits == 0 {
-                    sword.fetch_and(!(1 << sb), Ordering::SeqCst);
-                    // SYNC(nonempty_summary): see `set_nonempty`.
-                    fence(Ordering::SeqCst);
-                    if word.load(Ordering::Relaxed) != 0 {
-                        sword.fetch_or(1 << sb, Ordering::SeqCst);
-                    } else {
-                        continue;
-                    }
+    /// Positions whose non-empty bit is set, in index order, read lazily (no
+    /// allocation: a type-0 receive walks this on every call). Summary bits
+    /// of empty words are cleared on the way (with a re-check).
+    pub(crate) fn nonempty_positions(&self) -> NonemptyPositions<'_, 'a> {
+        NonemptyPositions {
+            dir: self,
+            s: 0,
+            sbits: 0,
+            w: 0,
+            bits: 0,
+        }
+    }
+}
+
+/// Iterator over the set bits of the non-empty index (see
+/// [`Directory::nonempty_positions`]).
+pub(crate) struct NonemptyPositions<'d, 'a> {
+    dir: &'d Directory<'a>,
+    /// Next summary word to load.
+    s: usize,
+    /// Summary bits of word `s - 1` not yet visited.
+    sbits: u64,
+    /// Index of the bitmap word whose bits are in `bits`.
+    w: usize,
+    /// Bits of word `w` not yet returned.
+    bits: u64,
+}
+
+impl Iterator for NonemptyPositions<'_, '_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let dir = self.dir;
+        loop {
+            if self.bits != 0 {
+                let i = self.bits.trailing_zeros() as usize;
+                self.bits &= self.bits - 1;
+                let p = self.w * 64 + i;
+                if p < dir.entries.len() {
+                    return Some(p as u32);
                 }
-                let bits = word.load(Ordering::SeqCst);
-                let mut b = bits;
-                while b != 0 {
-                    let i = b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    let p = w * 64 + i;
-                    if p < self.entries.len() {
-                        out.push(p as u32);
-                    }
+                continue;
+            }
+            if self.sbits == 0 {
+                let sword = dir.summary.get(self.s)?;
+                self.sbits = sword.load(Ordering::SeqCst);
+                self.s += 1;
+                continue;
+            }
+            let sword = &dir.summary[self.s - 1];
+            let sb = self.sbits.trailing_zeros() as usize;
+            self.sbits &= self.sbits - 1;
+            let w = (self.s - 1) * 64 + sb;
+            let Some(word) = dir.nonempty.get(w) else {
+                self.sbits = 0;
+                continue;
+            };
+            if word.load(Ordering::SeqCst) == 0 {
+                sword.fetch_and(!(1 << sb), Ordering::SeqCst);
+                // SYNC(nonempty_summary): see `set_nonempty`.
+                fence(Ordering::SeqCst);
+                if word.load(Ordering::Relaxed) != 0 {
+                    sword.fetch_or(1 << sb, Ordering::SeqCst);
+                } else {
+                    continue;
                 }
             }
+            self.w = w;
+            self.bits = word.load(Ordering::SeqCst);
         }
-        out
     }
 }

@@ -114,6 +114,7 @@ fn dead_receiver(n: u32) {
 #[test]
 fn killed_sender_is_recovered_at_every_crash_point() {
     for n in first_point()..=SEND_POINTS {
+        eprintln!("sender killed at crash point {n}");
         check(move || dead_sender(n));
     }
 }
@@ -121,6 +122,7 @@ fn killed_sender_is_recovered_at_every_crash_point() {
 #[test]
 fn killed_receiver_is_recovered_at_every_crash_point() {
     for n in first_point()..=RECV_POINTS {
+        eprintln!("receiver killed at crash point {n}");
         check(move || dead_receiver(n));
     }
 }
