@@ -147,6 +147,12 @@ impl Counter<'_> {
                 slot: slot as u32,
                 parity,
             };
+            #[cfg(loom)]
+            if crate::sync::mutant(crate::sync::Mutant::AccountingLoadStore) {
+                self.word.store(next.pack(), Ordering::Release);
+                rec.acct_done.fetch_max(seq, Ordering::Release);
+                return Ok(next);
+            }
             // SYNC(acct_word): AcqRel pairs with the Acquire loads of the next
             // writer and of flushers.
             if self

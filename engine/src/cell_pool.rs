@@ -210,7 +210,11 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
         if i >= self.states.len() || owner_of(expected) == FREE {
             return false;
         }
-        let freed = make_state(gen_of(expected).wrapping_add(1), FREE);
+        #[cfg(loom)]
+        let step = u32::from(!crate::sync::mutant(crate::sync::Mutant::PoolNoGeneration));
+        #[cfg(not(loom))]
+        let step = 1;
+        let freed = make_state(gen_of(expected).wrapping_add(step), FREE);
         // SYNC(cell_free): Release pairs with the Acquire CAS in `alloc`.
         let ok = self
             .states

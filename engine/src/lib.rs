@@ -15,22 +15,40 @@
 //! Layers, bottom up: `sync` (the only module naming atomics), `layout` and
 //! `shm` (the file format and mappings), `cell_pool`, `accounting`,
 //! `type_fifo`, `type_dir` (the lock-free structures), `wait` (futex
-//! sleep/wake), `slots` and `recovery` (crash safety), `transfer` (the data
-//! path), `queue` (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`.
+//! sleep/wake, as a strategy), `slots` and `recovery` (crash safety),
+//! `transfer` (the data path), `blocking` (waiting between tries), `queue`
+//! (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`. Under
+//! `--cfg loom`, `model` runs the same algorithms on heap memory for the
+//! loom models in `loom-tests/`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// loom builds compile the algorithms only; production-only items go unused there.
+#![cfg_attr(loom, allow(dead_code))]
 
+// Under `cfg(loom)` (the `loom-tests` crate) only the algorithms are built,
+// on heap-backed state, with `model` as their entry point; the modules that
+// map files and manage namespaces are production-only.
 mod accounting;
+mod blocking;
 mod cell_pool;
 mod error;
+#[cfg(not(loom))]
 mod ftok;
+#[cfg(not(loom))]
 mod ids;
 mod layout;
+#[cfg(loom)]
+pub mod model;
+#[cfg(not(loom))]
 mod namespace;
+#[cfg(not(loom))]
 mod params;
+#[cfg_attr(loom, path = "process_model.rs")]
 mod process;
+#[cfg(not(loom))]
 mod queue;
 mod recovery;
+#[cfg(not(loom))]
 mod shm;
 mod slots;
 mod state;
@@ -44,10 +62,15 @@ mod wait;
 mod test_support;
 
 pub use error::{CtlError, GetError, OpenError, RecvError, SendError};
+#[cfg(not(loom))]
 pub use ftok::ftok;
+#[cfg(not(loom))]
 pub use namespace::{GetFlags, Namespace, NamespaceError, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
+#[cfg(not(loom))]
 pub use params::Limits;
+#[cfg(not(loom))]
 pub use process::{refresh_credentials, Credentials};
+#[cfg(not(loom))]
 pub use queue::{
     Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, Received, RecvFlags, SendFlags,
 };

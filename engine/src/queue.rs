@@ -8,9 +8,9 @@ use crate::error::{CtlError, RecvError, SendError};
 use crate::namespace::Namespace;
 use crate::shm::{my_slot, Mapped};
 use crate::state::QueueState;
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::Ordering;
 use crate::transfer::{PathError, Selector, Taken};
-use crate::wait::{self, Futex, Park, Woke};
+use crate::wait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -128,73 +128,6 @@ pub struct QueueFigures {
     pub file_size: usize,
 }
 
-/// Which futex word a sleeper waits on, as recorded in its slot
-/// (`SlotRecord::waiting_on`) for IPC_RMID to find.
-const WORD_SPACE: u64 = 1;
-const WORD_ANY: u64 = 2;
-const WORD_ARRIVED: u64 = 3;
-
-impl QueueState<'_> {
-    fn word(&self, id: u64) -> Option<&AtomicU32> {
-        match id {
-            WORD_SPACE => Some(&self.header.space_word),
-            WORD_ANY => Some(&self.header.any_word),
-            i if i >= WORD_ARRIVED => self.arrived.get((i - WORD_ARRIVED) as usize),
-            _ => None,
-        }
-    }
-
-    /// Whether IPC_RMID removed the queue.
-    pub(crate) fn is_removed(&self) -> bool {
-        // SYNC(removed)
-        self.header.control.removed.load(Ordering::SeqCst) != 0
-    }
-
-    /// IPC_RMID's part in the mapping: flag the queue removed and wake every
-    /// sleeper (they return EIDRM).
-    pub(crate) fn mark_removed(&self) {
-        // SYNC(removed)
-        self.header.control.removed.store(1, Ordering::SeqCst);
-        wait::notify_always(&self.header.space_word, &Futex);
-        wait::notify_always(&self.header.any_word, &Futex);
-        let high = (self.header.slots_high.load(Ordering::SeqCst) as usize).min(self.slots.len());
-        for rec in &self.slots[..high] {
-            // SYNC(removed): SeqCst, against the sleeper's SeqCst store of
-            // `waiting_on` before its SeqCst load of `removed`.
-            if let Some(w) = self.word(rec.waiting_on.load(Ordering::SeqCst)) {
-                wait::notify_always(w, &Futex);
-            }
-        }
-    }
-}
-
-/// How a wait ended without its condition becoming true.
-enum WaitEnd {
-    Removed,
-    Interrupted,
-    TimedOut,
-}
-
-impl From<WaitEnd> for SendError {
-    fn from(e: WaitEnd) -> Self {
-        match e {
-            WaitEnd::Removed => SendError::Removed,
-            WaitEnd::Interrupted => SendError::Interrupted,
-            WaitEnd::TimedOut => SendError::TimedOut,
-        }
-    }
-}
-
-impl From<WaitEnd> for RecvError {
-    fn from(e: WaitEnd) -> Self {
-        match e {
-            WaitEnd::Removed => RecvError::Removed,
-            WaitEnd::Interrupted => RecvError::Interrupted,
-            WaitEnd::TimedOut => RecvError::TimedOut,
-        }
-    }
-}
-
 impl Queue {
     pub(crate) fn new(ns: Namespace, map: Arc<Mapped>, id: i32) -> Queue {
         Queue { ns, map, id }
@@ -232,57 +165,6 @@ impl Queue {
             mode: h.perm.mode.load(r) & 0o777,
             seq: (self.id as i64 / msgmni) as u32,
         }
-    }
-
-    /// Spins, then sleeps on futex word `word_id` until `ready()` holds, the
-    /// queue is removed, a signal arrives or `deadline` passes. `ready` must be
-    /// cheap and is re-checked after the sleeper announces itself.
-    fn wait_until(
-        &self,
-        slot: usize,
-        word_id: u64,
-        deadline: Option<Instant>,
-        mut ready: impl FnMut() -> bool,
-    ) -> Result<(), WaitEnd> {
-        let st = self.st();
-        let word = st.word(word_id).expect("valid word id");
-        for _ in 0..wait::spin_budget() {
-            if ready() {
-                return Ok(());
-            }
-            if st.is_removed() {
-                return Err(WaitEnd::Removed);
-            }
-            crate::sync::spin_hint();
-        }
-        let rec = &st.slots[slot];
-        let outcome = loop {
-            let v = wait::announce(word);
-            // SYNC(removed): see `mark_removed`.
-            rec.waiting_on.store(word_id, Ordering::SeqCst);
-            if st.is_removed() {
-                break Err(WaitEnd::Removed);
-            }
-            if ready() {
-                break Ok(());
-            }
-            let Some(slice) = wait::slice(deadline) else {
-                break Err(WaitEnd::TimedOut);
-            };
-            let began = Instant::now();
-            match Futex.park(word, v, slice) {
-                Woke::Interrupted => break Err(WaitEnd::Interrupted),
-                Woke::Recheck => {
-                    if began.elapsed() >= slice {
-                        // A long sleep: whoever holds what we wait for may be
-                        // dead. Recover dead slots (cheap when there are none).
-                        st.recover_dead_slots();
-                    }
-                }
-            }
-        };
-        rec.waiting_on.store(0, Ordering::Relaxed);
-        outcome
     }
 
     // ----- msgsnd -----
@@ -326,24 +208,7 @@ impl Queue {
             return Err(SendError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| SendError::NoMemory)?;
-        loop {
-            match st.try_send(slot, mtype, text) {
-                Ok(()) => break,
-                Err(PathError::Full) if flags.nowait => return Err(SendError::Again),
-                Err(PathError::Full) => {
-                    let len = text.len() as u64;
-                    let fits = || {
-                        let q = st.header.control.qbytes.load(Ordering::Relaxed);
-                        st.counter().load().fits(len, q)
-                    };
-                    self.wait_until(slot, WORD_SPACE, deadline, fits)?;
-                }
-                Err(_) => return Err(SendError::NoMemory),
-            }
-            if st.is_removed() {
-                return Err(SendError::Removed);
-            }
-        }
+        st.send_blocking(slot, mtype, text, flags.nowait, deadline)?;
         record_stats(&st.header.send_stats);
         Ok(())
     }
@@ -418,25 +283,8 @@ impl Queue {
             return Err(RecvError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
-        let word_id = match sel {
-            Selector::Type(t) => WORD_ARRIVED + st.directory().home(t) as u64,
-            _ => WORD_ANY,
-        };
-        loop {
-            match st.try_take(slot, sel, max, flags.noerror) {
-                Ok(t) => return Ok((slot, t)),
-                Err(PathError::TooBig) => return Err(RecvError::TooBig),
-                Err(PathError::Empty) if flags.nowait => return Err(RecvError::NoMessage),
-                Err(PathError::Empty) => {
-                    let ready = || st.peek(slot, sel);
-                    self.wait_until(slot, word_id, deadline, ready)?;
-                }
-                Err(_) => return Err(RecvError::NoMemory),
-            }
-            if st.is_removed() {
-                return Err(RecvError::Removed);
-            }
-        }
+        let taken = st.take_blocking(slot, sel, max, flags.nowait, flags.noerror, deadline)?;
+        Ok((slot, taken))
     }
 
     /// `msgrcv` with `MSG_COPY`: copies the message at position `index`
@@ -541,7 +389,7 @@ impl Queue {
             Some(rustix::fs::Gid::from_raw(set.gid)),
         );
         // Senders re-check against the new qbytes.
-        wait::notify_always(&h.space_word, &Futex);
+        wait::notify_always(&h.space_word, st.park);
         Ok(())
     }
 
@@ -576,7 +424,7 @@ impl Queue {
                 .iter()
                 .filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0)
                 .count(),
-            live_types: st.directory().nonempty_positions().len(),
+            live_types: st.directory().nonempty_positions().count(),
             file_size: st.geo.file_size,
         }
     }

@@ -74,6 +74,9 @@ impl QueueState<'_> {
         let p = rec.phase.load(Ordering::Acquire);
         let (kind, k) = (phase::kind(p), phase::seq(p));
         match kind {
+            #[cfg(loom)]
+            phase::RELEASE
+                if crate::sync::mutant(crate::sync::Mutant::RecoveryKeepsReservation) => {}
             phase::RELEASE if !counter.was_applied(d, k) => {
                 let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
             }
@@ -105,21 +108,33 @@ impl QueueState<'_> {
         };
         let taken = make_state(x.gen(), node_owner(status::TAKEN, d));
         let s = n.state.load(Ordering::Acquire);
-        if s & !(1 << 24) != taken {
-            return; // the take failed, or the receive completed
-        }
-        self.free_data_of(x);
-        let counter = self.counter();
-        if !counter.was_applied(d, k) {
-            let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
-        }
         let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
         let ops = EntryOps { st: self, slot: d };
-        if let Ok(f) = ops.fifo(entry) {
-            let _ = f.finish(x, d);
-            let _ = f.advance();
+        if s & !(1 << 24) == taken {
+            self.free_data_of(x);
+            let counter = self.counter();
+            if !counter.was_applied(d, k) {
+                let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
+            }
+            if let Ok(f) = ops.fifo(entry) {
+                let _ = f.finish(x, d);
+            }
+        } else if gen_of(s) != x.gen() || status_of(s) != status::DONE {
+            return; // the take failed, or the receive completed
         }
-        crate::wait::notify(&self.header.space_word, &crate::wait::Futex);
+        // The dead receiver may have finished the message without moving its
+        // FIFO's head past it: do that tidy-up for it (as `complete_receive`
+        // does, under the slot's hazard), or the consumed node would stay
+        // allocated until the next receive of that type. Loom found this.
+        let dir = self.directory();
+        if dir.protect(entry, d, &ops) == crate::type_dir::Protect::Held {
+            if let Ok(f) = ops.fifo(entry) {
+                let _ = f.advance();
+            }
+            dir.clear_nonempty_if_empty(entry, &ops);
+        }
+        dir.unprotect(d);
+        crate::wait::notify(&self.header.space_word, self.park);
     }
 
     /// Whether node `x` of a dead sender made it into its FIFO.

@@ -30,6 +30,9 @@ pub(crate) struct QueueState<'a> {
     pub(crate) nodes: &'a [Node],
     pub(crate) node_pool: Pool<'a, [Node]>,
     pub(crate) classes: Vec<DataClass<'a>>,
+    /// How sleepers sleep and wakers wake: the futex in production, a model
+    /// under loom (see `wait`).
+    pub(crate) park: &'a crate::wait::Parker,
 }
 
 impl<'a> QueueState<'a> {
@@ -84,8 +87,37 @@ impl<'a> QueueState<'a> {
                 nodes,
                 node_pool: Pool::new(nodes, node_bitmap),
                 classes,
+                park: &crate::wait::Futex,
                 geo,
             }
+        }
+    }
+
+    /// Views of the regions of a heap-backed queue (loom models).
+    #[cfg(loom)]
+    pub(crate) fn from_heap(heap: &'a HeapRegions) -> QueueState<'a> {
+        QueueState {
+            geo: heap.geo.clone(),
+            header: &heap.header,
+            slots: &heap.slots,
+            entries: &heap.entries,
+            homes: &heap.homes,
+            arrived: &heap.arrived,
+            nonempty: &heap.nonempty,
+            summary: &heap.summary,
+            nodes: &heap.nodes,
+            node_pool: Pool::new(&heap.nodes, &heap.node_bitmap),
+            classes: heap
+                .classes
+                .iter()
+                .zip(&heap.geo.classes)
+                .map(|((states, bitmap, cells), c)| DataClass {
+                    cell_size: c.cell_size,
+                    pool: Pool::new(states, bitmap),
+                    cells: SharedBytes::new(cells),
+                })
+                .collect(),
+            park: &heap.park,
         }
     }
 
@@ -117,5 +149,68 @@ impl<'a> QueueState<'a> {
         let (c, i) = crate::layout::data_unref(data)?;
         let class = self.classes.get(c)?;
         ((i as usize) < class.pool.len()).then_some((class, i))
+    }
+}
+
+/// Every region of a queue, on the heap (loom models cannot run on a mapping:
+/// loom's atomics are not plain integers). Filled as a new queue file is:
+/// zeros, then the header fields that `shm` initialises.
+#[cfg(loom)]
+pub(crate) struct HeapRegions {
+    geo: Geometry,
+    header: QueueHeader,
+    slots: Box<[SlotRecord]>,
+    entries: Box<[Entry]>,
+    homes: Box<[AtomicU64]>,
+    arrived: Box<[AtomicU32]>,
+    nonempty: Box<[AtomicU64]>,
+    summary: Box<[AtomicU64]>,
+    nodes: Box<[Node]>,
+    node_bitmap: Box<[AtomicU64]>,
+    park: crate::wait::Parker,
+    #[allow(clippy::type_complexity)]
+    classes: Vec<(Box<[AtomicU64]>, Box<[AtomicU64]>, Box<[UnsafeCell<u8>]>)>,
+}
+
+#[cfg(loom)]
+impl HeapRegions {
+    /// A new, empty queue laid out as `geo`, with `qbytes` as its limit.
+    pub(crate) fn new(geo: Geometry, qbytes: u64) -> HeapRegions {
+        use crate::layout::zeroed;
+        fn words<T>(n: usize, f: impl Fn() -> T) -> Box<[T]> {
+            (0..n).map(|_| f()).collect()
+        }
+        let header = zeroed::header();
+        let r = crate::sync::Ordering::Relaxed;
+        header.msgmax.store(geo.params.msgmax, r);
+        header.qbytes_max.store(geo.params.qbytes_max, r);
+        header.control.qbytes.store(qbytes, r);
+        header.counter.store(crate::accounting::INITIAL, r);
+        header.hash_seed.store(0x9e37_79b9_7f4a_7c15, r);
+        header.perm.mode.store(0o666, r);
+        HeapRegions {
+            slots: words(geo.n_slots, zeroed::slot),
+            entries: words(geo.n_entries, zeroed::entry),
+            homes: words(geo.n_entries, || AtomicU64::new(0)),
+            arrived: words(geo.n_entries, || AtomicU32::new(0)),
+            nonempty: words(geo.nonempty_words, || AtomicU64::new(0)),
+            summary: words(geo.summary_words, || AtomicU64::new(0)),
+            nodes: words(geo.n_nodes, zeroed::node),
+            node_bitmap: words(bitmap_len(geo.n_nodes), || AtomicU64::new(0)),
+            classes: geo
+                .classes
+                .iter()
+                .map(|c| {
+                    (
+                        words(c.count, || AtomicU64::new(0)),
+                        words(bitmap_len(c.count), || AtomicU64::new(0)),
+                        words(c.count * c.cell_size, || UnsafeCell::new(0u8)),
+                    )
+                })
+                .collect(),
+            header,
+            park: crate::wait::Parker::default(),
+            geo,
+        }
     }
 }

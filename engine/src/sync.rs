@@ -12,11 +12,137 @@
 //! across processes.
 #![allow(clippy::disallowed_types)]
 
+pub(crate) use std::sync::atomic::Ordering;
+
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic as imp;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use loom::sync::atomic as imp;
+
+/// A memory fence (loom's under `cfg(loom)`).
+#[inline]
+pub(crate) fn fence(order: Ordering) {
+    imp::fence(order)
+}
+
+/// Declares a `#[repr(transparent)]` newtype over an atomic integer that
+/// forwards the operations the engine uses.
+///
+/// Why newtypes rather than re-exports: clippy's `disallowed-types` resolves
+/// re-exports to the original type, so only distinct types let `clippy.toml`
+/// forbid `std`'s and loom's atomics everywhere but here. `repr(transparent)`
+/// keeps the production layout identical to the plain integer's, which the
+/// file format relies on.
+macro_rules! atomic_newtype {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $int:ty, $($konst:ident)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        #[repr(transparent)]
+        pub(crate) struct $name($inner);
+
+        #[allow(dead_code)] // not every type uses every operation
+        impl $name {
+            /// A new atomic holding `v`.
+            #[inline]
+            pub(crate) $($konst)? fn new(v: $int) -> Self {
+                Self(<$inner>::new(v))
+            }
+            #[inline]
+            pub(crate) fn load(&self, order: Ordering) -> $int {
+                self.0.load(order)
+            }
+            #[inline]
+            pub(crate) fn store(&self, v: $int, order: Ordering) {
+                self.0.store(v, order)
+            }
+            #[inline]
+            pub(crate) fn swap(&self, v: $int, order: Ordering) -> $int {
+                self.0.swap(v, order)
+            }
+            #[inline]
+            pub(crate) fn compare_exchange(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
+                self.0.compare_exchange(current, new, success, failure)
+            }
+            #[inline]
+            pub(crate) fn compare_exchange_weak(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
+                self.0.compare_exchange_weak(current, new, success, failure)
+            }
+            #[inline]
+            pub(crate) fn fetch_add(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_add(v, order)
+            }
+            #[inline]
+            pub(crate) fn fetch_sub(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_sub(v, order)
+            }
+            #[inline]
+            pub(crate) fn fetch_or(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_or(v, order)
+            }
+            #[inline]
+            pub(crate) fn fetch_and(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_and(v, order)
+            }
+            #[inline]
+            pub(crate) fn fetch_max(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_max(v, order)
+            }
+        }
+    };
+}
+
+#[cfg(not(loom))]
+atomic_newtype!(
+    /// An atomic `u32` (std's in production, loom's under `cfg(loom)`).
+    AtomicU32, imp::AtomicU32, u32, const
+);
+#[cfg(loom)]
+atomic_newtype!(
+    /// An atomic `u32` (std's in production, loom's under `cfg(loom)`).
+    AtomicU32, imp::AtomicU32, u32,
+);
+#[cfg(not(loom))]
+atomic_newtype!(
+    /// An atomic `u64` (std's in production, loom's under `cfg(loom)`).
+    AtomicU64, imp::AtomicU64, u64, const
+);
+#[cfg(loom)]
+atomic_newtype!(
+    /// An atomic `u64` (std's in production, loom's under `cfg(loom)`).
+    AtomicU64, imp::AtomicU64, u64,
+);
+#[cfg(not(loom))]
+atomic_newtype!(
+    /// An atomic `i64` (std's in production, loom's under `cfg(loom)`).
+    AtomicI64, imp::AtomicI64, i64, const
+);
+#[cfg(loom)]
+atomic_newtype!(
+    /// An atomic `i64` (std's in production, loom's under `cfg(loom)`).
+    AtomicI64, imp::AtomicI64, i64,
+);
+
+#[cfg(not(loom))]
+impl AtomicU32 {
+    /// The standard atomic inside, for the futex system calls (rustix takes
+    /// `&std::sync::atomic::AtomicU32`).
+    pub(crate) fn as_std(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.0
+    }
+}
 
 /// Spin-loop hint; a yield under loom so that models of spinning terminate.
 #[inline]
@@ -155,8 +281,119 @@ impl<'a> SharedBytes<'a> {
     }
 }
 
+/// Deliberate bugs that the loom models must catch (loom builds only).
+///
+/// A model that cannot fail proves nothing: each model in `loom-tests` is run
+/// once more with one of these switched on, and must then report a failure.
+/// The switch is a thread-local of the thread that runs `loom::model` (loom
+/// runs every model thread on it), so tests running in parallel do not see
+/// each other's mutants.
+#[cfg(loom)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutant {
+    /// No mutant: the engine as shipped.
+    None,
+    /// `cell_pool` frees a cell without advancing its generation (no ABA tag).
+    PoolNoGeneration,
+    /// `type_fifo` publishes a linked node with a Relaxed store (no Release).
+    FifoRelaxedLink,
+    /// `type_dir` reclaims an entry without looking at the hazards.
+    DirIgnoresHazards,
+    /// Type-0 and negative receives take the first candidate found instead
+    /// of the oldest / lowest.
+    SelectFirstFound,
+    /// `accounting` reserves with a plain load and store instead of a CAS.
+    AccountingLoadStore,
+    /// A sleeper parks without re-checking its condition after announcing
+    /// itself.
+    SleepWithoutRecheck,
+    /// IPC_RMID wakes the queue-wide words but not the per-type words that
+    /// sleepers recorded.
+    RmidSkipsTypeWords,
+    /// Recovery frees a dead sender's slot without undoing its reservation.
+    RecoveryKeepsReservation,
+}
+
+#[cfg(loom)]
+std::thread_local! {
+    static MUTANT: std::cell::Cell<Mutant> = const { std::cell::Cell::new(Mutant::None) };
+}
+
+/// Switches mutant `m` on for models run by this thread (`Mutant::None`: off).
+#[cfg(loom)]
+pub fn set_mutant(m: Mutant) {
+    MUTANT.with(|c| c.set(m));
+}
+
+/// Whether mutant `m` is switched on.
+#[cfg(loom)]
+pub(crate) fn mutant(m: Mutant) -> bool {
+    MUTANT.with(|c| c.get()) == m
+}
+
+/// The payload of the panic that simulates SIGKILL at a crash point.
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct Crashed;
+
+/// Arms a simulated SIGKILL: the `n`-th crash point the calling thread reaches
+/// from now on panics with [`Crashed`] (0: disarmed). Loom runs every model
+/// thread on one OS thread, so the countdown is a loom thread-local.
+#[cfg(loom)]
+pub(crate) fn crash_after(n: u32) {
+    CRASH_AT.with(|c| c.set(n));
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static CRASH_AT: std::cell::Cell<u32> = std::cell::Cell::new(0);
+}
+
+/// A point where a process may be killed between two steps that recovery
+/// must be able to finish or undo. Nothing in production builds; under loom,
+/// the armed countdown (see [`crash_after`]) may end the thread here.
+#[inline(always)]
+pub(crate) fn crash_point() {
+    #[cfg(loom)]
+    CRASH_AT.with(|c| match c.get() {
+        0 => {}
+        1 => {
+            c.set(0);
+            std::panic::panic_any(Crashed);
+        }
+        n => c.set(n - 1),
+    });
+}
+
 /// Process-local atomics for statics that never live in shared memory and
 /// that loom does not model (cached pid, fork generation).
 pub(crate) mod local {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+    use super::Ordering;
+    use std::sync::atomic as imp;
+
+    atomic_newtype!(
+        /// A process-local atomic `u32` (never loom's).
+        AtomicU32, imp::AtomicU32, u32, const
+    );
+    atomic_newtype!(
+        /// A process-local atomic `u64` (never loom's).
+        AtomicU64, imp::AtomicU64, u64, const
+    );
+
+    /// A process-local atomic flag (never loom's).
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicBool(imp::AtomicBool);
+
+    impl AtomicBool {
+        /// A new flag holding `v`.
+        pub(crate) const fn new(v: bool) -> Self {
+            Self(imp::AtomicBool::new(v))
+        }
+        pub(crate) fn load(&self, order: Ordering) -> bool {
+            self.0.load(order)
+        }
+        pub(crate) fn store(&self, v: bool, order: Ordering) {
+            self.0.store(v, order)
+        }
+    }
 }

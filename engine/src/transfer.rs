@@ -146,11 +146,10 @@ impl EntryFifo for EntryOps<'_, '_> {
         Ok(self.fifo(e)?.first_queued()?.is_some())
     }
 
-    fn retire_dummy(&self, e: EntryRef) {
+    fn retire_dummy(&self, e: EntryRef, dummy: NodeRef) {
         let Ok(f) = self.fifo(e) else { return };
-        // Acquire: pairs with SYNC(head).
-        let h = NodeRef(f.entry.head.load(Ordering::Acquire));
-        f.mark_unlinked(h);
+        // Generation-checked: a stale call for a node since reused is a no-op.
+        f.mark_unlinked(dummy);
     }
 }
 
@@ -173,6 +172,7 @@ impl<'a> QueueState<'a> {
         let counter = self.counter();
         let k = counter.next_seq(slot);
         slots::begin(rec, phase::SEND, k, len, NodeRef::NIL);
+        crate::sync::crash_point();
         // Relaxed: qbytes is a limit read at the start of the operation, as
         // Linux reads it under the queue lock; IPC_SET wakes sleepers.
         let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
@@ -180,6 +180,7 @@ impl<'a> QueueState<'a> {
             slots::end(rec);
             return Err(PathError::Full);
         }
+        crate::sync::crash_point();
         match self.fill_and_link(slot, mtype, text) {
             Ok(()) => {
                 slots::end(rec);
@@ -202,6 +203,7 @@ impl<'a> QueueState<'a> {
         let t = self.node_pool.alloc(held).ok_or(PathError::NoMemory)?;
         let x = NodeRef::new(t.index, t.gen);
         slots::hold(rec, x);
+        crate::sync::crash_point();
         let n = &self.nodes[t.index as usize];
         let mut data = NIL;
         if let Some(c) = self.geo.class_for(text.len()) {
@@ -244,6 +246,7 @@ impl<'a> QueueState<'a> {
                 });
             }
         };
+        crate::sync::crash_point();
         n.entry.store(e.pack(), Ordering::Relaxed);
         // Relaxed: the stamp only orders messages; uniqueness and the per-
         // location total order of the counter are all type-0 receives need.
@@ -264,13 +267,12 @@ impl<'a> QueueState<'a> {
             self.free_held(x, slot);
             return Err(PathError::NoMemory);
         }
+        crate::sync::crash_point();
         dir.set_nonempty(e.index);
+        crate::sync::crash_point();
         dir.unprotect(slot);
-        crate::wait::notify(
-            dir.arrived_word(dir.home(mtype) as u32),
-            &crate::wait::Futex,
-        );
-        crate::wait::notify(&self.header.any_word, &crate::wait::Futex);
+        crate::wait::notify(dir.arrived_word(dir.home(mtype) as u32), self.park);
+        crate::wait::notify(&self.header.any_word, self.park);
         Ok(())
     }
 
@@ -327,6 +329,10 @@ impl<'a> QueueState<'a> {
             if !sel.matches(c.mtype) {
                 continue;
             }
+            #[cfg(loom)]
+            if crate::sync::mutant(crate::sync::Mutant::SelectFirstFound) && best.is_some() {
+                continue;
+            }
             let better = match (best, sel) {
                 (None, _) => true,
                 (Some(b), Selector::AtMost(_)) => {
@@ -373,10 +379,12 @@ impl<'a> QueueState<'a> {
             let counter = self.counter();
             let k = counter.next_seq(slot);
             slots::begin(rec, phase::RECV, k, c.size as u64, c.node);
+            crate::sync::crash_point();
             let entry = EntryRef::unpack(c.entry);
             let ops = EntryOps { st: self, slot };
             let f = ops.fifo(entry)?;
             if f.take(c.node, slot)? {
+                crate::sync::crash_point();
                 return Ok(Taken {
                     node: c.node,
                     mtype: c.mtype,
@@ -391,13 +399,43 @@ impl<'a> QueueState<'a> {
     }
 
     /// Copies the text of a taken message into `buf` (as much as fits).
+    #[cfg(not(loom))]
     pub(crate) fn copy_text(&self, m: &Taken, buf: &mut [u8]) -> usize {
         let n = m.size.min(buf.len());
         self.with_text(m, |text| buf[..n].copy_from_slice(&text[..n]));
         n
     }
 
+    /// Copies the text of a taken message into `buf` (as much as fits); loom
+    /// builds copy byte by byte through loom's cells, which check the access.
+    #[cfg(loom)]
+    pub(crate) fn copy_text(&self, m: &Taken, buf: &mut [u8]) -> usize {
+        let n = m.size.min(buf.len());
+        match self.data_cell(m.data) {
+            Some((class, i)) if m.size <= class.cell_size => {
+                // SAFETY: as in the production `with_text`: the message is
+                // TAKEN by our slot, nobody writes its text; in bounds.
+                unsafe {
+                    class
+                        .cells
+                        .read(i as usize * class.cell_size, &mut buf[..n])
+                }
+                n
+            }
+            Some(_) => 0,
+            None => {
+                let n = n.min(INLINE_BYTES);
+                let node = &self.nodes[m.node.index() as usize];
+                // SAFETY: as above, the node is TAKEN by us: nobody writes it.
+                node.inline
+                    .with(|p| buf[..n].copy_from_slice(unsafe { &(&*p)[..n] }));
+                n
+            }
+        }
+    }
+
     /// Runs `f` on the text of a message this caller has taken.
+    #[cfg(not(loom))]
     pub(crate) fn with_text<R>(&self, m: &Taken, f: impl FnOnce(&[u8]) -> R) -> R {
         match self.data_cell(m.data) {
             Some((class, i)) if m.size <= class.cell_size => {
@@ -422,14 +460,17 @@ impl<'a> QueueState<'a> {
     pub(crate) fn complete_receive(&self, slot: usize, m: &Taken) {
         let rec = &self.slots[slot];
         self.free_data_of(m.node);
+        crate::sync::crash_point();
         let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
         let _ = self
             .counter()
             .apply(slot, m.acct_seq, Delta::Release(m.size as u64), qbytes);
+        crate::sync::crash_point();
         let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         if let Ok(f) = ops.fifo(m.entry) {
             let _ = f.finish(m.node, slot);
+            crate::sync::crash_point();
             // Tidy the FIFO under our hazard (it may already be ours).
             if dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held {
                 let _ = f.advance();
@@ -438,7 +479,7 @@ impl<'a> QueueState<'a> {
         }
         dir.unprotect(slot);
         slots::end(rec);
-        crate::wait::notify(&self.header.space_word, &crate::wait::Futex);
+        crate::wait::notify(&self.header.space_word, self.park);
     }
 }
 
@@ -453,6 +494,7 @@ impl QueueState<'_> {
     /// MSG_COPY: copies the message at position `index` in send order into
     /// `buf` without taking it. The text is read optimistically and kept only
     /// if the node is still the same queued message afterwards.
+    #[cfg(not(loom))]
     pub(crate) fn copy_nth(
         &self,
         index: i64,

@@ -43,7 +43,7 @@
 //! a receiver that empties a FIFO clears it and then re-checks the FIFO.
 
 use crate::layout::{Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::type_fifo::Corrupt;
 
 /// Entry statuses (bits 16..24 of `state`).
@@ -59,7 +59,10 @@ use estatus::*;
 /// No hazard (so that a zero-filled slot protects nothing).
 pub(crate) const NO_HAZARD: u64 = 0;
 const MAP_MASK: u64 = (1 << NEIGHBOURHOOD) - 1;
-const RETRY_LIMIT: usize = 1 << 20;
+/// Bound on every retry loop over shared state (a corrupted mapping must not
+/// loop forever). Small under loom, so that a livelock shows as an error in
+/// the model rather than as an endless exploration.
+const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 20 };
 
 pub(crate) fn entry_state(gen: u32, status: u32, slot: usize) -> u64 {
     (gen as u64) << 32 | (status as u64) << 16 | (slot as u64 & 0xffff)
@@ -142,8 +145,9 @@ pub(crate) trait EntryFifo {
     fn drained(&self, e: EntryRef) -> Result<bool, Corrupt>;
     /// Whether a message is queued in the entry.
     fn has_queued(&self, e: EntryRef) -> Result<bool, Corrupt>;
-    /// The entry is being removed: free its dummy, or leave it to its taker.
-    fn retire_dummy(&self, e: EntryRef);
+    /// Entry `e` is being removed: free its dummy `dummy` (generation-checked,
+    /// so a late call for a node since reused does nothing).
+    fn retire_dummy(&self, e: EntryRef, dummy: NodeRef);
 }
 
 /// The directory of one queue.
@@ -205,10 +209,14 @@ impl<'a> Directory<'a> {
     /// hazard is cleared again.
     pub(crate) fn protect(&self, e: EntryRef, slot: usize, ops: &impl EntryFifo) -> Protect {
         let rec = &self.slots[slot];
-        // SYNC(hazard): SeqCst store then SeqCst load of the state, against the
-        // reclaimer's SeqCst state CAS then SeqCst hazard loads (Dekker): one of
-        // us sees the other.
-        rec.hazard.store(e.hazard(), Ordering::SeqCst);
+        // SYNC(hazard): store, SeqCst fence, then load of the state, against
+        // the reclaimer's state CAS, SeqCst fence, then hazard loads (Dekker
+        // with fences, as crossbeam-epoch and folly's hazard pointers do): one
+        // of us sees the other. Fences rather than SeqCst accesses alone,
+        // because only the fence form is checked by loom, which treats SeqCst
+        // accesses as AcqRel.
+        rec.hazard.store(e.hazard(), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         let Ok(entry) = self.entry(e.index) else {
             rec.hazard.store(NO_HAZARD, Ordering::Release);
             return Protect::Gone;
@@ -434,7 +442,7 @@ impl<'a> Directory<'a> {
 
     /// Tries to reclaim every drained entry whose position lies in `h`'s
     /// neighbourhood (they may belong to other homes).
-    fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
+    pub(crate) fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
         for d in 0..NEIGHBOURHOOD {
             let p = (h + d) & self.mask();
             let s = self.entries[p].state.load(Ordering::Acquire);
@@ -467,6 +475,8 @@ impl<'a> Directory<'a> {
         {
             return false;
         }
+        // SYNC(hazard): see `protect`.
+        fence(Ordering::SeqCst);
         let abort = || {
             let _ =
                 entry
@@ -474,7 +484,15 @@ impl<'a> Directory<'a> {
                     .compare_exchange(reclaiming, live, Ordering::SeqCst, Ordering::SeqCst);
             false
         };
-        for (t, rec) in self.slots_in_use().iter().enumerate() {
+        #[cfg(loom)]
+        let hazards = if crate::sync::mutant(crate::sync::Mutant::DirIgnoresHazards) {
+            &[][..]
+        } else {
+            self.slots_in_use()
+        };
+        #[cfg(not(loom))]
+        let hazards = self.slots_in_use();
+        for (t, rec) in hazards.iter().enumerate() {
             if t != slot && rec.hazard.load(Ordering::SeqCst) == e.hazard() {
                 return abort();
             }
@@ -497,11 +515,25 @@ impl<'a> Directory<'a> {
     }
 
     /// Completes the removal of a DOOMED entry. Idempotent; anyone may call it.
+    ///
+    /// A finisher may be late: another one completed the removal and a new
+    /// incarnation of the position (generation + 1) is already in use. So it
+    /// acts only on what it read while the entry was still DOOMED at our
+    /// generation (the dummy), and undoes what may have hit the new
+    /// incarnation (its non-empty bit). Loom found the version of this that
+    /// re-read the head at the end and freed the new incarnation's dummy.
     pub(crate) fn finish_removal(&self, e: EntryRef, ops: &impl EntryFifo) {
         let Ok(entry) = self.entry(e.index) else {
             return;
         };
         let doomed = entry_state(e.gen, DOOMED, 0);
+        if entry.state.load(Ordering::Acquire) != doomed {
+            return;
+        }
+        // SYNC(entry_incarnation): a new incarnation stores its head with
+        // Release after claiming the entry, so if we read its head, the
+        // Acquire re-check of the state below sees that it is no longer ours.
+        let dummy = NodeRef(entry.head.load(Ordering::Acquire));
         if entry.state.load(Ordering::Acquire) != doomed {
             return;
         }
@@ -524,7 +556,16 @@ impl<'a> Directory<'a> {
             }
         }
         self.clear_nonempty(e.index);
-        ops.retire_dummy(e);
+        // SYNC(nonempty): clear, SeqCst fence, re-check, as a receiver that
+        // empties a FIFO does: if the position has a new incarnation by now,
+        // its bit may have been ours to clear by mistake, so set it again (a
+        // spare bit only costs a scanner a look).
+        fence(Ordering::SeqCst);
+        if entry.state.load(Ordering::Relaxed) != doomed {
+            self.set_nonempty(e.index);
+            return;
+        }
+        ops.retire_dummy(e, dummy);
         // SYNC(entry_free): Release pairs with the Acquire claim in `reserve`.
         let _ = entry.state.compare_exchange(
             doomed,
@@ -540,15 +581,23 @@ impl<'a> Directory<'a> {
         let Some(word) = self.nonempty.get(w) else {
             return;
         };
-        // SYNC(nonempty): SeqCst; a receiver that empties the FIFO clears the
-        // bit and then re-checks the FIFO, both SeqCst; a sender links, then
-        // sets the bit. Either the receiver's re-check sees the message or the
-        // bit ends up set.
-        if word.load(Ordering::SeqCst) & b == 0 {
-            word.fetch_or(b, Ordering::SeqCst);
+        // SYNC(nonempty): the sender links, SeqCst fence, loads the bit (and
+        // sets it if clear); a receiver that empties the FIFO clears the bit,
+        // SeqCst fence, re-checks the FIFO (`clear_nonempty_if_empty`). Dekker
+        // with fences: either the re-check sees the message or we see the bit
+        // clear and set it. (SeqCst accesses without the fences would not do:
+        // the link and the re-check are not SeqCst; loom found this.)
+        fence(Ordering::SeqCst);
+        if word.load(Ordering::Relaxed) & b != 0 {
+            // Set already: whoever set it also sees to the summary bit below.
+            return;
         }
+        word.fetch_or(b, Ordering::SeqCst);
+        // SYNC(nonempty_summary): the same pattern one level up, against
+        // `nonempty_positions` clearing a summary bit and re-reading the word.
+        fence(Ordering::SeqCst);
         let (s, sb) = (w / 64, 1u64 << (w % 64));
-        if self.summary[s].load(Ordering::SeqCst) & sb == 0 {
+        if self.summary[s].load(Ordering::Relaxed) & sb == 0 {
             self.summary[s].fetch_or(sb, Ordering::SeqCst);
         }
     }
@@ -569,46 +618,92 @@ impl<'a> Directory<'a> {
     pub(crate) fn clear_nonempty_if_empty(&self, e: EntryRef, ops: &impl EntryFifo) {
         if matches!(ops.has_queued(e), Ok(false)) {
             self.clear_nonempty(e.index);
+            // SYNC(nonempty): see `set_nonempty`.
+            fence(Ordering::SeqCst);
             if !matches!(ops.has_queued(e), Ok(false)) {
                 self.set_nonempty(e.index);
             }
         }
     }
 
-    /// Positions whose non-empty bit is set, in index order. Summary bits of
-    /// empty words are cleared on the way (with a re-check).
-    pub(crate) fn nonempty_positions(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        for (s, sword) in self.summary.iter().enumerate() {
-            let mut sbits = sword.load(Ordering::SeqCst);
-            while sbits != 0 {
-                let sb = sbits.trailing_zeros() as usize;
-                sbits &= sbits - 1;
-                let w = s * 64 + sb;
-                let Some(word) = self.nonempty.get(w) else {
-                    break;
-                };
-                let bits = word.load(Ordering::SeqCst);
-                if bits == 0 {
-                    sword.fetch_and(!(1 << sb), Ordering::SeqCst);
-                    if word.load(Ordering::SeqCst) != 0 {
-                        sword.fetch_or(1 << sb, Ordering::SeqCst);
-                    } else {
-                        continue;
-                    }
+    /// Entries in use (any status but FREE), for checks.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn published_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| estatus_of(e.state.load(Ordering::Relaxed)) != FREE)
+            .count()
+    }
+
+    /// Positions whose non-empty bit is set, in index order, read lazily (no
+    /// allocation: a type-0 receive walks this on every call). Summary bits
+    /// of empty words are cleared on the way (with a re-check).
+    pub(crate) fn nonempty_positions(&self) -> NonemptyPositions<'_, 'a> {
+        NonemptyPositions {
+            dir: self,
+            s: 0,
+            sbits: 0,
+            w: 0,
+            bits: 0,
+        }
+    }
+}
+
+/// Iterator over the set bits of the non-empty index (see
+/// [`Directory::nonempty_positions`]).
+pub(crate) struct NonemptyPositions<'d, 'a> {
+    dir: &'d Directory<'a>,
+    /// Next summary word to load.
+    s: usize,
+    /// Summary bits of word `s - 1` not yet visited.
+    sbits: u64,
+    /// Index of the bitmap word whose bits are in `bits`.
+    w: usize,
+    /// Bits of word `w` not yet returned.
+    bits: u64,
+}
+
+impl Iterator for NonemptyPositions<'_, '_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let dir = self.dir;
+        loop {
+            if self.bits != 0 {
+                let i = self.bits.trailing_zeros() as usize;
+                self.bits &= self.bits - 1;
+                let p = self.w * 64 + i;
+                if p < dir.entries.len() {
+                    return Some(p as u32);
                 }
-                let bits = word.load(Ordering::SeqCst);
-                let mut b = bits;
-                while b != 0 {
-                    let i = b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    let p = w * 64 + i;
-                    if p < self.entries.len() {
-                        out.push(p as u32);
-                    }
+                continue;
+            }
+            if self.sbits == 0 {
+                let sword = dir.summary.get(self.s)?;
+                self.sbits = sword.load(Ordering::SeqCst);
+                self.s += 1;
+                continue;
+            }
+            let sword = &dir.summary[self.s - 1];
+            let sb = self.sbits.trailing_zeros() as usize;
+            self.sbits &= self.sbits - 1;
+            let w = (self.s - 1) * 64 + sb;
+            let Some(word) = dir.nonempty.get(w) else {
+                self.sbits = 0;
+                continue;
+            };
+            if word.load(Ordering::SeqCst) == 0 {
+                sword.fetch_and(!(1 << sb), Ordering::SeqCst);
+                // SYNC(nonempty_summary): see `set_nonempty`.
+                fence(Ordering::SeqCst);
+                if word.load(Ordering::Relaxed) != 0 {
+                    sword.fetch_or(1 << sb, Ordering::SeqCst);
+                } else {
+                    continue;
                 }
             }
+            self.w = w;
+            self.bits = word.load(Ordering::SeqCst);
         }
-        out
     }
 }

@@ -83,7 +83,8 @@ pub(crate) struct Corrupt;
 /// Retries allowed to one CAS loop before it concludes the mapping is corrupt.
 /// Each failed CAS means another operation made progress, so legitimate
 /// contention never gets near this.
-const RETRY_LIMIT: usize = 1 << 22;
+/// Small under loom, so that a livelock shows as an error (see `type_dir`).
+const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 22 };
 
 /// The FIFO of one type entry.
 pub(crate) struct Fifo<'a> {
@@ -118,8 +119,12 @@ impl<'a> Fifo<'a> {
     /// Starts an empty FIFO whose dummy is `dummy` (a node this caller holds,
     /// already `DONE` with a nil `next`). Before the entry is published.
     pub(crate) fn init(&self, dummy: NodeRef) {
-        // Relaxed: the entry is published later with Release (type_dir).
-        self.entry.head.store(dummy.0, Ordering::Relaxed);
+        // SYNC(entry_incarnation): Release, so that a late finisher of the
+        // entry's previous incarnation that reads this head also sees the
+        // entry's new state, and knows the head is not its own (see
+        // `type_dir::Directory::finish_removal`). Lookups reach the FIFO
+        // through the publish of the entry (SYNC(publish)).
+        self.entry.head.store(dummy.0, Ordering::Release);
         self.entry.tail.store(dummy.0, Ordering::Relaxed);
     }
 
@@ -139,6 +144,7 @@ impl<'a> Fifo<'a> {
             let tn = self.node(t)?;
             let next = NodeRef(tn.next.load(Ordering::Acquire));
             if self.entry.tail.load(Ordering::Acquire) != t.0 {
+                crate::sync::spin_hint();
                 continue;
             }
             if next.is_nil() {
@@ -146,11 +152,19 @@ impl<'a> Fifo<'a> {
                     return Err(Corrupt); // a live tail's nil carries its own gen
                 }
                 before_cas(t);
+                #[cfg(loom)]
+                let publish = if crate::sync::mutant(crate::sync::Mutant::FifoRelaxedLink) {
+                    Ordering::Relaxed
+                } else {
+                    Ordering::AcqRel
+                };
+                #[cfg(not(loom))]
+                let publish = Ordering::AcqRel;
                 // SYNC(link): Release publishes the node's fields and text to
                 // receivers, who reach it with Acquire loads of `next`.
                 if tn
                     .next
-                    .compare_exchange(next.0, h.0, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(next.0, h.0, publish, Ordering::Relaxed)
                     .is_ok()
                 {
                     // Release: see SYNC(link). Failure means someone helped.
@@ -187,6 +201,7 @@ impl<'a> Fifo<'a> {
                 // carry the generation we reached it by.
                 let cs = cn.state.load(Ordering::Acquire);
                 if gen_of(cs) != cur.gen() {
+                    crate::sync::spin_hint();
                     continue 'restart;
                 }
                 if cur != h && status_of(cs) == status::QUEUED {
@@ -201,6 +216,7 @@ impl<'a> Fifo<'a> {
                     // The fields are valid only if the node is still the
                     // same incarnation and still queued.
                     if cn.state.load(Ordering::Acquire) != cs {
+                        crate::sync::spin_hint();
                         continue 'restart;
                     }
                     return Ok(Some(c));
@@ -236,6 +252,7 @@ impl<'a> Fifo<'a> {
             let hn = self.node(h)?;
             let next = NodeRef(hn.next.load(Ordering::Acquire));
             if self.entry.head.load(Ordering::Acquire) != h.0 {
+                crate::sync::spin_hint();
                 continue;
             }
             if next.is_nil() {
@@ -244,7 +261,9 @@ impl<'a> Fifo<'a> {
             let nn = self.node(next)?;
             let ns = nn.state.load(Ordering::Acquire);
             if gen_of(ns) != next.gen() {
-                continue; // `head` moved on and `next` was recycled: re-read
+                // `head` moved on and `next` was recycled: re-read
+                crate::sync::spin_hint();
+                continue;
             }
             let st = status_of(ns);
             if st != status::TAKEN && st != status::DONE {
@@ -349,6 +368,7 @@ impl<'a> Fifo<'a> {
                 let s = cn.state.load(Ordering::Acquire);
                 let next = NodeRef(cn.next.load(Ordering::Acquire));
                 if gen_of(cn.state.load(Ordering::Acquire)) != cur.gen() || gen_of(s) != cur.gen() {
+                    crate::sync::spin_hint();
                     continue 'restart;
                 }
                 out.push((cur, s));

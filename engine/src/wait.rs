@@ -48,6 +48,13 @@ pub(crate) trait Park {
     fn unpark_all(&self, word: &AtomicU32);
 }
 
+/// The strategy this build sleeps with.
+#[cfg(not(loom))]
+pub(crate) type Parker = Futex;
+/// The strategy this build sleeps with.
+#[cfg(loom)]
+pub(crate) type Parker = ModelFutex;
+
 /// The futex, shared between processes (never `FUTEX_PRIVATE`).
 #[cfg(not(loom))]
 pub(crate) struct Futex;
@@ -60,7 +67,7 @@ impl Park for Futex {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: timeout.subsec_nanos() as _,
         };
-        match futex::wait(word, futex::Flags::empty(), expected, Some(&ts)) {
+        match futex::wait(word.as_std(), futex::Flags::empty(), expected, Some(&ts)) {
             Err(rustix::io::Errno::INTR) => Woke::Interrupted,
             _ => Woke::Recheck,
         }
@@ -68,10 +75,41 @@ impl Park for Futex {
 
     fn unpark_all(&self, word: &AtomicU32) {
         let _ = rustix::thread::futex::wake(
-            word,
+            word.as_std(),
             rustix::thread::futex::Flags::empty(),
             i32::MAX as u32,
         );
+    }
+}
+
+/// The futex as loom models it: `park` compares the word and sleeps under one
+/// lock, `unpark_all` wakes under the same lock, which is the atomicity the
+/// kernel's futex hash-bucket lock gives `FUTEX_WAIT` against `FUTEX_WAKE`.
+/// Timeouts are not modelled: a model sleeper sleeps until woken, so a lost
+/// wake-up shows as a deadlock, which loom reports.
+#[cfg(loom)]
+#[derive(Default)]
+pub(crate) struct ModelFutex {
+    lock: loom::sync::Mutex<()>,
+    woken: loom::sync::Condvar,
+}
+
+#[cfg(loom)]
+impl Park for ModelFutex {
+    fn park(&self, word: &AtomicU32, expected: u32, _timeout: Duration) -> Woke {
+        let guard = self.lock.lock().unwrap();
+        // Relaxed would do for the kernel's compare; SeqCst keeps the model no
+        // weaker than the futex's full barrier.
+        if word.load(Ordering::SeqCst) != expected {
+            return Woke::Recheck;
+        }
+        drop(self.woken.wait(guard).unwrap());
+        Woke::Recheck
+    }
+
+    fn unpark_all(&self, _word: &AtomicU32) {
+        let _guard = self.lock.lock().unwrap();
+        self.woken.notify_all();
     }
 }
 
@@ -110,7 +148,15 @@ pub(crate) fn notify_always(word: &AtomicU32, park: &impl Park) {
     park.unpark_all(word);
 }
 
+/// How long to spin before parking, in polls of the condition. Loom models
+/// park at once (spinning only multiplies the interleavings).
+#[cfg(loom)]
+pub(crate) fn spin_budget() -> u32 {
+    0
+}
+
 /// How long to spin before parking, in polls of the condition.
+#[cfg(not(loom))]
 pub(crate) fn spin_budget() -> u32 {
     use crate::sync::local::AtomicU32 as Local;
     static BUDGET: Local = Local::new(u32::MAX);

@@ -1,0 +1,239 @@
+//! Entry points for the loom models (`cfg(loom)` builds only; not a user API).
+//!
+//! The `loom-tests` crate builds the engine with `--cfg loom`, which swaps the
+//! atomics and `UnsafeCell` of `sync` for loom's and the futex of `wait` for a
+//! model. This module gives the models the engine's own algorithms on a
+//! heap-backed queue: the same `transfer`, `blocking`, `type_dir`,
+//! `type_fifo`, `cell_pool`, `accounting`, `slots` and `recovery` code that
+//! runs over the mapping in production. Model threads play processes
+//! ([`set_pid`], [`die`]); [`crash_after`] simulates SIGKILL between two steps
+//! that recovery must finish or undo; [`set_mutant`] switches on a deliberate
+//! bug that a model must catch.
+
+use crate::cell_pool::{bitmap_len, make_state, Pool};
+use crate::layout::{Geometry, QueueParams};
+use crate::state::{HeapRegions, QueueState};
+use crate::sync::{AtomicU64, Ordering};
+
+pub use crate::error::{RecvError, SendError};
+pub use crate::sync::{set_mutant, Crashed, Mutant};
+pub use crate::transfer::Selector;
+
+/// Makes the calling model thread process `pid` (1..=63).
+pub fn set_pid(pid: u32) {
+    crate::process::set_pid(pid)
+}
+
+/// The calling model thread's process dies: from now on it is seen as dead
+/// (it must make no further step).
+pub fn die() {
+    crate::process::die()
+}
+
+/// Arms a simulated SIGKILL: the `n`-th crash point the calling thread reaches
+/// panics with [`Crashed`]; catch it with `catch_unwind`, then call [`die`].
+pub fn crash_after(n: u32) {
+    crate::sync::crash_after(n)
+}
+
+/// Runs `f`, which may be cut short by an armed crash point; returns `None`
+/// if it was (the process is then dead, as after SIGKILL). Any other panic
+/// (a failure loom reports) goes on unwinding.
+pub fn run_until_crash<R>(f: impl FnOnce() -> R) -> Option<R> {
+    quiet_crashes();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => {
+            crash_after(0);
+            Some(r)
+        }
+        Err(payload) if payload.is::<Crashed>() => {
+            die();
+            None
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Keeps the panic hook from printing a simulated SIGKILL as if it were a
+/// failure (other panics are reported as usual).
+fn quiet_crashes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crashed>() {
+                report(info)
+            }
+        }));
+    });
+}
+
+/// Limits of a model queue (kept tiny: every atomic is a loom object).
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Largest message text.
+    pub msgmax: u64,
+    /// The queue's byte limit (`msg_qbytes`), also its capacity.
+    pub qbytes: u64,
+    /// Attachment slots.
+    pub slots: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            msgmax: 16,
+            qbytes: 4,
+            slots: 4,
+        }
+    }
+}
+
+/// A queue on the heap, with the engine's data path.
+pub struct Queue {
+    heap: HeapRegions,
+}
+
+/// Counts a model checks at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Figures {
+    /// `msg_qnum`.
+    pub qnum: u64,
+    /// `msg_cbytes`.
+    pub cbytes: u64,
+    /// Nodes taken (messages, dummies of live types, and anything leaked).
+    pub nodes_in_use: usize,
+    /// Data cells taken, all classes.
+    pub data_cells_in_use: usize,
+    /// Types whose entry is published in the directory.
+    pub live_types: usize,
+}
+
+impl Queue {
+    /// A new, empty queue.
+    pub fn new(config: Config) -> Queue {
+        let geo = Geometry::compute(QueueParams {
+            msgmax: config.msgmax,
+            qbytes_max: config.qbytes,
+            n_slots: config.slots,
+        })
+        .expect("model geometry");
+        Queue {
+            heap: HeapRegions::new(geo, config.qbytes),
+        }
+    }
+
+    fn st(&self) -> QueueState<'_> {
+        QueueState::from_heap(&self.heap)
+    }
+
+    /// Claims an attachment slot for the calling model process.
+    pub fn attach(&self) -> usize {
+        let st = self.st();
+        crate::slots::claim(st.header, st.slots).expect("a free model slot")
+    }
+
+    /// `msgsnd` from `slot` (blocking unless `nowait`).
+    pub fn send(
+        &self,
+        slot: usize,
+        mtype: i64,
+        text: &[u8],
+        nowait: bool,
+    ) -> Result<(), SendError> {
+        self.st().send_blocking(slot, mtype, text, nowait, None)
+    }
+
+    /// `msgrcv` from `slot` (blocking unless `nowait`): the type and text.
+    pub fn recv(
+        &self,
+        slot: usize,
+        sel: Selector,
+        nowait: bool,
+    ) -> Result<(i64, Vec<u8>), RecvError> {
+        let st = self.st();
+        let taken = st.take_blocking(slot, sel, usize::MAX, nowait, false, None)?;
+        let mut text = vec![0u8; taken.size];
+        let n = st.copy_text(&taken, &mut text);
+        text.truncate(n);
+        st.complete_receive(slot, &taken);
+        Ok((taken.mtype, text))
+    }
+
+    /// IPC_RMID's effect on the queue: flag it removed, wake every sleeper.
+    pub fn remove(&self) {
+        self.st().mark_removed()
+    }
+
+    /// Tries to reclaim every drained type entry near `mtype`'s home, as a
+    /// sender does when it finds no free position there.
+    pub fn reclaim_near(&self, slot: usize, mtype: i64) {
+        let st = self.st();
+        let dir = st.directory();
+        let ops = crate::transfer::EntryOps { st: &st, slot };
+        dir.reclaim_neighbourhood(dir.home(mtype), slot, &ops);
+        dir.unprotect(slot);
+    }
+
+    /// Recovers every slot whose owner is dead; returns how many.
+    pub fn recover(&self) -> usize {
+        self.st().recover_dead_slots()
+    }
+
+    /// The counts a model checks.
+    pub fn figures(&self) -> Figures {
+        let st = self.st();
+        let t = st.counter().load();
+        Figures {
+            qnum: t.qnum,
+            cbytes: t.cbytes,
+            nodes_in_use: st.node_pool.count_taken(),
+            data_cells_in_use: st.classes.iter().map(|c| c.pool.count_taken()).sum(),
+            live_types: st.directory().published_count(),
+        }
+    }
+}
+
+/// The cell allocator alone, on the heap.
+pub struct CellPool {
+    states: Box<[AtomicU64]>,
+    bitmap: Box<[AtomicU64]>,
+}
+
+impl CellPool {
+    /// A pool of `cells` free cells.
+    pub fn new(cells: usize) -> CellPool {
+        CellPool {
+            states: (0..cells).map(|_| AtomicU64::new(0)).collect(),
+            bitmap: (0..bitmap_len(cells)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn pool(&self) -> Pool<'_, [AtomicU64]> {
+        Pool::new(&self.states, &self.bitmap)
+    }
+
+    /// Takes a free cell for `owner` (non-zero): its index and the state word
+    /// that now names the owner, or `None` if none is free.
+    pub fn alloc(&self, owner: u32) -> Option<(u32, u64)> {
+        let t = self.pool().alloc(owner)?;
+        Some((t.index, make_state(t.gen, owner)))
+    }
+
+    /// Frees cell `index` if its state is still `expected`.
+    pub fn free(&self, index: u32, expected: u64) -> bool {
+        self.pool().free(index, expected)
+    }
+
+    /// The state word of cell `index`.
+    pub fn state(&self, index: u32) -> u64 {
+        self.pool().state(index).expect("index in range")
+    }
+
+    /// Cells whose state names an owner.
+    pub fn count_taken(&self) -> usize {
+        (0..self.states.len())
+            .filter(|&i| self.states[i].load(Ordering::Relaxed) as u32 != 0)
+            .count()
+    }
+}

@@ -1,0 +1,143 @@
+//! Recovery of what a killed process held (`engine/src/recovery.rs`): a
+//! process killed at any crash point of a send or a receive loses at most the
+//! message it was receiving, duplicates nothing, and leaves no accounting,
+//! node or data cell behind once a live process has recovered its slot —
+//! while another process keeps sending, recovering and receiving.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use shmq::model::{crash_after, run_until_crash, set_pid, Config, Queue, RecvError, Selector};
+use shmq_loom_tests::{check, expect_caught, text, Mutant};
+
+/// Crash points a send passes (see `crash_point` in `engine/src/transfer.rs`).
+const SEND_POINTS: u32 = 6;
+/// Crash points a receive passes.
+const RECV_POINTS: u32 = 5;
+
+fn config() -> Config {
+    Config {
+        msgmax: 32,
+        qbytes: 24,
+        slots: 4,
+    }
+}
+
+/// Receives everything left (as process 4, after recovering dead slots) and
+/// checks that the queue is back to empty with nothing leaked.
+fn drain_and_check(q: &Queue) -> Vec<Vec<u8>> {
+    set_pid(4);
+    q.recover();
+    let slot = q.attach();
+    let mut got = Vec::new();
+    loop {
+        match q.recv(slot, Selector::Any, true) {
+            Ok((_, t)) => got.push(t),
+            Err(RecvError::NoMessage) => break,
+            Err(e) => panic!("drain: {e}"),
+        }
+    }
+    let f = q.figures();
+    assert_eq!((f.qnum, f.cbytes), (0, 0), "accounting leaked: {f:?}");
+    assert_eq!(f.data_cells_in_use, 0, "data cells leaked: {f:?}");
+    assert_eq!(
+        f.nodes_in_use, f.live_types,
+        "nodes leaked (one dummy per live type expected): {f:?}"
+    );
+    got
+}
+
+/// Process 2 is killed at the `n`-th crash point of a send (a 20-byte text,
+/// so it holds a data cell too) while process 1 sends, recovers dead slots
+/// and receives. (Two threads: a third, recovering on its own, took longer
+/// than CI's budget at two preemptions.)
+fn dead_sender(n: u32) {
+    let q = Arc::new(Queue::new(config()));
+    let dying = {
+        let q = q.clone();
+        thread::spawn(move || {
+            set_pid(2);
+            let slot = q.attach();
+            crash_after(n);
+            run_until_crash(|| q.send(slot, 1, &[7u8; 20], false).unwrap())
+        })
+    };
+    set_pid(1);
+    let slot = q.attach();
+    q.send(slot, 1, &text(1, 0), false).unwrap();
+    q.recover();
+    let first = q.recv(slot, Selector::Type(1), false).unwrap().1;
+    let completed = dying.join().unwrap().is_some();
+    assert!(!completed, "crash point {n} was never reached");
+    let mut all = drain_and_check(&q);
+    all.push(first);
+    assert_eq!(
+        all.iter().filter(|t| **t == text(1, 0)).count(),
+        1,
+        "the live sender's message must arrive exactly once"
+    );
+    assert!(
+        all.iter().filter(|t| **t == [7u8; 20]).count() <= 1,
+        "duplicated"
+    );
+}
+
+/// A message is queued; process 2 is killed at the `n`-th crash point of its
+/// receive while process 1 sends another, recovers dead slots and receives.
+fn dead_receiver(n: u32) {
+    let q = Arc::new(Queue::new(config()));
+    set_pid(1);
+    let slot = q.attach();
+    q.send(slot, 1, &[9u8; 20], false).unwrap();
+    let dying = {
+        let q = q.clone();
+        thread::spawn(move || {
+            set_pid(2);
+            let slot = q.attach();
+            crash_after(n);
+            run_until_crash(|| q.recv(slot, Selector::Type(1), false).unwrap())
+        })
+    };
+    q.send(slot, 2, &text(1, 0), false).unwrap();
+    q.recover();
+    let first = q.recv(slot, Selector::Type(2), false).unwrap().1;
+    let completed = dying.join().unwrap().is_some();
+    assert!(!completed, "crash point {n} was never reached");
+    let all = drain_and_check(&q);
+    assert_eq!(first, text(1, 0));
+    assert!(
+        all.iter().filter(|t| **t == [9u8; 20]).count() <= 1,
+        "the message being received was duplicated"
+    );
+}
+
+#[test]
+fn killed_sender_is_recovered_at_every_crash_point() {
+    for n in first_point()..=SEND_POINTS {
+        eprintln!("sender killed at crash point {n}");
+        check(move || dead_sender(n));
+    }
+}
+
+#[test]
+fn killed_receiver_is_recovered_at_every_crash_point() {
+    for n in first_point()..=RECV_POINTS {
+        eprintln!("receiver killed at crash point {n}");
+        check(move || dead_receiver(n));
+    }
+}
+
+#[test]
+fn recovery_mutant_keeping_the_reservation_is_caught() {
+    // Killed after reserving and before linking: only recovery can give the
+    // bytes back.
+    expect_caught(Mutant::RecoveryKeepsReservation, || dead_sender(2));
+}
+
+/// `SHMQ_LOOM_CRASH_POINT=n` runs crash point `n` alone (for a deeper bound).
+fn first_point() -> u32 {
+    std::env::var("SHMQ_LOOM_CRASH_POINT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}

@@ -1,0 +1,85 @@
+//! Type-0 and negative-type selection (`find` in `engine/src/transfer.rs`):
+//! the oldest message across types, and the lowest type first, while senders
+//! and other receivers run.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use shmq::model::{set_pid, Config, Queue, Selector};
+use shmq_loom_tests::{check, expect_caught, text, Mutant};
+
+/// A sends type `a` then type `b`; B receives twice with `msgtyp = 0`: it must
+/// get them in send order whatever the types' positions in the directory.
+fn oldest_first(a: i64, b: i64) {
+    let q = Arc::new(Queue::new(Config {
+        qbytes: 16,
+        ..Config::default()
+    }));
+    let sender = {
+        let q = q.clone();
+        thread::spawn(move || {
+            set_pid(2);
+            let slot = q.attach();
+            q.send(slot, a, &text(1, 0), false).unwrap();
+            q.send(slot, b, &text(1, 1), false).unwrap();
+        })
+    };
+    set_pid(3);
+    let slot = q.attach();
+    let first = q.recv(slot, Selector::Any, false).unwrap();
+    let second = q.recv(slot, Selector::Any, false).unwrap();
+    sender.join().unwrap();
+    assert_eq!(first, (a, text(1, 0)), "type 0 takes the oldest message");
+    assert_eq!(second, (b, text(1, 1)));
+}
+
+/// The queue holds types 3 and 2 (in that order); A sends type 1 while B
+/// receives with `msgtyp = -2`: B gets type 2 or, if type 1 is already there,
+/// type 1 — never type 3, never nothing.
+fn lowest_type() {
+    let q = Arc::new(Queue::new(Config {
+        qbytes: 16,
+        ..Config::default()
+    }));
+    set_pid(3);
+    let slot = q.attach();
+    q.send(slot, 3, &text(0, 3), false).unwrap();
+    q.send(slot, 2, &text(0, 2), false).unwrap();
+    let sender = {
+        let q = q.clone();
+        thread::spawn(move || {
+            set_pid(2);
+            let slot = q.attach();
+            q.send(slot, 1, &text(1, 1), false).unwrap();
+        })
+    };
+    let got = q.recv(slot, Selector::AtMost(2), true).unwrap();
+    sender.join().unwrap();
+    let rest = q.recv(slot, Selector::AtMost(2), true).unwrap();
+    let mut both = [got.0, rest.0];
+    both.sort();
+    assert_eq!(both, [1, 2], "msgtyp -2 takes types 1 and 2 only");
+    let last = q.recv(slot, Selector::Any, true).unwrap();
+    assert_eq!(last.0, 3);
+}
+
+#[test]
+fn type_zero_takes_the_oldest_across_types() {
+    check(|| oldest_first(5, 9));
+    check(|| oldest_first(9, 5));
+}
+
+#[test]
+fn negative_type_takes_the_lowest_type() {
+    check(lowest_type);
+}
+
+#[test]
+fn selection_mutant_first_found_is_caught() {
+    // Whatever the directory's positions, one of the two orders exposes a
+    // receiver that takes the first candidate found.
+    expect_caught(Mutant::SelectFirstFound, || {
+        oldest_first(5, 9);
+        oldest_first(9, 5);
+    });
+}

@@ -1,0 +1,53 @@
+//! The type directory (`engine/src/type_dir.rs`): an entry that a sender or
+//! receiver has looked up is never reclaimed under it, so no message is
+//! enqueued into a removed (or reused) entry.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use shmq::model::{set_pid, Config, Queue, Selector};
+use shmq_loom_tests::{check, expect_caught, text, Mutant};
+
+/// A sends two messages of type 1. B receives one, then (as a sender that
+/// found its neighbourhood full would) reclaims the drained entries near
+/// type 1's home, while A may be between looking the entry up and linking
+/// its second message. The second message must still be receivable, and the
+/// queue's counts must agree with what is in it.
+fn model() {
+    let q = Arc::new(Queue::new(Config::default()));
+    let sender = {
+        let q = q.clone();
+        thread::spawn(move || {
+            set_pid(2);
+            let slot = q.attach();
+            q.send(slot, 1, &text(1, 0), false).unwrap();
+            q.send(slot, 1, &text(1, 1), false).unwrap();
+        })
+    };
+    set_pid(3);
+    let slot = q.attach();
+    let first = q.recv(slot, Selector::Type(1), false).unwrap();
+    q.reclaim_near(slot, 1);
+    sender.join().unwrap();
+    let second = q
+        .recv(slot, Selector::Type(1), true)
+        .expect("the second message was lost in a reclaimed entry");
+    assert_eq!((first.1, second.1), (text(1, 0), text(1, 1)));
+    // Reclaim again with nobody inside: the drained entry goes, and with it
+    // every node (no dummy is left behind).
+    q.reclaim_near(slot, 1);
+    let f = q.figures();
+    assert_eq!((f.qnum, f.cbytes), (0, 0));
+    assert_eq!(f.live_types, 0, "a drained entry survived a quiet reclaim");
+    assert_eq!(f.nodes_in_use, 0, "nodes leaked");
+}
+
+#[test]
+fn directory_never_reclaims_an_entry_in_use() {
+    check(model);
+}
+
+#[test]
+fn directory_mutant_ignoring_hazards_is_caught() {
+    expect_caught(Mutant::DirIgnoresHazards, model);
+}
