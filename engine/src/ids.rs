@@ -141,6 +141,14 @@ impl IdTable<'_> {
     /// Takes the management lock. If its holder died, takes it over and
     /// returns `true`: the caller must then repair half-done changes.
     pub(crate) fn lock(&self) -> bool {
+        self.lock_until(None)
+            .expect("without a deadline, lock_until waits until it succeeds")
+    }
+
+    /// [`IdTable::lock`] that gives up (`None`) once `deadline` passes while a
+    /// live process keeps the lock; a dead holder is still taken over. For
+    /// `doctor`, which must not hang behind a stopped process.
+    pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> Option<bool> {
         let me = crate::process::pid() as u64;
         let h = self.header;
         let started = Instant::now();
@@ -154,7 +162,7 @@ impl IdTable<'_> {
                 Ok(_) => {
                     h.lock_start
                         .store(crate::process::own_start_time(), Ordering::Relaxed);
-                    return false;
+                    return Some(false);
                 }
                 Err(holder) => {
                     spins += 1;
@@ -172,8 +180,11 @@ impl IdTable<'_> {
                         {
                             h.lock_start
                                 .store(crate::process::own_start_time(), Ordering::Relaxed);
-                            return true;
+                            return Some(true);
                         }
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return None;
                     }
                 }
             }

@@ -124,7 +124,7 @@ impl std::fmt::Debug for Namespace {
 }
 
 /// Holds the management lock; releases it when dropped (also on panic).
-struct Locked<'a>(&'a IdTable<'static>);
+pub(crate) struct Locked<'a>(&'a IdTable<'static>);
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
@@ -259,19 +259,43 @@ impl Namespace {
         Locked(t)
     }
 
+    /// Takes the management lock unless a live process keeps it past
+    /// `deadline`; `true` with it if a dead holder was taken over. Unlike
+    /// [`Namespace::lock`] it repairs nothing: `doctor` does, and reports it.
+    pub(crate) fn lock_until(&self, deadline: std::time::Instant) -> Option<(Locked<'_>, bool)> {
+        let t = &self.inner.table;
+        let took_over = t.lock_until(Some(deadline))?;
+        Some((Locked(t), took_over))
+    }
+
+    /// The id table (for `doctor`).
+    pub(crate) fn table(&self) -> &IdTable<'static> {
+        &self.inner.table
+    }
+
+    /// The namespace's identity, recorded in each of its queue files.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.inner.stamp
+    }
+
     /// Finishes or undoes what a dead lock holder left half done.
     fn repair_locked(&self) {
         let t = &self.inner.table;
         for idx in 0..t.records.len() {
             match t.records[idx].state.load(Ordering::Acquire) {
-                rstate::CREATING => {
-                    let _ = std::fs::remove_file(self.queue_path(t.id_of(idx)));
-                    t.free_record(idx);
-                }
+                rstate::CREATING => self.rollback_create(idx),
                 rstate::REMOVING => self.finish_remove(idx),
                 _ => {}
             }
         }
+    }
+
+    /// Undoes the creation recorded in record `idx` (CREATING): removes its
+    /// half-made file and frees the record. Under the lock.
+    pub(crate) fn rollback_create(&self, idx: usize) {
+        let t = &self.inner.table;
+        let _ = std::fs::remove_file(self.queue_path(t.id_of(idx)));
+        t.free_record(idx);
     }
 
     pub(crate) fn queue_path(&self, id: i32) -> PathBuf {
@@ -452,7 +476,7 @@ impl Namespace {
     }
 
     /// Completes the removal of the queue in record `idx` (REMOVING).
-    fn finish_remove(&self, idx: usize) {
+    pub(crate) fn finish_remove(&self, idx: usize) {
         let t = &self.inner.table;
         let id = t.id_of(idx);
         let cached = self

@@ -34,8 +34,8 @@ pub(crate) enum FileError {
     Missing,
     /// The OS refused access.
     Access,
-    /// Not a valid queue file (with a reason).
-    Corrupt(String),
+    /// Not a valid queue file (with the reason).
+    Corrupt(FileDamage),
     /// Another I/O error.
     Io(std::io::Error),
 }
@@ -45,8 +45,9 @@ impl From<std::io::Error> for FileError {
         match e.kind() {
             std::io::ErrorKind::NotFound => FileError::Missing,
             std::io::ErrorKind::PermissionDenied => FileError::Access,
-            _ if e.raw_os_error() == Some(libc::ELOOP) => {
-                FileError::Corrupt("is a symbolic link".into())
+            _ if e.raw_os_error() == Some(libc::ELOOP) => FileError::Corrupt(FileDamage::Symlink),
+            _ if e.raw_os_error() == Some(libc::EISDIR) => {
+                FileError::Corrupt(FileDamage::NotRegular)
             }
             _ => FileError::Io(e),
         }
@@ -60,6 +61,81 @@ impl std::fmt::Display for FileError {
             FileError::Access => f.write_str("permission denied"),
             FileError::Corrupt(why) => write!(f, "not a valid shmq queue file: {why}"),
             FileError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Why a file is not a valid queue file: what `Mapped::open` checks, in order,
+/// before it trusts a byte of it (and what `shmq doctor` reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileDamage {
+    /// A symbolic link (never followed).
+    Symlink,
+    /// Not a regular file.
+    NotRegular,
+    /// Shorter than the header page.
+    TooShort {
+        /// The file's size in bytes.
+        size: u64,
+    },
+    /// The first eight bytes are not `SHMQ_QUE`.
+    WrongMagic,
+    /// A layout version this build does not read.
+    WrongVersion {
+        /// The version the file records.
+        found: u32,
+    },
+    /// The limits in the header describe no valid queue.
+    BadLimits,
+    /// The file's size is not the size its limits need.
+    WrongSize {
+        /// The file's size in bytes.
+        size: u64,
+        /// The size the header records.
+        recorded: u64,
+        /// The size its limits need.
+        expected: u64,
+    },
+    /// The creator never finished writing the header.
+    NotInitialised,
+    /// The header names another namespace.
+    ForeignNamespace,
+    /// The mapping is not page aligned (never seen on Linux).
+    Unaligned,
+}
+
+impl std::fmt::Display for FileDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileDamage::Symlink => f.write_str("is a symbolic link"),
+            FileDamage::NotRegular => f.write_str("not a regular file"),
+            FileDamage::TooShort { size } => {
+                write!(f, "{size} bytes, shorter than a header")
+            }
+            FileDamage::WrongMagic => f.write_str("wrong magic"),
+            FileDamage::WrongVersion { found } => write!(
+                f,
+                "layout version {found} (this build reads {QUEUE_LAYOUT_VERSION})"
+            ),
+            FileDamage::BadLimits => f.write_str("limits out of range"),
+            FileDamage::WrongSize {
+                size,
+                recorded,
+                expected,
+            } => {
+                if size == recorded {
+                    write!(f, "size {size} but its limits need {expected}")
+                } else {
+                    write!(
+                        f,
+                        "size {size} (header says {recorded}) but its limits need {expected}"
+                    )
+                }
+            }
+            FileDamage::NotInitialised => f.write_str("not initialised"),
+            FileDamage::ForeignNamespace => f.write_str("belongs to another namespace"),
+            FileDamage::Unaligned => f.write_str("mapping not page aligned"),
         }
     }
 }
@@ -97,7 +173,7 @@ impl Mapped {
     fn map(file: File, path: &Path, geo: Geometry) -> Result<Mapped, FileError> {
         let map = MmapOptions::new().len(geo.file_size).map_raw(&file)?;
         if (map.as_ptr() as usize) % PAGE != 0 {
-            return Err(FileError::Corrupt("mapping not page aligned".into()));
+            return Err(FileError::Corrupt(FileDamage::Unaligned));
         }
         // SAFETY: the mapping is `file_size` bytes, page aligned, shared, and
         // lives as long as `_map`, which outlives `state` (field order); the
@@ -119,8 +195,8 @@ impl Mapped {
         file_mode: u32,
         who: Identity,
     ) -> Result<Mapped, FileError> {
-        let geo = Geometry::compute(params)
-            .map_err(|_| FileError::Corrupt("limits out of range".into()))?;
+        let geo =
+            Geometry::compute(params).map_err(|_| FileError::Corrupt(FileDamage::BadLimits))?;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -172,49 +248,47 @@ impl Mapped {
             .open(path)?;
         let meta = file.metadata()?;
         if !meta.file_type().is_file() {
-            return Err(FileError::Corrupt("not a regular file".into()));
+            return Err(FileError::Corrupt(FileDamage::NotRegular));
         }
         if meta.size() < PAGE as u64 {
-            return Err(FileError::Corrupt(format!(
-                "{} bytes, shorter than a header",
-                meta.size()
-            )));
+            return Err(FileError::Corrupt(FileDamage::TooShort {
+                size: meta.size(),
+            }));
         }
         let mut page = [0u8; PAGE];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut page, 0)?;
         let word =
             |i: usize| u64::from_le_bytes(page[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         if word(0) != QUEUE_MAGIC {
-            return Err(FileError::Corrupt("wrong magic".into()));
+            return Err(FileError::Corrupt(FileDamage::WrongMagic));
         }
         if word(1) as u32 != QUEUE_LAYOUT_VERSION {
-            return Err(FileError::Corrupt(format!(
-                "layout version {} (this build reads {QUEUE_LAYOUT_VERSION})",
-                word(1) as u32
-            )));
+            return Err(FileError::Corrupt(FileDamage::WrongVersion {
+                found: word(1) as u32,
+            }));
         }
         let params = QueueParams {
             msgmax: word(3),
             qbytes_max: word(4),
             n_slots: u32::try_from(word(5)).unwrap_or(u32::MAX),
         };
-        let geo = Geometry::compute(params)
-            .map_err(|_| FileError::Corrupt("limits out of range".into()))?;
+        let geo =
+            Geometry::compute(params).map_err(|_| FileError::Corrupt(FileDamage::BadLimits))?;
         if word(2) != geo.file_size as u64 || meta.size() != geo.file_size as u64 {
-            return Err(FileError::Corrupt(format!(
-                "size {} but its limits need {}",
-                meta.size(),
-                geo.file_size
-            )));
+            return Err(FileError::Corrupt(FileDamage::WrongSize {
+                size: meta.size(),
+                recorded: word(2),
+                expected: geo.file_size as u64,
+            }));
         }
         let m = Mapped::map(file, path, geo)?;
         let h = m.state().header;
         // SYNC(queue_ready)
         if h.ready.load(Ordering::Acquire) != READY {
-            return Err(FileError::Corrupt("not initialised".into()));
+            return Err(FileError::Corrupt(FileDamage::NotInitialised));
         }
         if h.namespace_stamp.load(Ordering::Relaxed) != namespace_stamp {
-            return Err(FileError::Corrupt("belongs to another namespace".into()));
+            return Err(FileError::Corrupt(FileDamage::ForeignNamespace));
         }
         Ok(m)
     }

@@ -295,8 +295,8 @@ pub enum Mutant {
     None,
     /// `cell_pool` frees a cell without advancing its generation (no ABA tag).
     PoolNoGeneration,
-    /// `type_fifo` publishes a linked node with a Relaxed store (no Release).
-    FifoRelaxedLink,
+    /// `type_fifo` takes a message with a load and a store instead of a CAS.
+    FifoTakeWithoutCas,
     /// `type_dir` reclaims an entry without looking at the hazards.
     DirIgnoresHazards,
     /// Type-0 and negative receives take the first candidate found instead

@@ -152,19 +152,11 @@ impl<'a> Fifo<'a> {
                     return Err(Corrupt); // a live tail's nil carries its own gen
                 }
                 before_cas(t);
-                #[cfg(loom)]
-                let publish = if crate::sync::mutant(crate::sync::Mutant::FifoRelaxedLink) {
-                    Ordering::Relaxed
-                } else {
-                    Ordering::AcqRel
-                };
-                #[cfg(not(loom))]
-                let publish = Ordering::AcqRel;
                 // SYNC(link): Release publishes the node's fields and text to
                 // receivers, who reach it with Acquire loads of `next`.
                 if tn
                     .next
-                    .compare_exchange(next.0, h.0, publish, Ordering::Relaxed)
+                    .compare_exchange(next.0, h.0, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
                     // Release: see SYNC(link). Failure means someone helped.
@@ -237,6 +229,14 @@ impl<'a> Fifo<'a> {
         let xn = self.node(x)?;
         let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
         let taken = make_state(x.gen(), node_owner(status::TAKEN, slot));
+        #[cfg(loom)]
+        if crate::sync::mutant(crate::sync::Mutant::FifoTakeWithoutCas) {
+            let won = xn.state.load(Ordering::Acquire) == queued;
+            if won {
+                xn.state.store(taken, Ordering::Relaxed);
+            }
+            return Ok(won);
+        }
         // SYNC(take): Acquire pairs with SYNC(link), so the text is visible.
         Ok(xn
             .state

@@ -64,6 +64,31 @@ fn per_sender_order() {
     assert_eq!(second.1, text(1, 1));
 }
 
+/// One queued message, two receivers racing for it: exactly one gets it.
+fn racing_receivers() {
+    let q = Arc::new(Queue::new(Config::default()));
+    set_pid(1);
+    let slot = q.attach();
+    q.send(slot, T, &text(1, 0), false).unwrap();
+    let other = {
+        let q = q.clone();
+        thread::spawn(move || {
+            set_pid(2);
+            let slot = q.attach();
+            q.recv(slot, Selector::Type(T), true).ok()
+        })
+    };
+    let mine = q.recv(slot, Selector::Type(T), true).ok();
+    let theirs = other.join().unwrap();
+    let got: Vec<_> = mine.into_iter().chain(theirs).collect();
+    assert_eq!(got, vec![(T, text(1, 0))], "taken exactly once");
+}
+
+#[test]
+fn fifo_one_message_is_taken_once() {
+    check(racing_receivers);
+}
+
 #[test]
 fn fifo_two_senders_two_receivers_exactly_once() {
     check(two_by_two);
@@ -75,6 +100,6 @@ fn fifo_keeps_per_sender_order() {
 }
 
 #[test]
-fn fifo_mutant_relaxed_link_is_caught() {
-    expect_caught(Mutant::FifoRelaxedLink, per_sender_order);
+fn fifo_mutant_take_without_cas_is_caught() {
+    expect_caught(Mutant::FifoTakeWithoutCas, racing_receivers);
 }
