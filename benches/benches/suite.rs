@@ -6,7 +6,8 @@
 //! cargo bench -p shmq-benches --bench suite              # quick plan
 //! cargo bench -p shmq-benches --bench suite -- --full --json > bench.json
 //! ```
-//! Options: `--full`, `--smoke`, `--json`, `--no-pin`, `--parts rt,parked,...`.
+//! Options: `--full`, `--smoke`, `--json`, `--no-pin`, `--parts rt,parked,...`,
+//! `--out FILE` (also write the JSON report to FILE, whatever is printed).
 
 mod iox2;
 
@@ -56,6 +57,13 @@ fn main() {
             p.label
         )
     });
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::write(path, report.to_json().to_json() + "\n").expect("write the JSON report");
+    }
     if has("--json") {
         println!("{}", report.to_json().to_json());
     } else {

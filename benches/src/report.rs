@@ -741,6 +741,7 @@ impl Report {
                     &r.summary,
                 )
                 .with("sleep_waits", r.sleep_waits)
+                .with("round_p50_ns", r.round_p50s.clone())
                 .with("shmq_ratio", self.rt_ratio(r))
             })
             .collect();

@@ -91,6 +91,8 @@ pub struct Plan {
     pub round_trip: pingpong::Opts,
     /// Round trips, parked mode.
     pub parked: pingpong::Opts,
+    /// Mechanisms measured in parked mode (`None`: all that can park).
+    pub parked_only: Option<Vec<&'static str>>,
     /// One-way throughput.
     pub throughput: throughput::Opts,
     /// Message sizes of the 2×2 throughput runs.
@@ -134,6 +136,7 @@ impl Plan {
                 pin: false,
                 rounds: 1,
             },
+            parked_only: Some(vec!["shmq", "sysv"]),
             throughput: throughput::Opts {
                 target: Duration::from_millis(150),
                 calibrate: 5_000,
@@ -173,6 +176,7 @@ impl Plan {
                 pin: false,
                 rounds: 1,
             },
+            parked_only: None,
             throughput: throughput::Opts {
                 target: Duration::from_secs(1),
                 calibrate: 20_000,
@@ -213,6 +217,7 @@ impl Plan {
                 pin: false,
                 rounds: 1,
             },
+            parked_only: None,
             throughput: throughput::Opts {
                 target: Duration::from_millis(1),
                 calibrate: 100,
@@ -306,7 +311,11 @@ impl<'a> Suite<'a> {
                         });
                     }
                 }
-                if on.parked && mech.can_park() && size >= 8 {
+                let parked_here = p
+                    .parked_only
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&mech.name()));
+                if on.parked && parked_here && mech.can_park() && size >= 8 {
                     steps.push(Step::RoundTrip {
                         m,
                         size,

@@ -125,10 +125,16 @@ impl Endpoint for IoxEnd {
             .publisher
             .loan_slice_uninit(msg.len())
             .map_err(|e| err("loan", e))?;
-        sample
+        let delivered = sample
             .write_from_slice(msg)
             .send()
             .map_err(|e| err("send", e))?;
+        if delivered == 0 {
+            // No subscriber connected: the sample went nowhere.
+            return Err(io::Error::other(
+                "iceoryx2 send: no subscriber received the sample",
+            ));
+        }
         Ok(())
     }
 
