@@ -306,6 +306,11 @@ fn random_seed() -> u64 {
 struct ThreadSlots {
     fork_gen: u64,
     held: HashMap<usize, (Weak<Mapped>, usize)>,
+    /// The last `(key, slot)` found or stored, for the common case of one
+    /// queue used over and over (hashing showed in profiles). Valid while
+    /// `held` has the key: its `Weak` keeps the allocation, so the address
+    /// cannot be reused by another mapping meanwhile.
+    last: (usize, usize),
 }
 
 impl Drop for ThreadSlots {
@@ -324,7 +329,7 @@ impl Drop for ThreadSlots {
 }
 
 thread_local! {
-    static MINE: RefCell<ThreadSlots> = RefCell::new(ThreadSlots { fork_gen: 0, held: HashMap::new() });
+    static MINE: RefCell<ThreadSlots> = RefCell::new(ThreadSlots { fork_gen: 0, held: HashMap::new(), last: (0, 0) });
 }
 
 /// Every slot of the queue is in use by live threads.
@@ -340,11 +345,18 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
         if t.fork_gen != gen {
             // Forked: the slots belong to the parent's thread.
             t.held.clear();
+            t.last = (0, 0);
             t.fork_gen = gen;
+        }
+        if t.last.0 == key {
+            return Some(t.last.1);
         }
         match t.held.get(&key) {
             // A live Weak means the same allocation: the address is not reused.
-            Some((w, s)) if w.strong_count() > 0 => Some(*s),
+            Some(&(ref w, s)) if w.strong_count() > 0 => {
+                t.last = (key, s);
+                Some(s)
+            }
             Some(_) => {
                 t.held.remove(&key);
                 None
@@ -364,7 +376,9 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
         }
     };
     let stored = MINE.try_with(|t| {
-        t.borrow_mut().held.insert(key, (Arc::downgrade(m), slot));
+        let mut t = t.borrow_mut();
+        t.held.insert(key, (Arc::downgrade(m), slot));
+        t.last = (key, slot);
     });
     if stored.is_err() {
         // Thread is exiting: nobody would release the slot.
