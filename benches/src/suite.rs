@@ -121,8 +121,8 @@ impl Plan {
             sizes: SIZES.to_vec(),
             placements: vec![false, true],
             round_trip: pingpong::Opts {
-                target: Duration::from_millis(150),
-                min: 2_000,
+                target: Duration::from_millis(120),
+                min: 1_000,
                 max: 200_000,
                 warmup: 500,
                 pin: false,
@@ -138,7 +138,7 @@ impl Plan {
             },
             parked_only: Some(vec!["shmq", "sysv"]),
             throughput: throughput::Opts {
-                target: Duration::from_millis(150),
+                target: Duration::from_millis(100),
                 calibrate: 5_000,
                 max: 20_000_000,
                 pin: false,
