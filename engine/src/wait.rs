@@ -172,9 +172,14 @@ pub(crate) fn spin_budget() -> u32 {
     b
 }
 
-/// Default polls before parking: a few microseconds on a current core, enough
-/// to catch a ping-pong partner that is running, far less than a context switch.
-pub(crate) const DEFAULT_SPIN: u32 = 2000;
+/// Default polls before parking. A poll is a full look for the message (or
+/// for space), 60-120 ns here, so 64 polls are a few microseconds: enough to
+/// catch a ping-pong partner running on another CPU (a round trip is about
+/// 1.2 µs), short enough that a spinner sharing a CPU with its partner gives
+/// the CPU up soon. The first default, 2000 polls, spun 120-250 µs, and
+/// `shmq bench` measured a 243 µs round trip for two processes on one CPU
+/// (BENCHMARKS.md); `SHMQ_SPIN` overrides it.
+pub(crate) const DEFAULT_SPIN: u32 = 64;
 
 /// The remaining time until `deadline`, capped at [`MAX_SLEEP`]; `None` once
 /// the deadline has passed.
