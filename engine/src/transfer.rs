@@ -271,8 +271,13 @@ impl<'a> QueueState<'a> {
         dir.set_nonempty(e.index);
         crate::sync::crash_point();
         dir.unprotect(slot);
-        crate::wait::notify(dir.arrived_word(dir.home(mtype) as u32), self.park);
-        crate::wait::notify(&self.header.any_word, self.park);
+        crate::wait::notify_each(
+            &[
+                dir.arrived_word(dir.home(mtype) as u32),
+                &self.header.any_word,
+            ],
+            self.park,
+        );
         Ok(())
     }
 

@@ -125,8 +125,21 @@ pub(crate) fn announce(word: &AtomicU32) -> u32 {
 
 /// The waker's side: after a change a sleeper may wait for.
 pub(crate) fn notify(word: &AtomicU32, park: &impl Park) {
+    notify_each(&[word], park)
+}
+
+/// [`notify`] for several words after one change (a send wakes its type's
+/// receivers and the type-0 ones): one fence serves them all.
+pub(crate) fn notify_each(words: &[&AtomicU32], park: &impl Park) {
     // SYNC(waiter_bit)
     fence(Ordering::SeqCst);
+    for word in words {
+        wake_if_announced(word, park);
+    }
+}
+
+/// After the waker's fence: wake `word`'s sleepers if one announced itself.
+fn wake_if_announced(word: &AtomicU32, park: &impl Park) {
     let mut v = word.load(Ordering::SeqCst);
     if v & 1 == 0 {
         return; // nobody sleeps: no system call
