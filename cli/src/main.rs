@@ -9,6 +9,7 @@ mod json;
 mod ls;
 mod msg;
 mod rm;
+mod soak;
 mod stat;
 mod sys;
 
@@ -58,6 +59,13 @@ enum Command {
     /// Compare shmq with the kernel's IPC mechanisms, measured in one run
     #[command(after_help = EXIT_CODES)]
     Bench(bench::BenchArgs),
+    /// Push many checksummed messages through one queue (MPMC, mixed types
+    /// and sizes) while processes come and go; report errors and throughput
+    #[command(after_help = EXIT_CODES)]
+    Soak(soak::SoakArgs),
+    /// A producer or consumer of `shmq soak` (internal)
+    #[command(hide = true)]
+    SoakChild(soak::ChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +88,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Send(a) => msg::send(&namespace(cli)?, a),
         Command::Recv(a) => msg::recv(&namespace(cli)?, a),
         Command::Bench(a) => bench::run(cli.dir.as_deref(), a),
+        Command::Soak(a) => soak::run(cli.dir.as_deref(), a),
+        Command::SoakChild(a) => soak::child(cli.dir.as_deref(), a),
     }
 }
 

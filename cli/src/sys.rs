@@ -118,3 +118,20 @@ pub(crate) fn local_time(secs: i64) -> Option<LocalTime> {
         second: tm.tm_sec,
     })
 }
+
+/// Asks the kernel to SIGKILL this process when its parent ends (a `shmq
+/// soak` child must not outlive the run).
+pub(crate) fn die_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
+/// SIGKILLs process `pid` (one this process started).
+pub(crate) fn kill_hard(pid: u32) {
+    // SAFETY: kill(2) takes integers only; no memory is involved.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
