@@ -27,8 +27,9 @@
 //!    would after half a second), and every index read from its type entries,
 //!    nodes and data cells; FIFO walks are bounded by the number of nodes.
 //!    When the queue is quiet (nobody mid-operation, before and after the
-//!    walk), the accounting word is compared with what the FIFOs hold, and
-//!    nodes and cells that nobody holds are counted.
+//!    walk), the accounting word is compared with what the FIFOs hold (and
+//!    corrected), and nodes and cells that nobody holds (what a dead process
+//!    held that recovery missed) are freed.
 //!
 //! # Never trusting the files
 //! Nothing is mapped before it is validated the way [`Namespace::open`] and
@@ -60,6 +61,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use crate::shm::FileDamage;
+
+/// The reason of a [`Problem::NotChecked`] for a file the caller may not open.
+const PERMISSION_DENIED: &str = "permission denied";
 
 /// How [`Namespace::doctor`] runs.
 #[derive(Clone, Debug)]
@@ -288,6 +292,22 @@ pub enum PoolKind {
     },
 }
 
+/// How a record's out-of-range sequence number is repaired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqFix {
+    /// A free record: the number is brought back in range.
+    Wrap,
+    /// A live record: the number is taken back from the valid queue file
+    /// that names this record (`msq.ID`).
+    FromFile {
+        /// The id in the file.
+        id: i32,
+    },
+    /// A live record with no valid file: the record is freed (its queue
+    /// cannot be reached anyway).
+    Free,
+}
+
 /// A record left half-changed by a dead lock holder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stuck {
@@ -346,12 +366,14 @@ pub enum Problem {
         /// then restored as live; otherwise it is freed).
         restorable: bool,
     },
-    /// A free record's sequence number would give out-of-range ids.
+    /// A record's sequence number would give out-of-range ids.
     RecordSeq {
         /// The sequence number.
         seq: u32,
         /// The largest valid one.
         max: u32,
+        /// How it is repaired.
+        fix: SeqFix,
     },
     /// The id table's `highest` mark misses live records (or is beyond the
     /// table): lookups by key and listings skip them.
@@ -457,7 +479,8 @@ pub enum Problem {
         /// Bytes queued.
         bytes: u64,
     },
-    /// Nodes or cells that nobody holds and no FIFO reaches: lost capacity.
+    /// Nodes or cells that nobody holds and no FIFO reaches: lost capacity
+    /// (what a dead process held that recovery missed, or damage).
     Leaked {
         /// Which pool.
         pool: PoolKind,
@@ -499,7 +522,7 @@ impl fmt::Display for Problem {
                 f.write_str("removal left half done by a dead process")
             }
             Problem::RecordInvalid { state, .. } => write!(f, "invalid state {state:#x}"),
-            Problem::RecordSeq { seq, max } => {
+            Problem::RecordSeq { seq, max, .. } => {
                 write!(f, "sequence number {seq} above {max} (ids would overflow)")
             }
             Problem::HighestWrong { value, expected } => {
@@ -626,9 +649,17 @@ impl Problem {
                 restorable: true, ..
             } => "restored as live (its file is a valid queue)",
             Problem::RecordInvalid { .. } => "freed",
+            Problem::RecordSeq {
+                fix: SeqFix::FromFile { .. },
+                ..
+            } => "corrected from its file",
+            Problem::RecordSeq {
+                fix: SeqFix::Free, ..
+            } => "freed (no valid file holds its queue)",
             Problem::FileMissing => "record freed",
             Problem::OrphanFile { .. } | Problem::StaleTempFile { .. } => "removed",
             Problem::DeadHolder { .. } => "recovered",
+            Problem::Leaked { .. } => "freed",
             Problem::NonemptyBitMissing { .. } => "set",
             Problem::QbytesTooLarge { .. } => "lowered to the maximum",
             Problem::HiddenFree { .. } => "made visible",
@@ -753,9 +784,11 @@ impl Finding {
     /// What was done or is to be done, in words (empty for notes without one).
     pub fn action(&self) -> String {
         match &self.outcome {
-            Outcome::Note => match self.problem {
+            Outcome::Note => match &self.problem {
                 Problem::UnknownFile => "left alone".into(),
-                Problem::NotChecked { .. } => Advice::RunAsOwnerOrRoot.to_string(),
+                Problem::NotChecked { reason } if reason == PERMISSION_DENIED => {
+                    Advice::RunAsOwnerOrRoot.to_string()
+                }
                 _ => String::new(),
             },
             Outcome::Repaired => self.problem.remedy().into(),
@@ -1040,13 +1073,13 @@ impl Namespace {
             None
         } else {
             let deadline = Instant::now() + d.opts.lock_timeout;
+            let holder = self.table().header.lock.load(Ordering::Relaxed) as u32;
             match self.lock_until(deadline) {
                 Some((guard, took_over)) => {
                     if took_over {
-                        // The holder's pid is gone from the word; say so.
                         d.push(
                             Subject::IdTable,
-                            Problem::LockHolderDead { pid: 0 },
+                            Problem::LockHolderDead { pid: holder },
                             Outcome::Repaired,
                         );
                     }
@@ -1066,7 +1099,7 @@ impl Namespace {
         // With the lock (or in a dry run, reporting only), the records and
         // the files; with a busy lock, neither can be judged safely.
         if locked.is_some() || d.opts.dry_run {
-            check_records(&mut d, self);
+            check_records(&mut d, self, names);
             check_files(&mut d, self, names);
         }
         drop(locked);
@@ -1105,9 +1138,9 @@ impl Namespace {
             return Err(RemoveError::Invalid);
         }
         let path = self.queue_path(id);
-        let mapped = self.open_file(id).ok();
+        let mapped = self.open_file(id).ok().map(std::sync::Arc::new);
         if let Some(m) = &mapped {
-            let q = crate::queue::Queue::new(self.clone(), std::sync::Arc::new(clone_map(m)?), id);
+            let q = crate::queue::Queue::new(self.clone(), m.clone(), id);
             if !q.perms().may_control() {
                 return Err(RemoveError::Permission);
             }
@@ -1127,12 +1160,6 @@ impl Namespace {
         self.finish_remove(idx);
         Ok(())
     }
-}
-
-/// A second mapping of the file `m` maps (for a `Queue` handle that owns it).
-fn clone_map(m: &crate::shm::Mapped) -> Result<crate::shm::Mapped, RemoveError> {
-    let stamp = m.state().header.namespace_stamp.load(Ordering::Relaxed);
-    crate::shm::Mapped::open(&m.path, stamp).map_err(|_| RemoveError::Invalid)
 }
 
 /// Under a lock taken over from a dead holder, outside a doctor run: what
@@ -1221,9 +1248,7 @@ fn check_lock_dry(d: &mut Doctor<'_>, ns: &Namespace) {
     if holder != 0 && !crate::process::is_alive(holder as u32, start) {
         d.push(
             Subject::IdTable,
-            Problem::LockHolderDead {
-                pid: holder as u32,
-            },
+            Problem::LockHolderDead { pid: holder as u32 },
             Outcome::WouldRepair,
         );
     }
@@ -1237,8 +1262,25 @@ fn lock_free_or_dead(ns: &Namespace) -> bool {
     holder == 0 || !crate::process::is_alive(holder as u32, h.lock_start.load(Ordering::Relaxed))
 }
 
+/// The valid queue file among `names` that belongs to record `idx` with key
+/// `key`, if any: its id.
+fn file_of_record(ns: &Namespace, names: &[String], idx: usize, key: u32) -> Option<i32> {
+    let n = ns.table().records.len();
+    names.iter().find_map(|name| match classify(name) {
+        FileKind::Queue(id) if id as usize % n == idx => {
+            let m = ns.open_file(id).ok()?;
+            let h = m.state().header;
+            (h.id.load(Ordering::Relaxed) as u32 as i32 == id
+                && h.key.load(Ordering::Relaxed) as u32 == key
+                && !m.state().is_removed())
+            .then_some(id)
+        }
+        _ => None,
+    })
+}
+
 /// The records, under the lock (or in a dry run, reporting only).
-fn check_records(d: &mut Doctor<'_>, ns: &Namespace) {
+fn check_records(d: &mut Doctor<'_>, ns: &Namespace, names: &[String]) {
     let t = ns.table();
     let n = t.records.len();
     let judge_stuck = !d.opts.dry_run || lock_free_or_dead(ns);
@@ -1257,12 +1299,42 @@ fn check_records(d: &mut Doctor<'_>, ns: &Namespace) {
         match state {
             rstate::FREE => {
                 if seq > max_seq {
-                    d.repair(subject, Problem::RecordSeq { seq, max: max_seq }, || {
+                    let problem = Problem::RecordSeq {
+                        seq,
+                        max: max_seq,
+                        fix: SeqFix::Wrap,
+                    };
+                    d.repair(subject, problem, || {
                         r.seq.store(seq % (max_seq + 1), Ordering::Relaxed);
                         Ok(())
                     });
                 }
                 continue;
+            }
+            rstate::LIVE if seq > max_seq => {
+                // Its id overflows: find its file by record and key instead.
+                let key = r.key.load(Ordering::Relaxed);
+                let fix = match file_of_record(ns, names, idx, key) {
+                    Some(id) => SeqFix::FromFile { id },
+                    None => SeqFix::Free,
+                };
+                let problem = Problem::RecordSeq {
+                    seq,
+                    max: max_seq,
+                    fix,
+                };
+                d.repair(subject, problem, || {
+                    match fix {
+                        SeqFix::FromFile { id } => {
+                            r.seq.store((id as usize / n) as u32, Ordering::Relaxed)
+                        }
+                        _ => {
+                            r.seq.store(seq % (max_seq + 1), Ordering::Relaxed);
+                            t.free_record(idx);
+                        }
+                    }
+                    Ok(())
+                });
             }
             rstate::LIVE => {}
             rstate::CREATING if judge_stuck => {
@@ -1300,15 +1372,19 @@ fn check_records(d: &mut Doctor<'_>, ns: &Namespace) {
                         && h.key.load(Ordering::Relaxed) as u32 == r.key.load(Ordering::Relaxed)
                         && !m.state().is_removed()
                 });
-                d.repair(subject, Problem::RecordInvalid { state, restorable }, || {
-                    if restorable {
-                        r.state.store(rstate::LIVE, Ordering::Release);
-                    } else {
-                        let _ = std::fs::remove_file(ns.queue_path(id));
-                        t.free_record(idx);
-                    }
-                    Ok(())
-                });
+                d.repair(
+                    subject,
+                    Problem::RecordInvalid { state, restorable },
+                    || {
+                        if restorable {
+                            r.state.store(rstate::LIVE, Ordering::Release);
+                        } else {
+                            let _ = std::fs::remove_file(ns.queue_path(id));
+                            t.free_record(idx);
+                        }
+                        Ok(())
+                    },
+                );
             }
         }
         if r.state.load(Ordering::Acquire) == rstate::LIVE
@@ -1363,13 +1439,12 @@ fn check_files(d: &mut Doctor<'_>, ns: &Namespace, names: &[String]) {
                     && (state == rstate::LIVE
                         || (d.opts.dry_run && state != rstate::FREE)
                         || !judge);
-                if pointed_at {
-                    continue;
+                let gone = std::fs::symlink_metadata(ns.queue_path(id)).is_err();
+                if pointed_at || gone {
+                    continue; // listed, or removed by a repair above
                 }
                 let mapped = ns.open_file(id).ok();
-                let messages = mapped
-                    .as_ref()
-                    .map(|m| m.state().counter().load().qnum);
+                let messages = mapped.as_ref().map(|m| m.state().counter().load().qnum);
                 let path = ns.queue_path(id);
                 d.repair(subject, Problem::OrphanFile { messages }, || {
                     unlink(&path)?;
@@ -1403,14 +1478,18 @@ fn open_queue(
             d.repair(subject, Problem::FileMissing, || {
                 let (_guard, _) = ns
                     .lock_until(deadline)
-                    .ok_or("the namespace lock is busy")?;
+                    .ok_or_else(|| "the namespace lock is busy".to_string())?;
                 // Still live with the same id, and still no file?
-                if t.live_index(id) == Some(idx) && !ns.queue_path(id).exists() {
-                    t.records[idx]
-                        .state
-                        .store(rstate::REMOVING, Ordering::Release);
-                    ns.finish_remove(idx);
+                if t.live_index(id) != Some(idx) {
+                    return Err("its record changed meanwhile".into());
                 }
+                if ns.queue_path(id).exists() {
+                    return Err("its file is back".into());
+                }
+                t.records[idx]
+                    .state
+                    .store(rstate::REMOVING, Ordering::Release);
+                ns.finish_remove(idx);
                 Ok(())
             });
             None
@@ -1419,7 +1498,7 @@ fn open_queue(
             d.push(
                 subject,
                 Problem::NotChecked {
-                    reason: "permission denied".into(),
+                    reason: PERMISSION_DENIED.into(),
                 },
                 Outcome::Note,
             );
@@ -1439,7 +1518,7 @@ fn open_queue(
                 Problem::NotChecked {
                     reason: e.to_string(),
                 },
-                Outcome::NeedsAction(Advice::RemoveQueue { id }),
+                Outcome::Note,
             );
             None
         }

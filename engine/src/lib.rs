@@ -31,6 +31,8 @@
 mod accounting;
 mod blocking;
 mod cell_pool;
+#[cfg(not(loom))]
+mod doctor;
 mod error;
 #[cfg(not(loom))]
 mod ftok;
@@ -61,6 +63,11 @@ mod wait;
 #[cfg(test)]
 mod test_support;
 
+#[cfg(not(loom))]
+pub use doctor::{
+    Activity, Advice, DoctorOptions, DoctorReport, FifoFault, FileDamage, Finding, Health, Outcome,
+    Place, PoolKind, Problem, RemoveError, SeqFix, Stuck, Subject,
+};
 pub use error::{CtlError, GetError, OpenError, RecvError, SendError};
 #[cfg(not(loom))]
 pub use ftok::ftok;

@@ -273,11 +273,6 @@ impl Namespace {
         &self.inner.table
     }
 
-    /// The namespace's identity, recorded in each of its queue files.
-    pub(crate) fn stamp(&self) -> u64 {
-        self.inner.stamp
-    }
-
     /// Finishes or undoes what a dead lock holder left half done.
     fn repair_locked(&self) {
         let t = &self.inner.table;

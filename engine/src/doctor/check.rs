@@ -1,0 +1,790 @@
+//! The doctor's checks of one live queue: identity, header, attachment slots
+//! (dead holders recovered), then every type entry, node and data cell.
+//!
+//! Two kinds of finding come out of a pass over the regions:
+//! - values that are wrong whatever other processes are doing (an index
+//!   beyond its region, a status no code writes): reported at once;
+//! - cross-checks that hold only between operations (a FIFO walk that meets a
+//!   recycled node, the accounting word against the FIFOs, nodes nobody
+//!   reaches): reported only from a *quiet* pass, one before and after which
+//!   no slot was mid-operation and neither the accounting word nor the send
+//!   stamp moved. A queue that is never quiet gets a note instead.
+
+use super::{
+    open_queue, Activity, Advice, Doctor, FifoFault, Outcome, Place, PoolKind, Problem, Subject,
+};
+use crate::cell_pool::{gen_of, owner_of};
+use crate::ids::rstate;
+use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL, PAGE};
+use crate::namespace::Namespace;
+use crate::slots::{self, phase};
+use crate::state::QueueState;
+use crate::sync::Ordering;
+use crate::type_dir::{egen_of, eslot_of, estatus, estatus_of, EntryRef};
+use crate::type_fifo::{slot_of, status, status_of};
+use std::time::{Duration, Instant};
+
+/// How many passes may find the queue busy before the cross-checks give up.
+const QUIET_ATTEMPTS: u32 = 3;
+
+/// The byte ranges of a file that hold data rather than holes
+/// (`SEEK_DATA` / `SEEK_HOLE`); everything else reads as zeros.
+pub(super) struct DataMap {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl DataMap {
+    /// The data ranges of the first `len` bytes of `file`; the whole of it if
+    /// the file system cannot say.
+    pub(super) fn of_file(file: &std::fs::File, len: u64) -> DataMap {
+        use rustix::fs::{seek, SeekFrom};
+        let mut ranges = Vec::new();
+        let mut off = 0u64;
+        // Each round moves past at least one page of data and one hole.
+        for _ in 0..=len / PAGE as u64 + 1 {
+            if off >= len {
+                break;
+            }
+            let start = match seek(file, SeekFrom::Data(off)) {
+                Ok(p) => p,
+                Err(rustix::io::Errno::NXIO) => break, // only holes from here
+                Err(_) => return DataMap::all(len),
+            };
+            if start >= len {
+                break;
+            }
+            let end = seek(file, SeekFrom::Hole(start)).unwrap_or(len).min(len);
+            if end <= start {
+                return DataMap::all(len);
+            }
+            ranges.push((start, end));
+            off = end;
+        }
+        DataMap { ranges }
+    }
+
+    /// The data ranges of the file at `path` (opened without following a
+    /// symlink); the whole of it if that fails.
+    pub(super) fn of_path(path: &std::path::Path) -> DataMap {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path);
+        match file.and_then(|f| Ok((f.metadata()?.len(), f))) {
+            Ok((len, f)) => DataMap::of_file(&f, len),
+            Err(_) => DataMap::all(u64::MAX),
+        }
+    }
+
+    fn all(len: u64) -> DataMap {
+        DataMap {
+            ranges: vec![(0, len)],
+        }
+    }
+
+    /// The indices of the elements of a region (`count` elements of `size`
+    /// bytes from byte `off`) that lie at least in part in data, ascending.
+    pub(super) fn indices(&self, off: usize, size: usize, count: usize) -> Vec<usize> {
+        let (off, size) = (off as u64, size as u64);
+        let end = off + size * count as u64;
+        let mut out = Vec::new();
+        let mut next = 0u64; // first index not yet listed
+        for &(s, e) in &self.ranges {
+            if e <= off || s >= end {
+                continue;
+            }
+            let first = ((s.max(off) - off) / size).max(next);
+            let last = (e.min(end) - off).div_ceil(size);
+            out.extend((first..last).map(|i| i as usize));
+            next = next.max(last);
+        }
+        out
+    }
+}
+
+/// What decides whether a pass saw the queue between operations.
+#[derive(Debug, PartialEq, Eq)]
+struct Signature {
+    counter: u64,
+    next_seq: u64,
+    /// `(state, phase)` of every slot in use.
+    slots: Vec<(usize, u64, u64)>,
+    /// Every slot in use is between operations (or dead between operations).
+    quiet: bool,
+}
+
+impl Signature {
+    fn read(st: &QueueState<'_>, data: &DataMap) -> Signature {
+        // Acquire (all): what a pass reads after this signature is at least
+        // as new as it; two equal signatures around a pass mean that no
+        // operation started, ended or moved the counts in between.
+        let counter = st.header.counter.load(Ordering::Acquire);
+        let next_seq = st.header.next_seq.load(Ordering::Acquire);
+        let mut slots = Vec::new();
+        let mut quiet = true;
+        for i in data.indices(st.geo.slots_off, SLOT_SIZE, st.slots.len()) {
+            let rec = &st.slots[i];
+            let s = rec.state.load(Ordering::Acquire);
+            if slots::status_of(s) == slots::FREE {
+                continue;
+            }
+            let p = rec.phase.load(Ordering::Acquire);
+            if slots::status_of(s) != slots::ACTIVE || phase::kind(p) != phase::IDLE {
+                quiet = false;
+            }
+            slots.push((i, s, p));
+        }
+        Signature {
+            counter,
+            next_seq,
+            slots,
+            quiet,
+        }
+    }
+}
+
+const SLOT_SIZE: usize = std::mem::size_of::<crate::layout::SlotRecord>();
+const ENTRY_SIZE: usize = std::mem::size_of::<crate::layout::Entry>();
+const NODE_SIZE: usize = std::mem::size_of::<crate::layout::Node>();
+
+/// What one pass over the entries, nodes and cells found.
+#[derive(Default)]
+struct Pass {
+    /// Wrong whatever anyone is doing.
+    always: Vec<Problem>,
+    /// Wrong only if the pass was quiet.
+    quiet: Vec<Problem>,
+    /// Entries holding messages whose non-empty bit is clear: `(entry, type)`.
+    missing_bits: Vec<(u32, i64)>,
+    /// Messages and bytes the FIFOs hold.
+    queued: u64,
+    bytes: u64,
+    /// A FIFO is broken: counts are incomplete.
+    broken: bool,
+    /// `(node, state)` of taken nodes that no FIFO reaches.
+    leaked_nodes: Vec<(u32, u64)>,
+    /// Per data class, `(cell, state)` of cells no node holds.
+    leaked_cells: Vec<Vec<(u32, u64)>>,
+}
+
+/// Checks live queue `id` (record `idx`, key `key`) and repairs what it can.
+pub(super) fn queue(d: &mut Doctor<'_>, ns: &Namespace, idx: usize, id: i32, key: i32) {
+    let Some(m) = open_queue(d, ns, idx, id, key) else {
+        return;
+    };
+    d.queues_checked += 1;
+    let subject = Subject::Queue { id, key };
+    let st = m.state();
+    let h = st.header;
+    let found = h.id.load(Ordering::Relaxed);
+    if found as u32 as i32 != id {
+        // `Namespace::queue` refuses it: nobody can use it.
+        d.push(
+            subject,
+            Problem::IdMismatch { found },
+            Outcome::NeedsAction(Advice::RemoveQueue { id }),
+        );
+        return;
+    }
+    let file_key = h.key.load(Ordering::Relaxed) as u32 as i32;
+    if file_key != key {
+        d.push(
+            subject.clone(),
+            Problem::KeyMismatch { found: file_key },
+            Outcome::NeedsAction(Advice::DrainAndRemove { id }),
+        );
+    }
+    if st.is_removed() {
+        // IPC_RMID marked it, but the record stayed: finish the removal.
+        let deadline = Instant::now() + d.opts.lock_timeout;
+        d.repair(subject, Problem::RemovedButListed, || {
+            let (_guard, _) = ns
+                .lock_until(deadline)
+                .ok_or_else(|| "the namespace lock is busy".to_string())?;
+            let t = ns.table();
+            if t.live_index(id) != Some(idx) {
+                return Err("its record changed meanwhile".into());
+            }
+            t.records[idx]
+                .state
+                .store(rstate::REMOVING, Ordering::Release);
+            ns.finish_remove(idx);
+            Ok(())
+        });
+        return;
+    }
+    let data = DataMap::of_file(&m.file, st.geo.file_size as u64);
+    check_header(d, &subject, st);
+    check_slots(d, &subject, st, &data);
+    check_regions(d, &subject, id, st, &data);
+}
+
+fn check_header(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>) {
+    let qmax = st.geo.params.qbytes_max;
+    let qbytes = st.header.control.qbytes.load(Ordering::Relaxed);
+    if qbytes > qmax {
+        let word = &st.header.control.qbytes;
+        d.repair(
+            subject.clone(),
+            Problem::QbytesTooLarge { qbytes, max: qmax },
+            || {
+                // Relaxed: a limit, as IPC_SET writes it; a concurrent IPC_SET wins.
+                let _ = word.compare_exchange(qbytes, qmax, Ordering::Relaxed, Ordering::Relaxed);
+                Ok(())
+            },
+        );
+    }
+}
+
+/// The attachment slots: bad fields, the highest-slot mark, dead holders.
+fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data: &DataMap) {
+    let id = match subject {
+        Subject::Queue { id, .. } => *id,
+        _ => 0,
+    };
+    let geo = &st.geo;
+    let me = crate::process::pid();
+    let mut in_use_high = 0usize;
+    let mut dead = Vec::new();
+    for i in data.indices(geo.slots_off, SLOT_SIZE, st.slots.len()) {
+        let rec = &st.slots[i];
+        // Acquire: pairs with SYNC(slot_free) and SYNC(phase).
+        let s = rec.state.load(Ordering::Acquire);
+        let status = slots::status_of(s);
+        let bad = |field, value| Problem::BadField {
+            place: Place::Slot(i),
+            field,
+            value,
+        };
+        let mut problems = Vec::new();
+        if status > slots::RECOVERING {
+            problems.push(bad("state", s));
+        }
+        if status != slots::FREE {
+            in_use_high = i + 1;
+        }
+        if status == slots::ACTIVE || status == slots::RECOVERING {
+            let p = rec.phase.load(Ordering::Acquire);
+            if phase::kind(p) > phase::RELEASE {
+                problems.push(bad("phase", p));
+            }
+            let hazard = rec.hazard.load(Ordering::Relaxed);
+            let entry = (hazard as u32).wrapping_sub(1) as usize;
+            if hazard != crate::type_dir::NO_HAZARD && entry >= geo.n_entries {
+                problems.push(bad("hazard", hazard));
+            }
+            let op = NodeRef(rec.op_node.load(Ordering::Relaxed));
+            if !op.is_nil() && op.index() as usize >= geo.n_nodes {
+                problems.push(bad("op_node", op.0));
+            }
+            // `acct_done` first: it never passes `acct_seq`, which only grows.
+            let done = rec.acct_done.load(Ordering::Acquire);
+            let seq = rec.acct_seq.load(Ordering::SeqCst);
+            if done > seq {
+                problems.push(bad("acct_done", done));
+            }
+            let pid = slots::pid_of(s);
+            let start = if status == slots::ACTIVE {
+                rec.start_time.load(Ordering::Relaxed)
+            } else {
+                rec.helper_start.load(Ordering::Relaxed)
+            };
+            if pid != me && !crate::process::is_alive(pid, start) {
+                let bytes = rec.op_bytes.load(Ordering::Relaxed);
+                let doing = if status == slots::RECOVERING {
+                    Activity::Recovering
+                } else {
+                    match phase::kind(p) {
+                        phase::IDLE => Activity::Idle,
+                        phase::SEND => Activity::Sending { bytes },
+                        phase::RECV => Activity::Receiving { bytes },
+                        phase::RELEASE => Activity::Releasing { bytes },
+                        _ => Activity::Unknown { phase: p },
+                    }
+                };
+                dead.push((i, pid, doing));
+            }
+        }
+        for p in problems {
+            d.push(
+                subject.clone(),
+                p,
+                Outcome::NeedsAction(Advice::DrainAndRemove { id }),
+            );
+        }
+    }
+    // The mark bounds every scan of the slots (recovery's included).
+    let word = &st.header.slots_high.0;
+    let high = word.load(Ordering::SeqCst) as usize;
+    let expected = high.min(st.slots.len()).max(in_use_high);
+    if expected != high {
+        d.repair(
+            subject.clone(),
+            Problem::SlotsHighWrong {
+                value: high as u64,
+                expected: expected as u64,
+            },
+            || {
+                // SeqCst, as claimers raise it (see `slots::claim`). Lowered
+                // only from beyond the table, to the table's size.
+                if expected > high {
+                    word.fetch_max(expected as u32, Ordering::SeqCst);
+                } else {
+                    let _ = word.compare_exchange(
+                        high as u32,
+                        expected as u32,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
+                Ok(())
+            },
+        );
+    }
+    if dead.is_empty() {
+        return;
+    }
+    if !d.opts.dry_run {
+        st.recover_dead_slots();
+    }
+    for (i, pid, doing) in dead {
+        let problem = Problem::DeadHolder {
+            slot: i,
+            pid,
+            doing,
+        };
+        d.repair(subject.clone(), problem, || {
+            let s = st.slots[i].state.load(Ordering::Acquire);
+            if slots::status_of(s) != slots::FREE && slots::pid_of(s) == pid {
+                Err("still held (another process may be recovering it)".into())
+            } else {
+                Ok(())
+            }
+        });
+    }
+}
+
+/// Entries, nodes and cells: a pass, repeated until one is quiet.
+fn check_regions(
+    d: &mut Doctor<'_>,
+    subject: &Subject,
+    id: i32,
+    st: &QueueState<'_>,
+    data: &DataMap,
+) {
+    let damaged = Outcome::NeedsAction(Advice::DrainAndRemove { id });
+    let mut last = None;
+    for attempt in 0..QUIET_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(20 << attempt));
+        }
+        let before = Signature::read(st, data);
+        let p = pass(st, data);
+        let after = Signature::read(st, data);
+        if before == after && before.quiet {
+            report_quiet_pass(d, subject, id, st, p, &before);
+            return;
+        }
+        // A dry run cannot wait out a dead process's half-done operation.
+        let stuck_dead = d.opts.dry_run
+            && d.findings.iter().any(|f| {
+                f.subject == *subject
+                    && matches!(
+                        f.problem,
+                        Problem::DeadHolder { doing, .. } if doing != Activity::Idle
+                    )
+            });
+        last = Some((p, stuck_dead));
+        if stuck_dead {
+            break;
+        }
+    }
+    let Some((p, stuck_dead)) = last else { return };
+    for problem in p.always {
+        d.push(subject.clone(), problem, damaged.clone());
+    }
+    if !stuck_dead {
+        d.push(subject.clone(), Problem::Busy, Outcome::Note);
+    }
+}
+
+fn report_quiet_pass(
+    d: &mut Doctor<'_>,
+    subject: &Subject,
+    id: i32,
+    st: &QueueState<'_>,
+    p: Pass,
+    sig: &Signature,
+) {
+    let damaged = Outcome::NeedsAction(Advice::DrainAndRemove { id });
+    for problem in p.always.into_iter().chain(p.quiet) {
+        d.push(subject.clone(), problem, damaged.clone());
+    }
+    let dir = st.directory();
+    for (entry, mtype) in p.missing_bits {
+        d.repair(
+            subject.clone(),
+            Problem::NonemptyBitMissing { entry, mtype },
+            || {
+                dir.set_nonempty(entry);
+                Ok(())
+            },
+        );
+    }
+    if p.broken {
+        return; // the counts are partial; the FIFO findings say what to do
+    }
+    let t = crate::accounting::Tally::unpack(sig.counter);
+    if (t.qnum, t.cbytes) != (p.queued, p.bytes) {
+        let problem = Problem::AccountingWrong {
+            qnum: t.qnum,
+            cbytes: t.cbytes,
+            queued: p.queued,
+            bytes: p.bytes,
+        };
+        d.repair(subject.clone(), problem, || {
+            correct_counter(st, sig.counter, p.queued, p.bytes)
+        });
+    }
+    // Nodes and cells nobody holds: what a dead process held that recovery
+    // missed (or damage). In a quiet pass nobody is mid-operation, so nobody
+    // can come to own them: free each with a CAS from the state the pass saw
+    // (which fails if anything changed it since).
+    if !p.leaked_nodes.is_empty() {
+        let problem = Problem::Leaked {
+            pool: PoolKind::Nodes,
+            count: p.leaked_nodes.len(),
+        };
+        d.repair(subject.clone(), problem, || {
+            let mut all = true;
+            for &(x, s) in &p.leaked_nodes {
+                st.free_data_of(NodeRef::new(x, gen_of(s)));
+                all &= st.node_pool.free(x, s);
+            }
+            all.then_some(())
+                .ok_or_else(|| "the queue changed meanwhile; run the doctor again".into())
+        });
+    }
+    for (c, cells) in p.leaked_cells.iter().enumerate() {
+        if cells.is_empty() {
+            continue;
+        }
+        let class = &st.classes[c];
+        let problem = Problem::Leaked {
+            pool: PoolKind::Cells {
+                size: class.cell_size,
+            },
+            count: cells.len(),
+        };
+        d.repair(subject.clone(), problem, || {
+            let freed = cells
+                .iter()
+                .filter(|&&(i, s)| class.pool.free(i, s))
+                .count();
+            (freed == cells.len())
+                .then_some(())
+                .ok_or_else(|| "the queue changed meanwhile; run the doctor again".into())
+        });
+    }
+    if !d.opts.dry_run {
+        // Free cells whose bitmap bit was left set (a process killed between
+        // freeing a cell and clearing its bit): invisible to allocators
+        // until healed. A quiet queue has no such bit legitimately.
+        let hidden = st.node_pool.heal() + st.classes.iter().map(|c| c.pool.heal()).sum::<usize>();
+        if hidden > 0 {
+            d.push(
+                subject.clone(),
+                Problem::HiddenFree { count: hidden },
+                Outcome::Repaired,
+            );
+        }
+    }
+}
+
+/// Rewrites the accounting word `seen` with the counts the FIFOs hold,
+/// keeping its tag (so that `Counter::was_applied` answers as before), if
+/// nobody changed it meanwhile.
+fn correct_counter(st: &QueueState<'_>, seen: u64, qnum: u64, cbytes: u64) -> Result<(), String> {
+    use crate::accounting::Tally;
+    let old = Tally::unpack(seen);
+    // The fields' positions, found from `Tally::unpack` rather than assumed.
+    let field = |pick: fn(&Tally) -> u64| {
+        (0..64)
+            .find(|b| pick(&Tally::unpack(1u64 << b)) == 1)
+            .unwrap_or(64)
+    };
+    let (qnum_shift, cbytes_shift) = (field(|t| t.qnum), field(|t| t.cbytes));
+    if qnum_shift == 64 || cbytes_shift == 64 {
+        return Err("unknown accounting layout".into());
+    }
+    let cleared = seen & !(old.qnum << qnum_shift) & !(old.cbytes << cbytes_shift);
+    let fixed = cleared | qnum << qnum_shift | cbytes << cbytes_shift;
+    let t = Tally::unpack(fixed);
+    if (t.qnum, t.cbytes, t.slot, t.parity) != (qnum, cbytes, old.slot, old.parity) {
+        return Err("counts do not fit the accounting word".into());
+    }
+    // SYNC(acct_word): AcqRel, as every writer of the word.
+    st.header
+        .counter
+        .compare_exchange(seen, fixed, Ordering::AcqRel, Ordering::Relaxed)
+        .map(|_| ())
+        .map_err(|_| "the queue changed meanwhile; run the doctor again".into())
+}
+
+/// One pass over entries (walking their FIFOs), nodes and cells.
+fn pass(st: &QueueState<'_>, data: &DataMap) -> Pass {
+    let geo = &st.geo;
+    let mut p = Pass::default();
+    // Which entry's walk reached each node (`entry + 1`), 0 if none.
+    let mut reached = vec![0u32; geo.n_nodes];
+    for i in data.indices(geo.entries_off, ENTRY_SIZE, geo.n_entries) {
+        check_entry(st, i as u32, &mut reached, &mut p);
+    }
+    for i in data.indices(geo.nodes_off, NODE_SIZE, geo.n_nodes) {
+        check_node(st, i as u32, reached[i] != 0, &mut p);
+    }
+    for (c, class) in geo.classes.iter().enumerate() {
+        let mut leaked = Vec::new();
+        for i in data.indices(class.states_off, 8, class.count) {
+            let Some(s) = st.classes[c].pool.state(i as u32) else {
+                continue;
+            };
+            let owner = owner_of(s);
+            if owner == 0 {
+                continue;
+            }
+            let node = owner - 1;
+            let Some(n) = st.nodes.get(node as usize) else {
+                p.always.push(Problem::BadField {
+                    place: Place::Cell {
+                        class: c,
+                        index: i as u32,
+                    },
+                    field: "owner",
+                    value: s,
+                });
+                continue;
+            };
+            // The owner must be a node that still holds its text here.
+            let ns = n.state.load(Ordering::Acquire);
+            let holds = owner_of(ns) != 0
+                && matches!(status_of(ns), status::HELD | status::QUEUED | status::TAKEN)
+                && n.data.load(Ordering::Relaxed) == data_ref(c, i as u32);
+            if !holds {
+                leaked.push((i as u32, s));
+            }
+        }
+        p.leaked_cells.push(leaked);
+    }
+    p
+}
+
+/// Entry `i`: its fields, and a walk of its FIFO.
+fn check_entry(st: &QueueState<'_>, i: u32, reached: &mut [u32], p: &mut Pass) {
+    let geo = &st.geo;
+    let e = &st.entries[i as usize];
+    // Acquire: pairs with SYNC(publish) / SYNC(entry_free).
+    let s = e.state.load(Ordering::Acquire);
+    let bad = |field, value| Problem::BadField {
+        place: Place::Entry(i),
+        field,
+        value,
+    };
+    let es = estatus_of(s);
+    if es > estatus::DOOMED {
+        p.always.push(bad("state", s));
+        return;
+    }
+    if es == estatus::FREE {
+        return;
+    }
+    if matches!(es, estatus::RESERVED | estatus::RECLAIMING) && eslot_of(s) >= geo.n_slots {
+        p.always.push(bad("state", s));
+    }
+    let head = NodeRef(e.head.load(Ordering::Acquire));
+    let tail = NodeRef(e.tail.load(Ordering::Acquire));
+    let mut in_range = true;
+    for (field, r) in [("head", head), ("tail", tail)] {
+        if r.index() as usize >= geo.n_nodes {
+            p.always.push(bad(field, r.0));
+            in_range = false;
+        }
+    }
+    if !in_range {
+        p.broken = true;
+        return;
+    }
+    let key = e.key.load(Ordering::Relaxed);
+    let me = EntryRef {
+        index: i,
+        gen: egen_of(s),
+    };
+    let lenient = es == estatus::DOOMED; // its removal may be half done
+    let walk = walk_fifo(st, me, es, key, head, tail, reached, lenient);
+    let (queued, bytes) = match walk {
+        Ok(counts) => counts,
+        Err(_) if lenient => (0, 0),
+        Err((fault, always)) => {
+            let problem = Problem::FifoBroken {
+                entry: i,
+                mtype: key,
+                fault,
+            };
+            if always {
+                p.always.push(problem);
+            } else {
+                p.quiet.push(problem);
+            }
+            p.broken = true;
+            return;
+        }
+    };
+    if es == estatus::LIVE && !st.directory().is_published(i as usize, key) {
+        p.quiet.push(Problem::FifoBroken {
+            entry: i,
+            mtype: key,
+            fault: FifoFault::Unpublished,
+        });
+    }
+    if queued > 0 {
+        let word = st.nonempty.get(i as usize / 64);
+        let bit = word.map(|w| w.load(Ordering::SeqCst) >> (i % 64) & 1);
+        if bit == Some(0) {
+            p.missing_bits.push((i, key));
+        }
+    }
+    p.queued += queued;
+    p.bytes += bytes;
+}
+
+/// Walks entry `me`'s FIFO from `head`, at most once around the node pool.
+/// Returns the messages and bytes queued, or the fault and whether it is
+/// wrong whatever anyone is doing.
+#[allow(clippy::too_many_arguments)]
+fn walk_fifo(
+    st: &QueueState<'_>,
+    me: EntryRef,
+    es: u32,
+    key: i64,
+    head: NodeRef,
+    tail: NodeRef,
+    reached: &mut [u32],
+    lenient: bool,
+) -> Result<(u64, u64), (FifoFault, bool)> {
+    let geo = &st.geo;
+    let mark = me.index + 1;
+    let (mut queued, mut bytes) = (0u64, 0u64);
+    let mut tail_seen = false;
+    let mut cur = head;
+    for step in 0..=geo.n_nodes {
+        let idx = cur.index();
+        // In range: checked for `head`, and for every link below.
+        let n = &st.nodes[idx as usize];
+        let s = n.state.load(Ordering::Acquire);
+        if gen_of(s) != cur.gen() {
+            return Err((FifoFault::StaleLink { node: idx }, false));
+        }
+        match reached[idx as usize] {
+            0 => reached[idx as usize] = mark,
+            m if m == mark => return Err((FifoFault::Cycle { node: idx }, false)),
+            _ => return Err((FifoFault::Shared { node: idx }, false)),
+        }
+        let ns = status_of(s);
+        let fits = if owner_of(s) == 0 {
+            false
+        } else if step == 0 {
+            // The dummy: consumed, or still held by a dead publisher.
+            matches!(ns, status::TAKEN | status::DONE)
+                || (ns == status::HELD && es == estatus::RESERVED)
+        } else {
+            matches!(ns, status::QUEUED | status::TAKEN | status::DONE)
+        };
+        if !fits && !lenient {
+            return Err((
+                FifoFault::Status {
+                    node: idx,
+                    status: if owner_of(s) == 0 { status::FREE } else { ns },
+                },
+                false,
+            ));
+        }
+        if step > 0 && ns == status::QUEUED {
+            if n.entry.load(Ordering::Relaxed) != me.pack() && !lenient {
+                return Err((FifoFault::ForeignNode { node: idx }, false));
+            }
+            let mtype = n.mtype.load(Ordering::Relaxed);
+            if mtype != key && !lenient {
+                return Err((FifoFault::TypeMismatch { node: idx, mtype }, false));
+            }
+            queued += 1;
+            bytes += n.size.load(Ordering::Relaxed) as u64;
+        }
+        tail_seen |= cur == tail;
+        // Acquire: pairs with SYNC(link).
+        let next = NodeRef(n.next.load(Ordering::Acquire));
+        if next.is_nil() {
+            if next.gen() != cur.gen() && !lenient {
+                return Err((FifoFault::BadEnd { node: idx }, false));
+            }
+            if !tail_seen && !lenient {
+                return Err((FifoFault::TailUnreachable, false));
+            }
+            return Ok((queued, bytes));
+        }
+        if next.index() as usize >= geo.n_nodes {
+            return Err((FifoFault::OutOfRange { link: next.0 }, true));
+        }
+        cur = next;
+    }
+    Err((FifoFault::Cycle { node: cur.index() }, false))
+}
+
+/// Node `i`: its state and the fields every index of which must be in range;
+/// counted as leaked if it is taken and no FIFO reached it.
+fn check_node(st: &QueueState<'_>, i: u32, reached: bool, p: &mut Pass) {
+    let geo = &st.geo;
+    let n = &st.nodes[i as usize];
+    // Acquire: pairs with the Release of whoever last changed the node.
+    let s = n.state.load(Ordering::Acquire);
+    let owner = owner_of(s);
+    if owner == 0 {
+        return; // free
+    }
+    let bad = |field, value| Problem::BadField {
+        place: Place::Node(i),
+        field,
+        value,
+    };
+    let ns = status_of(s);
+    let valid = owner >> 25 == 0 // no bits above UNLINKED
+        && matches!(ns, status::HELD | status::QUEUED | status::TAKEN | status::DONE)
+        && match ns {
+            status::HELD | status::TAKEN => slot_of(s) < geo.n_slots,
+            _ => slot_of(s) == 0,
+        };
+    if !valid {
+        p.always.push(bad("state", s));
+        return;
+    }
+    let next = NodeRef(n.next.load(Ordering::Relaxed));
+    if !next.is_nil() && next.index() as usize >= geo.n_nodes {
+        p.always.push(bad("next", next.0));
+    }
+    let data = n.data.load(Ordering::Relaxed);
+    let cell = st.data_cell(data);
+    if data != NIL && cell.is_none() {
+        p.always.push(bad("data", data as u64));
+    } else if matches!(ns, status::QUEUED | status::TAKEN) {
+        // Fixed while the node is reachable; checked in quiet passes only,
+        // since a sender fills them before it publishes the node.
+        let size = n.size.load(Ordering::Relaxed) as u64;
+        let room = cell.map_or(INLINE_BYTES, |(class, _)| class.cell_size) as u64;
+        if size > room || size > geo.params.msgmax {
+            p.quiet.push(bad("size", size));
+        }
+    }
+    if !reached {
+        p.leaked_nodes.push((i, s));
+    }
+}
