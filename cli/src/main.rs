@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod doctor;
 mod errors;
 mod json;
 mod ls;
@@ -25,7 +26,9 @@ Exit codes:
   0  success
   1  the operation failed (the message names the errno, e.g. ENOMSG)
   2  usage error
-  3  the namespace cannot be opened or is corrupted";
+  3  the namespace cannot be opened or is corrupted
+  4  doctor: problems found, all repaired
+  5  doctor: damage remains (its report says what to do)";
 
 /// System V message queues in user space: list, remove, inspect, send to and
 /// receive from the queues of a shmq namespace.
@@ -56,6 +59,10 @@ enum Command {
     /// Receive messages and write their text to standard output (msgrcv)
     #[command(after_help = EXIT_CODES)]
     Recv(msg::RecvArgs),
+    /// Check every file of the namespace, recover what dead processes hold,
+    /// remove stale files, and report damage with what to do about it
+    #[command(after_help = doctor::EXIT_CODES)]
+    Doctor(doctor::DoctorArgs),
     /// Compare shmq with the kernel's IPC mechanisms, measured in one run
     #[command(after_help = EXIT_CODES)]
     Bench(bench::BenchArgs),
@@ -87,6 +94,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Stat(a) => stat::run(&namespace(cli)?, a),
         Command::Send(a) => msg::send(&namespace(cli)?, a),
         Command::Recv(a) => msg::recv(&namespace(cli)?, a),
+        Command::Doctor(a) => doctor::run(cli.dir.as_deref(), a),
         Command::Bench(a) => bench::run(cli.dir.as_deref(), a),
         Command::Soak(a) => soak::run(cli.dir.as_deref(), a),
         Command::SoakChild(a) => soak::child(cli.dir.as_deref(), a),

@@ -135,3 +135,28 @@ pub(crate) fn kill_hard(pid: u32) {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
 }
+
+/// SIGBUS handler: one line on stderr, then exit 1 at once (a handler that
+/// returned would fault again on the same access).
+extern "C" fn sigbus(_: libc::c_int) {
+    const MSG: &[u8] = b"shmq: a file of the namespace was truncated while it was mapped (SIGBUS); run the command again\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; `MSG` is static.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::_exit(1);
+    }
+}
+
+/// Makes a SIGBUS (an access past the end of a mapped file that another
+/// process truncated) end the command with a message and exit code 1
+/// instead of a crash.
+pub(crate) fn exit_on_sigbus() {
+    // SAFETY: installs a handler that calls only async-signal-safe
+    // functions (see `sigbus`); `sa` is a live, zero-initialised local.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+    }
+}

@@ -442,7 +442,9 @@ pub enum Problem {
         /// The value.
         value: u64,
     },
-    /// An attachment slot is held by a dead process.
+    /// An attachment slot is held by a dead process that was in the middle
+    /// of an operation. (A dead process's slot between operations holds
+    /// nothing else; it is reclaimed without a finding.)
     DeadHolder {
         /// The slot.
         slot: usize,
@@ -507,7 +509,7 @@ impl fmt::Display for Problem {
                 f,
                 "mode {mode:04o}: world-writable without the sticky bit, so any user can delete any queue"
             ),
-            Problem::IdTableDamaged { detail } => write!(f, "unusable: {detail}"),
+            Problem::IdTableDamaged { detail } => f.write_str(detail),
             Problem::LockHolderDead { pid } => {
                 write!(f, "management lock held by dead process {pid}")
             }
@@ -831,7 +833,7 @@ pub struct DoctorReport {
     pub dir: PathBuf,
     /// Whether this was a dry run.
     pub dry_run: bool,
-    /// Live queues whose files were checked.
+    /// Live queues checked (damaged ones included).
     pub queues_checked: usize,
     /// The findings, in a stable order: directory, temporary files, id table,
     /// records, files, then queues by record.
