@@ -62,6 +62,9 @@ use std::time::{Duration, Instant};
 
 pub use crate::shm::FileDamage;
 
+const IDS_HEADER: usize = std::mem::size_of::<crate::ids::IdsHeader>();
+const IDS_RECORD: usize = std::mem::size_of::<crate::ids::IdRecord>();
+
 /// The reason of a [`Problem::NotChecked`] for a file the caller may not open.
 const PERMISSION_DENIED: &str = "permission denied";
 
@@ -1106,7 +1109,10 @@ impl Namespace {
         }
         drop(locked);
         let t = self.table();
-        for idx in 0..t.records.len() {
+        // Only records in the file's data: the rest are zeros (free), and
+        // reading them through the mapping would allocate tmpfs pages.
+        let data = check::DataMap::of_path(&d.dir.join("ids"));
+        for idx in data.indices(IDS_HEADER, IDS_RECORD, t.records.len()) {
             let r = &t.records[idx];
             if r.state.load(Ordering::Acquire) == rstate::LIVE {
                 let (id, key) = (t.id_of(idx), r.key.load(Ordering::Relaxed) as i32);
@@ -1289,11 +1295,7 @@ fn check_records(d: &mut Doctor<'_>, ns: &Namespace, names: &[String]) {
     let max_seq = ((i32::MAX as usize / n) as u32).saturating_sub(1);
     let mut last_used = 0u64;
     let ids = check::DataMap::of_path(&d.dir.join("ids"));
-    for idx in ids.indices(
-        std::mem::size_of::<crate::ids::IdsHeader>(),
-        std::mem::size_of::<crate::ids::IdRecord>(),
-        n,
-    ) {
+    for idx in ids.indices(IDS_HEADER, IDS_RECORD, n) {
         let r = &t.records[idx];
         let state = r.state.load(Ordering::Acquire);
         let seq = r.seq.load(Ordering::Relaxed);

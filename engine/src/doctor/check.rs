@@ -166,6 +166,10 @@ struct Pass {
     leaked_nodes: Vec<(u32, u64)>,
     /// Per data class, `(cell, state)` of cells no node holds.
     leaked_cells: Vec<Vec<(u32, u64)>>,
+    /// Free cells whose bitmap bit says taken: in the node pool, then per
+    /// data class.
+    hidden_nodes: usize,
+    hidden_cells: Vec<usize>,
 }
 
 /// Checks live queue `id` (record `idx`, key `key`) and repairs what it can.
@@ -217,7 +221,7 @@ pub(super) fn queue(d: &mut Doctor<'_>, ns: &Namespace, idx: usize, id: i32, key
     let data = DataMap::of_file(&m.file, st.geo.file_size as u64);
     check_header(d, &subject, st);
     check_slots(d, &subject, st, &data);
-    check_regions(d, &subject, id, st, &data);
+    check_regions(d, &subject, id, st, &data, &m.file);
 }
 
 fn check_header(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>) {
@@ -342,17 +346,18 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
             },
         );
     }
+    // A process that used a queue keeps its slot until it exits, and its
+    // main thread's slot until someone reclaims it: a dead holder between
+    // operations holds nothing else, and the engine reclaims such slots when
+    // it runs short. Not a finding, so that a namespace in normal use is
+    // healthy; reclaimed along with the others when there are others.
+    dead.retain(|&(_, _, doing)| doing != Activity::Idle);
     if dead.is_empty() {
         return;
     }
     if !d.opts.dry_run {
         st.recover_dead_slots();
     }
-    // A process that used a queue keeps its slot until it exits, and its
-    // main thread's slot until someone reclaims it: a dead holder between
-    // operations held nothing else. Reclaimed above without a finding, so
-    // that a namespace in normal use is reported healthy.
-    dead.retain(|&(_, _, doing)| doing != Activity::Idle);
     for (i, pid, doing) in dead {
         let problem = Problem::DeadHolder {
             slot: i,
@@ -377,6 +382,7 @@ fn check_regions(
     id: i32,
     st: &QueueState<'_>,
     data: &DataMap,
+    file: &std::fs::File,
 ) {
     let damaged = Outcome::NeedsAction(Advice::DrainAndRemove { id });
     let mut last = None;
@@ -385,7 +391,7 @@ fn check_regions(
             std::thread::sleep(Duration::from_millis(20 << attempt));
         }
         let before = Signature::read(st, data);
-        let p = pass(st, data);
+        let p = pass(st, data, file);
         let after = Signature::read(st, data);
         if before == after && before.quiet {
             report_quiet_pass(d, subject, id, st, p, &before);
@@ -426,13 +432,12 @@ fn report_quiet_pass(
     for problem in p.always.into_iter().chain(p.quiet) {
         d.push(subject.clone(), problem, damaged.clone());
     }
-    let dir = st.directory();
     for (entry, mtype) in p.missing_bits {
         d.repair(
             subject.clone(),
             Problem::NonemptyBitMissing { entry, mtype },
             || {
-                dir.set_nonempty(entry);
+                list_nonempty(st, entry);
                 Ok(())
             },
         );
@@ -492,18 +497,27 @@ fn report_quiet_pass(
                 .ok_or_else(|| "the queue changed meanwhile; run the doctor again".into())
         });
     }
-    if !d.opts.dry_run {
-        // Free cells whose bitmap bit was left set (a process killed between
-        // freeing a cell and clearing its bit): invisible to allocators
-        // until healed. A quiet queue has no such bit legitimately.
-        let hidden = st.node_pool.heal() + st.classes.iter().map(|c| c.pool.heal()).sum::<usize>();
-        if hidden > 0 {
-            d.push(
-                subject.clone(),
-                Problem::HiddenFree { count: hidden },
-                Outcome::Repaired,
-            );
-        }
+    // Free cells whose bitmap bit was left set (a process killed between
+    // freeing a cell and clearing its bit): invisible to allocators until
+    // healed. A quiet queue has no such bit legitimately. (Healing reads the
+    // whole bitmap, so only the pools that need it.)
+    let hidden = p.hidden_nodes + p.hidden_cells.iter().sum::<usize>();
+    if hidden > 0 {
+        d.repair(
+            subject.clone(),
+            Problem::HiddenFree { count: hidden },
+            || {
+                if p.hidden_nodes > 0 {
+                    st.node_pool.heal();
+                }
+                for (c, &n) in p.hidden_cells.iter().enumerate() {
+                    if n > 0 {
+                        st.classes[c].pool.heal();
+                    }
+                }
+                Ok(())
+            },
+        );
     }
 }
 
@@ -537,8 +551,38 @@ fn correct_counter(st: &QueueState<'_>, seen: u64, qnum: u64, cbytes: u64) -> Re
         .map_err(|_| "the queue changed meanwhile; run the doctor again".into())
 }
 
+/// How many free cells of a pool of `count` cells, whose bitmap starts at
+/// byte `off` of `file`, have their bit set (which hides them from
+/// allocators). The bitmap is read with `pread`, data pages only: bits are
+/// hints that the pool re-checks, and holes hold no set bit.
+fn hidden_free(
+    file: &std::fs::File,
+    data: &DataMap,
+    off: usize,
+    count: usize,
+    state: impl Fn(u32) -> Option<u64>,
+) -> usize {
+    use std::os::unix::fs::FileExt;
+    let mut hidden = 0;
+    let mut word = [0u8; 8];
+    for w in data.indices(off, 8, count.div_ceil(64)) {
+        if file.read_exact_at(&mut word, (off + w * 8) as u64).is_err() {
+            continue;
+        }
+        let mut bits = u64::from_le_bytes(word);
+        while bits != 0 {
+            let i = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if i < count && state(i as u32).is_some_and(|s| owner_of(s) == 0) {
+                hidden += 1;
+            }
+        }
+    }
+    hidden
+}
+
 /// One pass over entries (walking their FIFOs), nodes and cells.
-fn pass(st: &QueueState<'_>, data: &DataMap) -> Pass {
+fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
     let geo = &st.geo;
     let mut p = Pass::default();
     // Which entry's walk reached each node (`entry + 1`), 0 if none.
@@ -549,7 +593,18 @@ fn pass(st: &QueueState<'_>, data: &DataMap) -> Pass {
     for i in data.indices(geo.nodes_off, NODE_SIZE, geo.n_nodes) {
         check_node(st, i as u32, reached[i] != 0, &mut p);
     }
+    p.hidden_nodes = hidden_free(file, data, geo.node_bitmap_off, geo.n_nodes, |i| {
+        st.node_pool.state(i)
+    });
     for (c, class) in geo.classes.iter().enumerate() {
+        let pool = &st.classes[c].pool;
+        p.hidden_cells.push(hidden_free(
+            file,
+            data,
+            class.bitmap_off,
+            class.count,
+            |i| pool.state(i),
+        ));
         let mut leaked = Vec::new();
         for i in data.indices(class.states_off, 8, class.count) {
             let Some(s) = st.classes[c].pool.state(i as u32) else {
@@ -652,15 +707,36 @@ fn check_entry(st: &QueueState<'_>, i: u32, reached: &mut [u32], p: &mut Pass) {
             fault: FifoFault::Unpublished,
         });
     }
-    if queued > 0 {
-        let word = st.nonempty.get(i as usize / 64);
-        let bit = word.map(|w| w.load(Ordering::SeqCst) >> (i % 64) & 1);
-        if bit == Some(0) {
-            p.missing_bits.push((i, key));
-        }
+    if queued > 0 && !nonempty_listed(st, i) {
+        p.missing_bits.push((i, key));
     }
     p.queued += queued;
     p.bytes += bytes;
+}
+
+/// Whether entry `i` is listed in the non-empty index at both levels (its
+/// bit, and its word's summary bit, which scanners look at first).
+fn nonempty_listed(st: &QueueState<'_>, i: u32) -> bool {
+    let w = i as usize / 64;
+    let bit = |words: &[crate::sync::AtomicU64], n: usize| {
+        // SeqCst: as the index's readers and writers (SYNC(nonempty)).
+        words
+            .get(n / 64)
+            .is_some_and(|x| x.load(Ordering::SeqCst) >> (n % 64) & 1 == 1)
+    };
+    bit(st.nonempty, i as usize) && bit(st.summary, w)
+}
+
+/// Lists entry `i` in the non-empty index at both levels. (`set_nonempty`
+/// alone does not do: it leaves the summary to whoever set the bit, who may
+/// have died in between.)
+fn list_nonempty(st: &QueueState<'_>, i: u32) {
+    st.directory().set_nonempty(i);
+    let w = i as usize / 64;
+    if let Some(s) = st.summary.get(w / 64) {
+        // SYNC(nonempty_summary): SeqCst, as `set_nonempty` sets it.
+        s.fetch_or(1 << (w % 64), Ordering::SeqCst);
+    }
 }
 
 /// Walks entry `me`'s FIFO from `head`, at most once around the node pool.
