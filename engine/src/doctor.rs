@@ -23,9 +23,12 @@
 //!    `IPC_RMID`.
 //! 5. Every `LIVE` queue (see `check`): its file as an opener validates it
 //!    ([`FileDamage`]), its identity, its header fields, its attachment slots
-//!    (dead holders are recovered by the engine's own recovery, as a sleeper
-//!    would after half a second), and every index read from its type entries,
-//!    nodes and data cells; FIFO walks are bounded by the number of nodes.
+//!    (a dead process caught mid-operation is recovered by the engine's own
+//!    recovery, as a sleeper would after half a second; one that died between
+//!    operations held only its slot, which every exited process leaves and
+//!    the engine reclaims when slots run short, so it is no finding), and
+//!    every index read from its type entries, nodes and data cells; FIFO
+//!    walks are bounded by the number of nodes.
 //!    When the queue is quiet (nobody mid-operation, before and after the
 //!    walk), the accounting word is compared with what the FIFOs hold (and
 //!    corrected), and nodes and cells that nobody holds (what a dead process
@@ -1046,6 +1049,27 @@ impl Namespace {
             }
             // Make the table, so that orphans are removed under its lock
             // (never racing with a creator that makes it meanwhile).
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(dir.join("ids")) {
+            let wrong = if meta.file_type().is_symlink() {
+                Some("is a symbolic link")
+            } else if !meta.is_file() {
+                Some("not a regular file")
+            } else {
+                None
+            };
+            if let Some(what) = wrong {
+                d.push(
+                    Subject::IdTable,
+                    Problem::IdTableDamaged {
+                        detail: what.into(),
+                    },
+                    Outcome::Fatal(Advice::ResetIdTable {
+                        path: dir.join("ids"),
+                    }),
+                );
+                return d.report();
+            }
         }
         match Namespace::open(dir) {
             Ok(ns) => ns.doctor_open(d, &names),
