@@ -91,6 +91,7 @@ impl QueueState<'_> {
                 continue;
             };
             if owner_of(s) != 0 && status_of(s) == status::HELD && slot_of(s) == d {
+                self.free_cells_owned_by(i);
                 self.free_held(NodeRef::new(i, gen_of(s)), d);
             }
         }
@@ -135,6 +136,23 @@ impl QueueState<'_> {
         }
         dir.unprotect(d);
         crate::wait::notify(&self.header.space_word, self.park);
+    }
+
+    /// Frees every data cell whose state names node `node` as its owner. For a
+    /// node held by a dead sender: it may have died between taking a cell and
+    /// recording it in the node's `data` field, which `free_data_of` reads.
+    /// A full scan of the cell states (not the bitmap hint, which may be stale
+    /// after a crash); recovery is rare and the classes are small.
+    fn free_cells_owned_by(&self, node: u32) {
+        for c in &self.classes {
+            for i in 0..c.pool.len() as u32 {
+                if let Some(s) = c.pool.state(i) {
+                    if owner_of(s) == node + 1 {
+                        c.pool.free(i, s);
+                    }
+                }
+            }
+        }
     }
 
     /// Whether node `x` of a dead sender made it into its FIFO.

@@ -212,6 +212,8 @@ impl<'a> QueueState<'a> {
                 self.node_pool.free(t.index, make_state(t.gen, held));
                 return Err(PathError::NoMemory);
             };
+            // Killed here, the cell is ours but `n.data` does not name it yet.
+            crate::sync::crash_point();
             // SAFETY: we own the cell (its state names our node) until we
             // publish the node; the range is within the class's cells.
             unsafe {

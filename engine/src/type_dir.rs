@@ -588,14 +588,17 @@ impl<'a> Directory<'a> {
         // clear and set it. (SeqCst accesses without the fences would not do:
         // the link and the re-check are not SeqCst; loom found this.)
         fence(Ordering::SeqCst);
-        if word.load(Ordering::Relaxed) & b != 0 {
-            // Set already: whoever set it also sees to the summary bit below.
-            return;
+        if word.load(Ordering::Relaxed) & b == 0 {
+            word.fetch_or(b, Ordering::SeqCst);
+            // SYNC(nonempty_summary): the same pattern one level up, against
+            // `nonempty_positions` clearing a summary bit and re-reading the
+            // word.
+            fence(Ordering::SeqCst);
         }
-        word.fetch_or(b, Ordering::SeqCst);
-        // SYNC(nonempty_summary): the same pattern one level up, against
-        // `nonempty_positions` clearing a summary bit and re-reading the word.
-        fence(Ordering::SeqCst);
+        // Always look at the summary bit, even when the word's bit was set
+        // already: a sender killed between setting the two leaves the summary
+        // clear, hiding the type from type-0 receivers for good (the doctor's
+        // kill test found this after an early return here).
         let (s, sb) = (w / 64, 1u64 << (w % 64));
         if self.summary[s].load(Ordering::Relaxed) & sb == 0 {
             self.summary[s].fetch_or(sb, Ordering::SeqCst);

@@ -11,7 +11,7 @@ use shmq::model::{crash_after, run_until_crash, set_pid, Config, Queue, RecvErro
 use shmq_loom_tests::{check, expect_caught, text, Mutant};
 
 /// Crash points a send passes (see `crash_point` in `engine/src/transfer.rs`).
-const SEND_POINTS: u32 = 6;
+const SEND_POINTS: u32 = 7;
 /// Crash points a receive passes.
 const RECV_POINTS: u32 = 5;
 

@@ -608,8 +608,9 @@ fn missing_nonempty_bit_is_set_again() {
     // the two): scanners skip the whole word.
     let w = entry as usize / 64;
     s.summary[w / 64].fetch_and(!(1 << (w % 64)), Ordering::SeqCst);
-    s.directory().set_nonempty(entry); // returns early: the bit is set
-                                       // (Another type may share the word, and hide with it.)
+    // (Another type may share the word, and hide with it. The next send of a
+    // type in that word would set the summary again; until then only the
+    // doctor does.)
     assert!(recv_nowait(&a, Selector::Except(1)).is_none_or(|(t, _)| t != 2));
     let r = t.doctor();
     assert_eq!(r.health(), Health::Repaired, "{}", lines(&r));
