@@ -104,36 +104,27 @@ macro_rules! atomic_newtype {
     };
 }
 
-#[cfg(not(loom))]
-atomic_newtype!(
-    /// An atomic `u32` (std's in production, loom's under `cfg(loom)`).
-    AtomicU32, imp::AtomicU32, u32, const
-);
-#[cfg(loom)]
-atomic_newtype!(
-    /// An atomic `u32` (std's in production, loom's under `cfg(loom)`).
-    AtomicU32, imp::AtomicU32, u32,
-);
-#[cfg(not(loom))]
-atomic_newtype!(
-    /// An atomic `u64` (std's in production, loom's under `cfg(loom)`).
-    AtomicU64, imp::AtomicU64, u64, const
-);
-#[cfg(loom)]
-atomic_newtype!(
-    /// An atomic `u64` (std's in production, loom's under `cfg(loom)`).
-    AtomicU64, imp::AtomicU64, u64,
-);
-#[cfg(not(loom))]
-atomic_newtype!(
-    /// An atomic `i64` (std's in production, loom's under `cfg(loom)`).
-    AtomicI64, imp::AtomicI64, i64, const
-);
-#[cfg(loom)]
-atomic_newtype!(
-    /// An atomic `i64` (std's in production, loom's under `cfg(loom)`).
-    AtomicI64, imp::AtomicI64, i64,
-);
+/// An atomic newtype over `std`'s type in production, with a `const fn new`
+/// (statics need it), and over loom's under `cfg(loom)` (whose `new` is not
+/// const).
+macro_rules! switchable_atomic {
+    ($name:ident, $int:ty) => {
+        #[cfg(not(loom))]
+        atomic_newtype!(
+            /// An atomic integer (std's in production, loom's under `cfg(loom)`).
+            $name, imp::$name, $int, const
+        );
+        #[cfg(loom)]
+        atomic_newtype!(
+            /// An atomic integer (std's in production, loom's under `cfg(loom)`).
+            $name, imp::$name, $int,
+        );
+    };
+}
+
+switchable_atomic!(AtomicU32, u32);
+switchable_atomic!(AtomicU64, u64);
+switchable_atomic!(AtomicI64, i64);
 
 #[cfg(not(loom))]
 impl AtomicU32 {

@@ -64,16 +64,11 @@ pub fn expect_caught(m: Mutant, f: impl Fn() + Sync + Send + 'static) {
         !out.status.success() && !stdout.contains("MUTANT-NOT-CAUGHT"),
         "mutant {m:?} was not caught: the model cannot see this bug"
     );
+    // The line after loom's "panicked at ..." says what it found.
     let reason = stderr
         .lines()
-        .chain(stdout.lines())
-        .find(|l| l.contains("panicked at"))
-        .and_then(|_| {
-            stderr
-                .lines()
-                .skip_while(|l| !l.contains("panicked at"))
-                .nth(1)
-        })
+        .skip_while(|l| !l.contains("panicked at"))
+        .nth(1)
         .unwrap_or("the model process died");
     println!("mutant {m:?} caught: {reason}");
 }
