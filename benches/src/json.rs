@@ -81,7 +81,9 @@ impl Value {
     }
 }
 
-fn write_str(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string literal (RFC 8259 escaping). Also the `shmq`
+/// command's escaper (`ls --json`, `doctor --json`).
+pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

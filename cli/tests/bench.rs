@@ -4,10 +4,11 @@
 //! and leave no queue behind, neither shmq's nor the kernel's. Figures are
 //! never checked (timing assertions fail on a busy machine).
 
+mod common;
+use common::Out;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 /// A `shmq bench` run that takes longer than this is killed and fails.
@@ -31,13 +32,6 @@ impl Drop for Ns {
     }
 }
 
-struct Out {
-    code: i32,
-    pid: u32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `shmq --dir DIR ARGS...` under a watchdog.
 fn shmq(ns: &Ns, args: &[&str]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmq"));
@@ -45,34 +39,7 @@ fn shmq(ns: &Ns, args: &[&str]) -> Out {
     for var in ["SHMQ_DIR", "SHMQ_SPIN", "SHMQ_BENCH_LOG", "SHMQ_BENCH_SPIN"] {
         cmd.env_remove(var);
     }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shmq");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(RUN_LIMIT) {
-        Ok(out) => {
-            let out = out.expect("wait");
-            Out {
-                code: out.status.code().unwrap_or(-1),
-                pid,
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }
-        }
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid; no memory is involved.
-            // Its children die with it (parent-death signal).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("shmq {args:?} still running after {RUN_LIMIT:?}");
-        }
-    }
+    common::run_limited(cmd, None, RUN_LIMIT)
 }
 
 /// Whether kernel queue `id` still exists.

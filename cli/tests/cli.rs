@@ -2,9 +2,10 @@
 //! under /dev/shm; `ls` is compared with `ipcs -q` on a kernel queue of the
 //! same key and mode.
 
-use std::io::Write as _;
+mod common;
+use common::Out;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -81,54 +82,9 @@ impl Drop for Ns {
     }
 }
 
-/// What a run printed and how it ended.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `cmd` to completion, killing it after [`RUN_LIMIT`].
-fn run_limited(mut cmd: Command, input: Option<&[u8]>) -> Out {
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    if let Some(bytes) = input {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(bytes)
-            .expect("write stdin");
-    }
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(RUN_LIMIT) {
-        Ok(out) => {
-            let out = out.expect("wait");
-            Out {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }
-        }
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid; no memory is involved.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("{cmd:?} still running after {RUN_LIMIT:?}");
-        }
-    }
+fn run_limited(cmd: Command, input: Option<&[u8]>) -> Out {
+    common::run_limited(cmd, input, RUN_LIMIT)
 }
 
 #[track_caller]

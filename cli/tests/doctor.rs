@@ -2,9 +2,10 @@
 //! under /dev/shm: its lines, its exit codes, `--dry-run`, `--remove` and
 //! `--json`.
 
+mod common;
+use common::Out;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 /// Kills a `shmq` run that takes longer than this, and fails the test.
@@ -35,32 +36,7 @@ impl Ns {
                 cmd.env_remove(var);
             }
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shmq");
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        match rx.recv_timeout(RUN_LIMIT) {
-            Ok(out) => {
-                let out = out.expect("wait");
-                Out {
-                    code: out.status.code().unwrap_or(-1),
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                }
-            }
-            Err(_) => {
-                // SAFETY: kill(2) on our own child's pid; no memory involved.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                panic!("{cmd:?} still running after {RUN_LIMIT:?}");
-            }
-        }
+        common::run_limited(cmd, None, RUN_LIMIT)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -76,13 +52,6 @@ impl Drop for Ns {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 #[track_caller]
