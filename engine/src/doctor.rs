@@ -1276,8 +1276,7 @@ fn check_temp_file(d: &mut Doctor<'_>, name: &str, pid: u32) {
 fn check_lock_dry(d: &mut Doctor<'_>, ns: &Namespace) {
     let h = ns.table().header;
     let holder = h.lock.load(Ordering::Acquire);
-    let start = h.lock_start.load(Ordering::Relaxed);
-    if holder != 0 && !crate::process::is_alive(holder as u32, start) {
+    if holder != 0 && !ns.table().holder_alive(holder) {
         d.push(
             Subject::IdTable,
             Problem::LockHolderDead { pid: holder as u32 },
@@ -1289,9 +1288,8 @@ fn check_lock_dry(d: &mut Doctor<'_>, ns: &Namespace) {
 /// Whether a dry run may judge records: no live process holds the lock (a
 /// record it is changing would look stuck).
 fn lock_free_or_dead(ns: &Namespace) -> bool {
-    let h = ns.table().header;
-    let holder = h.lock.load(Ordering::Acquire);
-    holder == 0 || !crate::process::is_alive(holder as u32, h.lock_start.load(Ordering::Relaxed))
+    let holder = ns.table().header.lock.load(Ordering::Acquire);
+    holder == 0 || !ns.table().holder_alive(holder)
 }
 
 /// The valid queue file among `names` that belongs to record `idx` with key

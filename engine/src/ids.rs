@@ -11,6 +11,7 @@
 //! removed), a `REMOVING` record is rolled forward. Lookups by id read a
 //! record without the lock (state and seq, Acquire).
 
+use crate::kill_points::{kill_point, KillPoint};
 use crate::params::Limits;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,13 +34,22 @@ pub(crate) struct IdsHeader {
     pub(crate) msgtql: AtomicU64,
     pub(crate) qbytes_max: AtomicU64,
     pub(crate) slots: AtomicU64,
-    /// Pid of the lock holder, 0 when free.
+    /// Pid of the lock holder (low 32 bits), 0 when free; with
+    /// [`LOCK_TAKING_OVER`] while a new holder that took the lock over from a
+    /// dead one has not yet written `lock_start`.
     pub(crate) lock: AtomicU64,
     /// Start time of the lock holder (0 while it is being written).
     pub(crate) lock_start: AtomicU64,
     /// One more than the highest record index ever used.
     pub(crate) highest: AtomicU64,
 }
+
+/// Set in `IdsHeader::lock` by a process taking the lock over from a dead
+/// holder, until it has written its own start time: `lock_start` still holds
+/// the dead holder's meanwhile, so a waiter must judge the new holder by its
+/// pid alone (comparing its start time with the dead one's would call it dead
+/// and take the lock from a live process).
+pub(crate) const LOCK_TAKING_OVER: u64 = 1 << 32;
 
 /// Record states.
 pub(crate) mod rstate {
@@ -134,6 +144,7 @@ impl IdTable<'_> {
         let max_seq = (i32::MAX as usize / self.records.len()) as u32;
         let next = (r.seq.load(Ordering::Relaxed) + 1) % max_seq.max(1);
         r.seq.store(next, Ordering::Relaxed);
+        kill_point(KillPoint::RecordSeqBumped);
         // Release: see SYNC(record_live).
         r.state.store(rstate::FREE, Ordering::Release);
     }
@@ -160,11 +171,14 @@ impl IdTable<'_> {
                 .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => {
+                    kill_point(KillPoint::LockTaken);
+                    // Until this store, `lock_start` is 0 (cleared by
+                    // `unlock`): waiters judge us by our pid alone.
                     h.lock_start
                         .store(crate::process::own_start_time(), Ordering::Relaxed);
                     return Some(false);
                 }
-                Err(holder) => {
+                Err(_) => {
                     spins += 1;
                     if spins < 64 {
                         std::thread::yield_now();
@@ -172,14 +186,26 @@ impl IdTable<'_> {
                     }
                     std::thread::sleep(Duration::from_micros(200));
                     if started.elapsed() > Duration::from_millis(20) && spins % 16 == 0 {
-                        let start = h.lock_start.load(Ordering::Relaxed);
-                        if !crate::process::is_alive(holder as u32, start)
+                        // Read again: `holder` came from a Relaxed failure.
+                        let holder = h.lock.load(Ordering::Acquire);
+                        if holder != 0
+                            && !self.holder_alive(holder)
                             && h.lock
-                                .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
+                                .compare_exchange(
+                                    holder,
+                                    me | LOCK_TAKING_OVER,
+                                    Ordering::Acquire,
+                                    Ordering::Relaxed,
+                                )
                                 .is_ok()
                         {
+                            kill_point(KillPoint::LockTakenOver);
                             h.lock_start
                                 .store(crate::process::own_start_time(), Ordering::Relaxed);
+                            // SYNC(lock_start): Release publishes our start
+                            // time to a waiter that reads `lock` without the
+                            // mark (Acquire, in `holder_alive`'s callers).
+                            h.lock.store(me, Ordering::Release);
                             return Some(true);
                         }
                     }
@@ -189,6 +215,18 @@ impl IdTable<'_> {
                 }
             }
         }
+    }
+
+    /// Whether the lock holder `holder` (a non-zero value of `lock`, read
+    /// with Acquire) may be alive.
+    pub(crate) fn holder_alive(&self, holder: u64) -> bool {
+        let start = if holder & LOCK_TAKING_OVER != 0 {
+            0 // `lock_start` is still the dead predecessor's
+        } else {
+            // SYNC(lock_start)
+            self.header.lock_start.load(Ordering::Relaxed)
+        };
+        crate::process::is_alive(holder as u32, start)
     }
 
     /// Releases the management lock.

@@ -38,6 +38,8 @@ mod error;
 mod ftok;
 #[cfg(not(loom))]
 mod ids;
+#[cfg(not(loom))]
+mod kill_points;
 mod layout;
 #[cfg(loom)]
 pub mod model;
@@ -71,6 +73,10 @@ pub use doctor::{
 pub use error::{CtlError, GetError, OpenError, RecvError, SendError};
 #[cfg(not(loom))]
 pub use ftok::ftok;
+/// For tests of crash recovery: see `engine/src/kill_points.rs`.
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub use kill_points::{arm_kill_point, disarm_kill_point, KillAction, KillPoint};
 #[cfg(not(loom))]
 pub use namespace::{GetFlags, Namespace, NamespaceError, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
 #[cfg(not(loom))]

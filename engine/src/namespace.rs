@@ -9,6 +9,7 @@
 
 use crate::error::{CtlError, GetError};
 use crate::ids::{rstate, table_size, IdRecord, IdTable, IdsHeader, IDS_LAYOUT_VERSION, IDS_MAGIC};
+use crate::kill_points::{kill_point, KillPoint};
 use crate::layout::QueueParams;
 use crate::params::Limits;
 use crate::queue::{Perms, Queue};
@@ -290,6 +291,7 @@ impl Namespace {
     pub(crate) fn rollback_create(&self, idx: usize) {
         let t = &self.inner.table;
         let _ = std::fs::remove_file(self.queue_path(t.id_of(idx)));
+        kill_point(KillPoint::RollbackUnlinked);
         t.free_record(idx);
     }
 
@@ -313,7 +315,14 @@ impl Namespace {
                 if flags.create && flags.exclusive {
                     return Err(GetError::Exists);
                 }
-                let q = self.queue(t.id_of(idx)).map_err(|_| GetError::NoMemory)?;
+                let q = self.queue(t.id_of(idx)).map_err(|e| match e {
+                    // The OS refused the file: the queue's mode grants this
+                    // user nothing (see `file_mode`), which the kernel answers
+                    // with EACCES when any access is asked (with none asked,
+                    // it returns the id; we cannot, having no mapping).
+                    CtlError::Access => GetError::Access,
+                    _ => GetError::NoMemory,
+                })?;
                 if !q.perms().allows(flags.mode) {
                     return Err(GetError::Access);
                 }
@@ -335,6 +344,7 @@ impl Namespace {
         t.header
             .highest
             .fetch_max(idx as u64 + 1, Ordering::Relaxed);
+        kill_point(KillPoint::CreateRecorded);
         let id = t.id_of(idx);
         let path = self.queue_path(id);
         let _ = std::fs::remove_file(&path); // a stale file from a crash
@@ -356,6 +366,7 @@ impl Namespace {
         };
         match Mapped::create(&path, params, file_mode(flags.mode), who) {
             Ok(m) => {
+                kill_point(KillPoint::CreateFileReady);
                 let m = Arc::new(m);
                 self.inner
                     .cache
@@ -365,6 +376,7 @@ impl Namespace {
                 // SYNC(record_live): Release publishes the record and the file
                 // to lock-free lookups (`IdTable::live_index`, Acquire).
                 r.state.store(rstate::LIVE, Ordering::Release);
+                kill_point(KillPoint::CreateLive);
                 Ok(Queue::new(self.clone(), m, id))
             }
             Err(_) => {
@@ -466,7 +478,9 @@ impl Namespace {
         t.records[idx]
             .state
             .store(rstate::REMOVING, Ordering::Release);
+        kill_point(KillPoint::RemoveRecorded);
         self.finish_remove(idx);
+        kill_point(KillPoint::RemoveFreed);
         Ok(())
     }
 
@@ -486,13 +500,16 @@ impl Namespace {
         if let Ok(m) = opened {
             m.state().mark_removed();
         }
+        kill_point(KillPoint::RemoveMarked);
         let _ = std::fs::remove_file(self.queue_path(id));
+        kill_point(KillPoint::RemoveUnlinked);
         t.free_record(idx);
     }
 
     /// IPC_SET under the lock.
     pub(crate) fn set(&self, q: &Queue, set: crate::queue::QueueSet) -> Result<(), CtlError> {
         let _locked = self.lock();
+        kill_point(KillPoint::SetLocked);
         let t = &self.inner.table;
         t.live_index(q.id()).ok_or(CtlError::Invalid)?;
         q.apply_set(set, &t.limits())
@@ -565,6 +582,7 @@ fn create_table(dir: &Path) -> Result<std::fs::File, NamespaceError> {
             ^ (std::process::id() as u64) << 40;
         table.init(&limits, stamp | 1);
     }
+    kill_point(KillPoint::TableWritten);
     let linked = std::fs::hard_link(&tmp, dir.join("ids"));
     let _ = std::fs::remove_file(&tmp);
     match linked {

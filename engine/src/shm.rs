@@ -13,6 +13,7 @@
 //! that maps it. Queue files are writable only by the users the queue's mode
 //! admits, as kernel queues are; see the README.
 
+use crate::kill_points::{kill_point, KillPoint};
 use crate::layout::{
     Geometry, QueueHeader, QueueParams, PAGE, QUEUE_LAYOUT_VERSION, QUEUE_MAGIC, READY,
 };
@@ -204,10 +205,12 @@ impl Mapped {
             .mode(file_mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
+        kill_point(KillPoint::CreateFileOpened);
         // The umask must not narrow the mode.
         rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(file_mode))
             .map_err(std::io::Error::from)?;
         file.set_len(geo.file_size as u64)?;
+        kill_point(KillPoint::CreateFileSized);
         let m = Mapped::map(file, path, geo)?;
         let st = m.state();
         let h = st.header;
@@ -234,6 +237,7 @@ impl Mapped {
         h.control.qbytes.store(who.qbytes, relaxed);
         h.control.ctime.store(crate::process::now_secs(), relaxed);
         h.counter.store(crate::accounting::INITIAL, relaxed);
+        kill_point(KillPoint::CreateHeaderWritten);
         // SYNC(queue_ready): Release publishes every field above.
         h.ready.store(READY, Ordering::Release);
         Ok(m)
