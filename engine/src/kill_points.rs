@@ -117,12 +117,17 @@ pub(crate) fn kill_point(point: KillPoint) {
 
 #[cold]
 fn fire(action: u32) {
-    let me = rustix::process::getpid();
     if action == KillAction::Stop as u32 {
         disarm_kill_point();
-        let _ = rustix::process::kill_process(me, rustix::process::Signal::STOP);
+        // To this thread (tgkill), not the process: a process-directed
+        // SIGSTOP may be taken by another thread, and this one would run on
+        // past the point until the group stop reaches it.
+        // SAFETY: raise(3) has no memory-safety preconditions.
+        unsafe { libc::raise(libc::SIGSTOP) };
         return;
     }
+    // A process-directed SIGKILL ends every thread before kill(2) returns.
+    let me = rustix::process::getpid();
     let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
     // SIGKILL to oneself is delivered before kill(2) returns; never go on.
     std::process::abort();
