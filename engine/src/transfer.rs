@@ -553,12 +553,14 @@ impl QueueState<'_> {
                     unsafe { class.cells.read_racy(i as usize * class.cell_size, dst) }
                 }
                 Some(_) => return Err(PathError::NoMemory),
+                // An inline text longer than a node holds: a corrupted size.
+                None if size > INLINE_BYTES => return Err(PathError::NoMemory),
                 None => n.inline.with(|p| {
                     // SAFETY: a volatile read of the node's inline bytes, which
                     // are immutable while it stays this queued message; the
                     // result is validated below.
                     let bytes = unsafe { std::ptr::read_volatile(p) };
-                    dst.copy_from_slice(&bytes[..size.min(INLINE_BYTES)]);
+                    dst.copy_from_slice(&bytes[..size]);
                 }),
             }
             // Acquire: our reads of the text happen before this re-check.

@@ -14,7 +14,7 @@ fn data_words(bytes: &[u8]) -> Vec<usize> {
     bytes
         .chunks_exact(8)
         .enumerate()
-        .filter(|(_, w)| w.iter().any(|&b| b != 0))
+        .filter(|(_, w)| u64::from_ne_bytes((*w).try_into().expect("8 bytes")) != 0)
         .map(|(i, _)| i * 8)
         .collect()
 }
@@ -24,11 +24,14 @@ pub(crate) fn apply(bytes: &mut [u8], input: &mut Input<'_>) {
     if bytes.len() < 8 {
         return;
     }
+    let n = input.u8() % 17;
+    if n == 0 {
+        return;
+    }
     let words = data_words(bytes);
     let word_at = |bytes: &[u8], off: usize| {
         u64::from_le_bytes(bytes[off..off + 8].try_into().expect("8 bytes"))
     };
-    let n = input.u8() % 17;
     for _ in 0..n {
         let how = input.u8();
         let last = bytes.len() - 8;

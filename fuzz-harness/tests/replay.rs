@@ -63,3 +63,24 @@ fn id_table() {
 fn api_sequence() {
     replay("api_sequence", shmq_fuzz_harness::api_sequence);
 }
+
+/// Runs one regression input of `target` (a file under
+/// `fuzz/regressions/<target>/`), named by the bug it found.
+fn regression(target: &str, name: &str, f: fn(&[u8])) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target)
+        .join(name);
+    f(&std::fs::read(&path).unwrap());
+}
+
+/// MSG_COPY of a node whose recorded size exceeds its inline text (data
+/// index NIL) panicked in a slice copy; now ENOMEM, as for a data cell.
+#[test]
+fn regression_copy_nth_inline_size_overrun() {
+    regression(
+        "queue_file",
+        "copy_nth-inline-size-overrun",
+        shmq_fuzz_harness::queue_file,
+    );
+}
