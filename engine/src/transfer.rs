@@ -86,6 +86,10 @@ pub(crate) enum PathError {
     Invalid,
 }
 
+/// Attempts of one [`QueueState::try_take`] before it reports the queue
+/// inconsistent (see there).
+const TAKE_ATTEMPTS: usize = if cfg!(loom) { 64 } else { 1 << 16 };
+
 impl From<Corrupt> for PathError {
     fn from(_: Corrupt) -> Self {
         PathError::NoMemory
@@ -366,7 +370,10 @@ impl<'a> QueueState<'a> {
     ) -> Result<Taken, PathError> {
         let rec = &self.slots[slot];
         let dir = self.directory();
-        loop {
+        // Each lost race below is another receiver's win, so a legitimate run
+        // never comes near the bound; it ends a corrupted mapping's livelock
+        // (a candidate that `find` offers and `take` can never win).
+        for _ in 0..TAKE_ATTEMPTS {
             let found = self.find(slot, sel);
             let c = match found {
                 Ok(Some(c)) => c,
@@ -389,8 +396,13 @@ impl<'a> QueueState<'a> {
             crate::sync::crash_point();
             let entry = EntryRef::unpack(c.entry);
             let ops = EntryOps { st: self, slot };
-            let f = ops.fifo(entry)?;
-            if f.take(c.node, slot)? {
+            let won = ops.fifo(entry).and_then(|f| f.take(c.node, slot));
+            if won.is_err() {
+                slots::end(rec);
+                dir.unprotect(slot);
+                return Err(PathError::NoMemory);
+            }
+            if won == Ok(true) {
                 crate::sync::crash_point();
                 return Ok(Taken {
                     node: c.node,
@@ -403,14 +415,20 @@ impl<'a> QueueState<'a> {
             }
             slots::end(rec);
         }
+        dir.unprotect(slot);
+        Err(PathError::NoMemory)
     }
 
     /// Copies the text of a taken message into `buf` (as much as fits).
     #[cfg(not(loom))]
     pub(crate) fn copy_text(&self, m: &Taken, buf: &mut [u8]) -> usize {
-        let n = m.size.min(buf.len());
-        self.with_text(m, |text| buf[..n].copy_from_slice(&text[..n]));
-        n
+        // The text may be shorter than `m.size` (a corrupted size: see
+        // `with_text`), so count what it holds.
+        self.with_text(m, |text| {
+            let n = text.len().min(buf.len());
+            buf[..n].copy_from_slice(&text[..n]);
+            n
+        })
     }
 
     /// Copies the text of a taken message into `buf` (as much as fits); loom

@@ -193,6 +193,12 @@ impl<'a> Fifo<'a> {
                 // carry the generation we reached it by.
                 let cs = cn.state.load(Ordering::Acquire);
                 if gen_of(cs) != cur.gen() {
+                    // Only nodes `head` has moved past are ever freed, so with
+                    // `head` unchanged this is a corrupted link or state, not
+                    // a race: retrying would walk into it forever.
+                    if self.entry.head.load(Ordering::Acquire) == h.0 {
+                        return Err(Corrupt);
+                    }
                     crate::sync::spin_hint();
                     continue 'restart;
                 }
@@ -238,10 +244,17 @@ impl<'a> Fifo<'a> {
             return Ok(won);
         }
         // SYNC(take): Acquire pairs with SYNC(link), so the text is visible.
-        Ok(xn
+        match xn
             .state
             .compare_exchange(queued, taken, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok())
+        {
+            Ok(_) => Ok(true),
+            // Still this incarnation and queued, yet not the state a sender
+            // writes: stray bits from a corrupted mapping. Nobody can take it,
+            // so say so rather than let the caller retry forever.
+            Err(now) if gen_of(now) == x.gen() && status_of(now) == status::QUEUED => Err(Corrupt),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Moves `head` past consumed nodes, as far as it can, and frees what it
