@@ -77,7 +77,24 @@ pub fn create(mode: u32) -> shmq::GetFlags {
 /// Runs this test binary again as a child process in `role`: the child runs
 /// only the test named `child_main`, which dispatches on `SHMQ_TEST_ROLE`.
 pub fn spawn_role(role: &str, dir: &std::path::Path, args: &[String]) -> std::process::Child {
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
+    spawn_role_as(role, dir, args, None)
+}
+
+/// [`spawn_role`] as another user: `Some((uid, gid))` (the caller must be
+/// root; the child has no supplementary groups).
+pub fn spawn_role_as(
+    role: &str,
+    dir: &std::path::Path,
+    args: &[String],
+    ids: Option<(u32, u32)>,
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    if let Some((uid, gid)) = ids {
+        // std drops the supplementary groups when root sets a uid.
+        std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+        std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+    }
+    let child = cmd
         .args([
             "child_main",
             "--exact",
