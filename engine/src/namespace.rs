@@ -400,7 +400,13 @@ impl Namespace {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
         {
-            return Ok(Queue::new(self.clone(), m.clone(), id));
+            // A removed queue's mapping under a reissued id (a record's ids
+            // come round after `i32::MAX / msgmni` removals) is replaced
+            // below by the new queue's file. (Removal marks the mapping
+            // before it frees the record.)
+            if !m.state().is_removed() {
+                return Ok(Queue::new(self.clone(), m.clone(), id));
+            }
         }
         let m = match Mapped::open(&self.queue_path(id), self.inner.stamp) {
             Ok(m) => Arc::new(m),

@@ -795,3 +795,48 @@ fn killed_at_random_moments_of_create_and_remove() {
     );
     w.finish();
 }
+
+/// Ids wrap: after `i32::MAX / msgmni` creations and removals in one record
+/// its ids come round again (as the kernel's do). A process that had looked
+/// the old queue up (and keeps its mapping cached) must reach the new queue
+/// by the reissued id, not the removed one.
+#[test]
+fn reissued_id_reaches_the_new_queue_in_every_process() {
+    let _w = watchdog(120);
+    // The largest table: 2047 sequence numbers per record.
+    let t = TempNamespace::with_config("msgmni = 1048576\nmsgmax = 64\nmsgmnb = 256");
+    let other = Namespace::open(&t.dir).unwrap(); // another process's view
+    let first = t.ns.get(KEY, excl(0o600)).unwrap();
+    let id = first.id();
+    other
+        .queue(id)
+        .unwrap()
+        .send(1, b"old", SendFlags::default())
+        .unwrap();
+    first.remove().unwrap();
+    let mut rounds = 0;
+    let again = loop {
+        let q = t.ns.get(KEY2, excl(0o600)).unwrap();
+        rounds += 1;
+        if q.id() == id {
+            break q;
+        }
+        assert!(rounds < 5000, "the id never came round");
+        q.remove().unwrap();
+    };
+    eprintln!("id {id} reissued after {rounds} creations");
+    let seen = other.queue(id).expect("the reissued id is valid");
+    let s = seen.stat().expect("IPC_STAT by the reissued id");
+    assert_eq!(
+        (s.perm.key, s.qnum),
+        (KEY2, 0),
+        "the new queue, not the old"
+    );
+    seen.send(2, b"new", SendFlags::default()).unwrap();
+    let mut buf = [0u8; 8];
+    let m = again
+        .recv(&mut buf, Selector::Any, RecvFlags::default())
+        .unwrap();
+    assert_eq!(&buf[..m.len], b"new");
+    again.remove().unwrap();
+}
