@@ -30,6 +30,26 @@ impl Failure {
         }
     }
 
+    /// `msgget(key)` failed: [`Failure::op`], plus a line naming the queue's
+    /// file when that file is what is wrong (damaged, foreign, refused).
+    pub(crate) fn get(
+        ns: &shmq::Namespace,
+        key: impl Display,
+        value: i32,
+        err: impl Display,
+    ) -> Failure {
+        let f = Failure::op(format!("msgget {key}"), err);
+        f.with_file_problem(ns.id_of_key(value).and_then(|id| ns.file_problem(id)))
+    }
+
+    /// Adds a second line naming the file behind the failure, if any.
+    pub(crate) fn with_file_problem(mut self, problem: Option<String>) -> Failure {
+        if let (Some(m), Some(p)) = (&mut self.message, problem) {
+            m.push_str(&format!("\nshmq: {p}; `shmq doctor` says what to do"));
+        }
+        self
+    }
+
     /// A usage error the argument parser could not catch.
     pub(crate) fn usage(message: impl Display) -> Failure {
         Failure {

@@ -39,15 +39,23 @@ pub(crate) struct Row {
 }
 
 /// Every queue of the namespace that this user can map, in record order
-/// (the order `ipcs` finds them in). Queues removed meanwhile are skipped.
+/// (the order `ipcs` finds them in). Queues removed meanwhile are skipped;
+/// a queue whose file is damaged is left out with a line on stderr naming
+/// the file.
 pub(crate) fn snapshot(ns: &Namespace) -> Vec<Row> {
     ns.ids()
         .into_iter()
-        .filter_map(|id| {
-            ns.queue(id).ok().map(|q| Row {
+        .filter_map(|id| match ns.queue(id) {
+            Ok(q) => Some(Row {
                 id,
                 stat: q.stat_unchecked(),
-            })
+            }),
+            Err(_) => {
+                if let Some(p) = ns.file_problem(id) {
+                    eprintln!("shmq: queue {id} not listed: {p}; `shmq doctor` says what to do");
+                }
+                None
+            }
         })
         .collect()
 }

@@ -100,7 +100,7 @@ fn open(ns: &Namespace, key: &Key, open: &OpenArgs) -> Result<Queue, Failure> {
         GetFlags::default()
     };
     ns.get(key.value, flags)
-        .map_err(|e| Failure::op(format!("msgget {key}"), e))
+        .map_err(|e| Failure::get(ns, key, key.value, e))
 }
 
 /// Runs `shmq send`.

@@ -90,6 +90,11 @@ fn remove_key(ns: &Namespace, key: &Key, verbose: bool) -> bool {
                 GetError::NotFound => eprintln!("{PREFIX}: invalid key ({})", key.typed),
                 e => eprintln!("{PREFIX}: key failed ({}): {e}", key.typed),
             }
+            if let Some(id) = ns.id_of_key(key.value) {
+                if let Some(p) = ns.file_problem(id) {
+                    eprintln!("{PREFIX}: {p}; `shmq doctor --remove {id}` removes it");
+                }
+            }
             false
         }
     }

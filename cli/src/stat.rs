@@ -25,10 +25,10 @@ pub(crate) fn run(ns: &Namespace, args: &StatArgs) -> Result<(), Failure> {
     let q = match (&args.key, args.id) {
         (Some(key), _) => ns
             .get(key.value, GetFlags::default())
-            .map_err(|e| Failure::op(format!("msgget {key}"), e))?,
-        (None, Some(id)) => ns
-            .queue(id)
-            .map_err(|e| Failure::op(format!("msgctl {id} IPC_STAT"), e))?,
+            .map_err(|e| Failure::get(ns, key, key.value, e))?,
+        (None, Some(id)) => ns.queue(id).map_err(|e| {
+            Failure::op(format!("msgctl {id} IPC_STAT"), e).with_file_problem(ns.file_problem(id))
+        })?,
         (None, None) => return Err(Failure::usage("stat: give an ID or --key KEY")),
     };
     let s = q

@@ -467,3 +467,125 @@ fn ls_matches_ipcs_for_the_same_queue() {
     };
     assert_eq!(labels(&ours), labels(&theirs));
 }
+
+/// A queue file that is damaged, foreign or not a file at all: every command
+/// that needs it fails with a line naming the file and what is wrong with it,
+/// `ls` leaves it out saying why, nothing crashes, and the rest of the
+/// namespace keeps working.
+#[test]
+fn a_damaged_queue_file_is_named_in_the_error_and_harms_nothing_else() {
+    use std::os::unix::fs::FileExt;
+    type Damage = fn(&std::path::Path);
+    let damages: [(&str, Damage, &str); 8] = [
+        (
+            "magic",
+            |f| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(f)
+                    .unwrap()
+                    .write_all_at(b"NOTSHMQ!", 0)
+                    .unwrap()
+            },
+            "wrong magic",
+        ),
+        (
+            "version",
+            |f| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(f)
+                    .unwrap()
+                    .write_all_at(&[0xee; 4], 8)
+                    .unwrap()
+            },
+            "layout version",
+        ),
+        (
+            "zero",
+            |f| std::fs::write(f, b"").unwrap(),
+            "shorter than a header",
+        ),
+        (
+            "text",
+            |f| std::fs::write(f, b"hello, I am a text file\n").unwrap(),
+            "shorter than a header",
+        ),
+        (
+            "short",
+            |f| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(f)
+                    .unwrap()
+                    .set_len(64 << 10)
+                    .unwrap()
+            },
+            "size",
+        ),
+        (
+            "directory",
+            |f| {
+                std::fs::remove_file(f).unwrap();
+                std::fs::create_dir(f).unwrap();
+            },
+            "not a regular file",
+        ),
+        (
+            "symlink",
+            |f| {
+                std::fs::remove_file(f).unwrap();
+                std::os::unix::fs::symlink("/etc/hostname", f).unwrap();
+            },
+            "symbolic link",
+        ),
+        (
+            "foreign",
+            |f| {
+                // Another namespace's valid queue file, moved in.
+                let other = f.with_extension("other");
+                std::fs::rename(&other, f).unwrap();
+            },
+            "another namespace",
+        ),
+    ];
+    for (name, damage, why) in damages {
+        let ns = Ns::new("damaged_file");
+        ok(&ns.run(&["send", "0x1234", "1", "kept", "--create"]));
+        let file = ns.dir.join("msq.0");
+        if name == "foreign" {
+            let other = Ns::new("damaged_file_other");
+            ok(&other.run(&["send", "0x1234", "1", "x", "--create"]));
+            std::fs::copy(other.dir.join("msq.0"), file.with_extension("other")).unwrap();
+        }
+        damage(&file);
+        let named = format!("shmq: {}: ", file.display());
+        let check = |got: &Out, what: &str| {
+            assert_eq!(got.code, 1, "{name}: {what}: {got:?}");
+            assert!(
+                got.stderr.contains(&named) && got.stderr.contains(why),
+                "{name}: {what} should name the file and say {why:?}: {got:?}"
+            );
+        };
+        check(&ns.run(&["send", "0x1234", "1", "x"]), "send");
+        check(&ns.run(&["recv", "-n", "0x1234"]), "recv");
+        check(&ns.run(&["stat", "0"]), "stat");
+        let got = ns.run(&["ls"]);
+        ok(&got);
+        assert_eq!(got.stdout, EMPTY_LS, "{name}");
+        assert!(
+            got.stderr.contains("queue 0 not listed") && got.stderr.contains(why),
+            "{name}: {got:?}"
+        );
+        // The rest of the namespace works.
+        ok(&ns.run(&["send", "0x5678", "1", "other", "--create"]));
+        let got = ns.run(&["recv", "-n", "0x5678"]);
+        ok(&got);
+        assert_eq!(got.stdout, "other", "{name}");
+        // The doctor names it too, and removes it when told to.
+        let got = ns.run(&["doctor", "--dry-run"]);
+        assert_eq!(got.code, 5, "{name}: {got:?}");
+        ok(&ns.run(&["doctor", "--remove", "0"]));
+        assert_eq!(ns.run(&["doctor"]).code, 0, "{name}");
+    }
+}

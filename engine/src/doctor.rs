@@ -1177,7 +1177,15 @@ impl Namespace {
                 return Err(RemoveError::Permission);
             }
         }
-        match std::fs::remove_file(&path) {
+        // A directory in a queue file's place is removed only when empty:
+        // its contents are not ours to delete.
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let removed = if is_dir {
+            std::fs::remove_dir(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {

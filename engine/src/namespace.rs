@@ -303,19 +303,12 @@ impl Namespace {
     pub fn get(&self, key: i32, flags: GetFlags) -> Result<Queue, GetError> {
         let _locked = self.lock();
         let t = &self.inner.table;
-        let high = (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len());
         if key != IPC_PRIVATE {
-            let found = (0..high).find(|&i| {
-                let r = &t.records[i];
-                r.state.load(Ordering::Acquire) == rstate::LIVE
-                    && r.private.load(Ordering::Relaxed) == 0
-                    && r.key.load(Ordering::Relaxed) as i32 == key
-            });
-            if let Some(idx) = found {
+            if let Some(id) = self.id_of_key(key) {
                 if flags.create && flags.exclusive {
                     return Err(GetError::Exists);
                 }
-                let q = self.queue(t.id_of(idx)).map_err(|e| match e {
+                let q = self.queue(id).map_err(|e| match e {
                     // The OS refused the file: the queue's mode grants this
                     // user nothing (see `file_mode`), which the kernel answers
                     // with EACCES when any access is asked (with none asked,
@@ -422,6 +415,37 @@ impl Namespace {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, m.clone());
         Ok(Queue::new(self.clone(), m, id))
+    }
+
+    /// Why the file of queue `id` cannot be used, naming the file (for the
+    /// message that goes with a failed `msgget` or `msgctl`: the errno alone
+    /// cannot say "this file is damaged"); `None` if it opens, or if no
+    /// queue has this id.
+    pub fn file_problem(&self, id: i32) -> Option<String> {
+        self.inner.table.live_index(id)?;
+        let path = self.queue_path(id);
+        match Mapped::open(&path, self.inner.stamp) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// The id of the live queue with `key` (not `IPC_PRIVATE`), if any,
+    /// without opening its file.
+    pub fn id_of_key(&self, key: i32) -> Option<i32> {
+        if key == IPC_PRIVATE {
+            return None;
+        }
+        let t = &self.inner.table;
+        let high = (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len());
+        (0..high)
+            .find(|&i| {
+                let r = &t.records[i];
+                r.state.load(Ordering::Acquire) == rstate::LIVE
+                    && r.private.load(Ordering::Relaxed) == 0
+                    && r.key.load(Ordering::Relaxed) as i32 == key
+            })
+            .map(|i| t.id_of(i))
     }
 
     /// Opens a queue file whatever its id-table record says (for `doctor`).
