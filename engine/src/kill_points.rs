@@ -18,6 +18,9 @@ use std::sync::atomic::Ordering;
 #[repr(u32)]
 #[non_exhaustive]
 pub enum KillPoint {
+    /// Creating the namespace directory: it exists (under a temporary name
+    /// beside its own), its mode not yet set to `01777`.
+    DirMade = 17,
     /// Creating the id table: its temporary file `.ids.PID.PID` is written in
     /// full, not yet linked into place as `ids`.
     TableWritten = 1,
@@ -60,7 +63,8 @@ pub enum KillPoint {
 
 impl KillPoint {
     /// Every point, in order.
-    pub const ALL: [KillPoint; 16] = [
+    pub const ALL: [KillPoint; 17] = [
+        KillPoint::DirMade,
         KillPoint::TableWritten,
         KillPoint::LockTaken,
         KillPoint::LockTakenOver,

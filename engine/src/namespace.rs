@@ -151,17 +151,12 @@ impl Namespace {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(ns_error(&dir, K::Corrupt, "exists and is not a directory")),
             Err(_) => {
-                if let Err(e) = std::fs::create_dir(&dir) {
-                    if e.kind() != std::io::ErrorKind::AlreadyExists {
-                        return Err(ns_error(
-                            &dir,
-                            K::Access,
-                            format!("cannot create namespace directory: {e}"),
-                        ));
-                    }
-                } else {
-                    // Sticky and open to all, like /dev/shm (the umask must not narrow it).
-                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+                if let Err(e) = create_dir_1777(&dir) {
+                    return Err(ns_error(
+                        &dir,
+                        K::Access,
+                        format!("cannot create namespace directory: {e}"),
+                    ));
                 }
             }
         }
@@ -557,6 +552,64 @@ pub(crate) fn file_mode(mode: u32) -> u32 {
         m |= 0o006;
     }
     m
+}
+
+/// Creates the namespace directory `dir` with mode `01777` (sticky and open
+/// to all, like /dev/shm), in one step as other processes see it: made and
+/// given its mode under a temporary name beside it (`.NAME.new.PID`), then
+/// renamed into place, never over a directory made meanwhile (which is then
+/// used). Made in place, it would exist for a moment with the mode the
+/// creator's umask leaves (`0755`), and if the creator died then, no other
+/// user could ever create a queue or the id table in it. A creator killed
+/// before the rename leaves its empty temporary directory; the next creator
+/// removes those of dead processes (when it may: sticky parents let only
+/// their owner or root).
+fn create_dir_1777(dir: &Path) -> std::io::Result<()> {
+    let (parent, name) = match (dir.parent(), dir.file_name()) {
+        (Some(p), Some(n)) => (p, n.to_string_lossy()),
+        _ => return std::fs::create_dir(dir),
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!(".{name}.new.");
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for e in entries.flatten() {
+            let pid = e.file_name().to_str().and_then(|n| {
+                n.strip_prefix(prefix.as_str())
+                    .and_then(|p| p.parse::<u32>().ok())
+            });
+            if pid.is_some_and(|pid| !crate::process::is_alive(pid, 0)) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+    let tmp = parent.join(format!("{prefix}{}", crate::process::pid()));
+    std::fs::create_dir(&tmp)?;
+    kill_point(KillPoint::DirMade);
+    let placed =
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).and_then(|()| {
+            use rustix::fs::{renameat_with, RenameFlags, CWD};
+            match renameat_with(CWD, &tmp, CWD, dir, RenameFlags::NOREPLACE) {
+                // A file system without RENAME_NOREPLACE: a plain rename
+                // replaces at worst an empty directory made meanwhile.
+                Err(rustix::io::Errno::INVAL) => std::fs::rename(&tmp, dir),
+                r => r.map_err(std::io::Error::from),
+            }
+        });
+    match placed {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&tmp);
+            // Made by another process meanwhile: use theirs.
+            match std::fs::symlink_metadata(dir) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(e),
+            }
+        }
+    }
 }
 
 fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {

@@ -76,9 +76,27 @@ impl NsDir {
     }
 }
 
+impl NsDir {
+    /// Removes the temporary directories a creator killed while making this
+    /// one leaves beside it (`.NAME.new.PID`); returns how many.
+    fn remove_leftovers(&self) -> usize {
+        let prefix = format!(".{}.new.", self.0.file_name().unwrap().to_string_lossy());
+        let mut n = 0;
+        for e in std::fs::read_dir(self.0.parent().unwrap()).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 impl Drop for NsDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        self.remove_leftovers();
     }
 }
 
@@ -318,8 +336,13 @@ fn child_main() {
         }
         // Makes the namespace and dies after writing the id table under its
         // temporary name, before linking it into place.
-        "die_making_table" => {
-            arm_kill_point(KillPoint::TableWritten, KillAction::Kill);
+        "die_making_table" | "die_making_dir" => {
+            let point = if role == "die_making_dir" {
+                KillPoint::DirMade
+            } else {
+                KillPoint::TableWritten
+            };
+            arm_kill_point(point, KillAction::Kill);
             let _ = Namespace::open(&dir);
             unreachable!("survived the kill point");
         }
@@ -831,6 +854,32 @@ fn namespace_directory_stays_usable_by_every_user() {
         r.findings
     );
     doctor_clean(&d.0);
+
+    // The first user dies as it makes the directory (before its mode is
+    // set): the namespace is still usable by every user.
+    let d = NsDir::new("dir-killed");
+    let o = collect(spawn_role_as("die_making_dir", &d.0, &[], Some(NOBODY)));
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{}", o.status);
+    run_as(OTHER, "create", &d.0, &strings(&[&0x78, &0o666]));
+    run_as(NOBODY, "send", &d.0, &strings(&[&0x78, &1, &1]));
+    run_as(OTHER, "recv", &d.0, &strings(&[&0x78, &1, &1, &NOBODY.0]));
+    let m = std::fs::metadata(&d.0).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o1777, "directory");
+    let ns = Namespace::open(&d.0).unwrap();
+    ns.get(0x78, GetFlags::default()).unwrap().remove().unwrap();
+    doctor_clean(&d.0);
+    drop(ns);
+    // What the dead creator left beside the directory: its empty temporary
+    // directory, which uid 65533 may not remove (sticky /dev/shm).
+    assert_eq!(d.remove_leftovers(), 1);
+    // When root makes the directory next, it removes the dead one's.
+    let d = NsDir::new("dir-killed-root-next");
+    let o = collect(spawn_role_as("die_making_dir", &d.0, &[], Some(NOBODY)));
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{}", o.status);
+    Namespace::open(&d.0).unwrap();
+    let m = std::fs::metadata(&d.0).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid()), (0o1777, 0), "directory");
+    assert_eq!(d.remove_leftovers(), 0, "root removed nobody's leftover");
 }
 
 /// The limits the README states: any user can write the id table, and any
