@@ -74,8 +74,11 @@ fn add(into: &mut Tally, t: Tally) {
         .for_each(|(k, v)| *into.entry(k).or_default() += v);
 }
 
+/// Counts one `what` (one word on the tally line: blanks become `_`).
 fn count(t: &mut Tally, what: impl Into<String>) {
-    *t.entry(what.into()).or_default() += 1;
+    let what: String = what.into();
+    let word: String = what.split_whitespace().collect::<Vec<_>>().join("_");
+    *t.entry(word.chars().take(60).collect()).or_default() += 1;
 }
 
 /// Opens the namespace and the queue; a failure is an outcome, not a crash
@@ -185,27 +188,40 @@ fn corrupter(dir: &Path, seed: u64, until: Instant, log: &Path) -> Tally {
         .expect("the queue's file");
     let files = [
         std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .open(&queue_file)
             .unwrap(),
         std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .open(dir.join("ids"))
             .unwrap(),
     ];
     let sizes = files.each_ref().map(|f| f.metadata().unwrap().len());
+    let mut live = [Vec::new(), Vec::new()];
+    let mut n = 0u64;
     while Instant::now() < until {
+        if n % 64 == 0 {
+            live = [0, 1].map(|i| live_pages(&files[i], sizes[i]));
+        }
+        n += 1;
         std::thread::sleep(Duration::from_micros(500 + rng.below(3000)));
         // Mostly the queue; now and then the id table.
         let which = usize::from(rng.below(8) == 0);
         let size = sizes[which];
-        // Half the writes land in the first 64 KiB (headers, slots, indexes
-        // and links), the rest anywhere (mostly message text).
-        let off = if rng.below(2) == 0 {
-            rng.below(size.min(64 << 10))
-        } else {
-            rng.below(size)
-        };
+        // Half the writes land in pages that hold something (headers, slot
+        // records, the type directory, nodes and cells in use, bitmaps), a
+        // quarter in the first 64 KiB, the rest anywhere in the sparse file.
+        let pages = &live[which];
+        let off = match rng.below(4) {
+            0 | 1 if !pages.is_empty() => {
+                pages[rng.below(pages.len() as u64) as usize] + rng.below(PAGE)
+            }
+            2 => rng.below(size.min(64 << 10)),
+            _ => rng.below(size),
+        }
+        .min(size - 1);
         let len = (1 + rng.below(8)).min(size - off) as usize;
         let v = rng.next();
         let bytes: Vec<u8> = match rng.below(4) {
@@ -220,6 +236,29 @@ fn corrupter(dir: &Path, seed: u64, until: Instant, log: &Path) -> Tally {
         count(&mut t, ["queue-writes", "ids-writes"][which]);
     }
     t
+}
+
+const PAGE: u64 = 4096;
+
+/// Offsets of the pages of `file` that are not all zero (the parts of a
+/// sparse queue file in use).
+fn live_pages(file: &std::fs::File, size: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < size {
+        let n = file.read_at(&mut chunk, at).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        for (i, page) in chunk[..n].chunks(PAGE as usize).enumerate() {
+            if page.iter().any(|&b| b != 0) {
+                out.push(at + i as u64 * PAGE);
+            }
+        }
+        at += n as u64;
+    }
+    out
 }
 
 /// Runs the doctor (repairing) and reports its verdict and finding kinds.
