@@ -93,7 +93,7 @@ fn open(dir: &Path, t: &mut Tally) -> Option<Queue> {
             }
         },
         Err(e) => {
-            count(t, format!("namespace:{e:?}"));
+            count(t, format!("namespace:{:?}", e.kind));
             None
         }
     }
