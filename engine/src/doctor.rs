@@ -1208,8 +1208,12 @@ fn repair_records_silently(ns: &Namespace) {
     let t = ns.table();
     for idx in 0..t.records.len() {
         match t.records[idx].state.load(Ordering::Acquire) {
-            rstate::CREATING => ns.rollback_create(idx),
-            rstate::REMOVING => ns.finish_remove(idx),
+            rstate::CREATING => {
+                ns.rollback_create(idx);
+            }
+            rstate::REMOVING => {
+                ns.finish_remove(idx);
+            }
             _ => {}
         }
     }
@@ -1378,8 +1382,9 @@ fn check_records(d: &mut Doctor<'_>, ns: &Namespace, names: &[String]) {
                         state: Stuck::Creating,
                     },
                     || {
-                        ns.rollback_create(idx);
-                        Ok(())
+                        ns.rollback_create(idx)
+                            .then_some(())
+                            .ok_or_else(|| "its file is another user's (permission denied)".into())
                     },
                 );
             }
@@ -1390,8 +1395,9 @@ fn check_records(d: &mut Doctor<'_>, ns: &Namespace, names: &[String]) {
                         state: Stuck::Removing,
                     },
                     || {
-                        ns.finish_remove(idx);
-                        Ok(())
+                        ns.finish_remove(idx)
+                            .then_some(())
+                            .ok_or_else(|| "its file is another user's (permission denied)".into())
                     },
                 );
             }

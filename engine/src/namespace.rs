@@ -249,9 +249,19 @@ impl Namespace {
 
     fn lock(&self) -> Locked<'_> {
         let t = &self.inner.table;
-        if t.lock() {
-            self.repair_locked();
-        }
+        let took_over = t.lock();
+        // Under the lock nobody is creating or removing a queue: a record
+        // left CREATING / REMOVING is a dead holder's, or one that a process
+        // could not finish (another user's file it may not open or unlink).
+        // After a takeover every record is looked at (a holder may die
+        // before it raises `highest`); otherwise those below `highest`, where
+        // an unfinished repair leaves its record (`keep_stuck`).
+        let upto = if took_over {
+            t.records.len()
+        } else {
+            (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len())
+        };
+        self.repair_locked(upto);
         Locked(t)
     }
 
@@ -269,25 +279,56 @@ impl Namespace {
         &self.inner.table
     }
 
-    /// Finishes or undoes what a dead lock holder left half done.
-    fn repair_locked(&self) {
+    /// Finishes or undoes what a dead lock holder left half done, in the
+    /// records below `upto`.
+    fn repair_locked(&self, upto: usize) {
         let t = &self.inner.table;
-        for idx in 0..t.records.len() {
+        for idx in 0..upto {
             match t.records[idx].state.load(Ordering::Acquire) {
-                rstate::CREATING => self.rollback_create(idx),
-                rstate::REMOVING => self.finish_remove(idx),
+                rstate::CREATING => {
+                    self.rollback_create(idx);
+                }
+                rstate::REMOVING => {
+                    self.finish_remove(idx);
+                }
                 _ => {}
             }
         }
     }
 
     /// Undoes the creation recorded in record `idx` (CREATING): removes its
-    /// half-made file and frees the record. Under the lock.
-    pub(crate) fn rollback_create(&self, idx: usize) {
+    /// half-made file and frees the record. Under the lock. `false` if the
+    /// file is another user's that the caller may not remove: the record
+    /// stays CREATING for a process that may (the file's owner, root).
+    pub(crate) fn rollback_create(&self, idx: usize) -> bool {
         let t = &self.inner.table;
-        let _ = std::fs::remove_file(self.queue_path(t.id_of(idx)));
+        if !self.unlink_queue_file(t.id_of(idx)) {
+            self.keep_stuck(idx);
+            return false;
+        }
         kill_point(KillPoint::RollbackUnlinked);
         t.free_record(idx);
+        true
+    }
+
+    /// Removes the file of queue `id`; `false` if it stays because the
+    /// caller may not remove it (another user's file in the sticky
+    /// directory). Any other failure counts as removed (nothing better can
+    /// be done; `doctor` reports what is left).
+    fn unlink_queue_file(&self, id: i32) -> bool {
+        match std::fs::remove_file(self.queue_path(id)) {
+            Err(e) => e.kind() != std::io::ErrorKind::PermissionDenied,
+            Ok(()) => true,
+        }
+    }
+
+    /// Leaves record `idx` CREATING / REMOVING for a process that may finish
+    /// it, where every `lock` looks (below `highest`).
+    fn keep_stuck(&self, idx: usize) {
+        let t = &self.inner.table;
+        t.header
+            .highest
+            .fetch_max(idx as u64 + 1, Ordering::Relaxed);
     }
 
     pub(crate) fn queue_path(&self, id: i32) -> PathBuf {
@@ -509,8 +550,11 @@ impl Namespace {
         Ok(())
     }
 
-    /// Completes the removal of the queue in record `idx` (REMOVING).
-    pub(crate) fn finish_remove(&self, idx: usize) {
+    /// Completes the removal of the queue in record `idx` (REMOVING): marks
+    /// it removed (waking its sleepers), removes its file, frees the record.
+    /// `false` if the file is another user's that the caller may not open
+    /// or remove: the record stays REMOVING for a process that may.
+    pub(crate) fn finish_remove(&self, idx: usize) -> bool {
         let t = &self.inner.table;
         let id = t.id_of(idx);
         let cached = self
@@ -522,13 +566,21 @@ impl Namespace {
         let opened = cached
             .map(Ok)
             .unwrap_or_else(|| self.open_file(id).map(Arc::new));
-        if let Ok(m) = opened {
-            m.state().mark_removed();
-        }
+        let marked = match opened {
+            Ok(m) => {
+                m.state().mark_removed();
+                true
+            }
+            Err(e) => !matches!(e, FileError::Access),
+        };
         kill_point(KillPoint::RemoveMarked);
-        let _ = std::fs::remove_file(self.queue_path(id));
+        if !marked || !self.unlink_queue_file(id) {
+            self.keep_stuck(idx);
+            return false;
+        }
         kill_point(KillPoint::RemoveUnlinked);
         t.free_record(idx);
+        true
     }
 
     /// IPC_SET under the lock.

@@ -52,10 +52,15 @@ fn child_main() {
     match role.as_str() {
         "op" => {
             let (op, point, key) = (&args[0], point_named(&args[1]), args[3].parse().unwrap());
-            let action = if args[2] == "stop" {
-                KillAction::Stop
-            } else {
-                KillAction::Kill
+            let action = match args[2].as_str() {
+                "stop" => Some(KillAction::Stop),
+                "kill" => Some(KillAction::Kill),
+                _ => None, // "none": the operation runs to its end
+            };
+            let arm_kill_point = |point, action: Option<KillAction>| {
+                if let Some(action) = action {
+                    arm_kill_point(point, action);
+                }
             };
             if op == "open" {
                 arm_kill_point(point, action);
@@ -839,4 +844,110 @@ fn reissued_id_reaches_the_new_queue_in_every_process() {
         .unwrap();
     assert_eq!(&buf[..m.len], b"new");
     again.remove().unwrap();
+}
+
+/// A process that takes the lock over from a dead holder but may not open or
+/// unlink the queue file the holder was creating or removing (another user's
+/// 0600 file in the sticky directory) leaves the record for a process that
+/// may; the next management operation of root (or the file's owner)
+/// finishes it: the file is removed, sleepers get EIDRM, nothing is orphaned.
+#[test]
+fn repair_another_user_may_not_do_is_left_to_one_who_may() {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root (runs a process as nobody)");
+        return;
+    }
+    let _w = watchdog(120);
+    let mut w = World::new();
+    // Open to every user, as a namespace directory shmq makes.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&w.t.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let nobody = Some((65534, 65534));
+    for (op, point) in [
+        ("remove", KillPoint::RemoveRecorded),
+        ("remove", KillPoint::RemoveMarked),
+        ("create", KillPoint::CreateFileReady),
+    ] {
+        let what = format!("root's {op} killed at {point:?}, nobody takes over");
+        let mut sleeper = None;
+        let mut old_id = None;
+        if op == "remove" {
+            let q = w.t.ns.get(KEY, excl(0o600)).unwrap();
+            w.fresh_id(q.id(), &what);
+            old_id = Some(q.id());
+            sleeper = Some(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                q.recv_timeout(
+                    &mut buf,
+                    Selector::Any,
+                    RecvFlags::default(),
+                    Duration::from_secs(60),
+                )
+                .err()
+            }));
+        }
+        expect_killed(spawn_op(&w.t.dir, op, point, "kill", KEY), &what);
+        let files_before = std::fs::read_dir(&w.t.dir).unwrap().count();
+        // nobody's msgget takes the lock over and works; root's file stays.
+        let o = spawn_role_as(
+            "op",
+            &w.t.dir,
+            &[
+                "create".into(),
+                "LockTaken".into(),
+                "none".into(),
+                KEY2.to_string(),
+            ],
+            nobody,
+        )
+        .wait_with_output()
+        .unwrap();
+        assert!(o.status.success(), "{what}: nobody's msgget ({})", o.status);
+        assert_eq!(
+            std::fs::read_dir(&w.t.dir).unwrap().count(),
+            files_before + 1,
+            "{what}: root's file is still there (and nobody's new one)"
+        );
+        if let Some(id) = old_id {
+            assert!(w.t.ns.queue(id).is_err(), "{what}: old id still valid");
+        }
+        let dry = Namespace::doctor_dir(
+            &w.t.dir,
+            &DoctorOptions {
+                dry_run: true,
+                ..DoctorOptions::default()
+            },
+        );
+        assert!(
+            dry.findings
+                .iter()
+                .any(|f| matches!(f.problem, Problem::RecordStuck { .. })),
+            "{what}: the record is left for root\n{}",
+            lines(&dry)
+        );
+        // Root's next management operation (this msgget) finishes the job.
+        assert_eq!(
+            w.t.ns.get(KEY, GetFlags::default()).err(),
+            Some(GetError::NotFound),
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&w.t.dir).unwrap().count(),
+            files_before,
+            "{what}: root removed its file"
+        );
+        let theirs = w.t.ns.get(KEY2, GetFlags::default()).unwrap();
+        w.fresh_id(theirs.id(), &what);
+        assert_eq!(theirs.perms().cuid, 65534);
+        theirs.remove().unwrap();
+        if let Some(s) = sleeper {
+            assert_eq!(s.join().unwrap(), Some(RecvError::Removed), "{what}");
+        }
+        let r = doctor(&w.t.dir);
+        assert!(r.findings.is_empty(), "{what}: doctor\n{}", lines(&r));
+        w.key_reusable(KEY, &what);
+        w.no_stray_files(&what);
+    }
+    w.finish();
 }
