@@ -8,8 +8,11 @@
 //! the holder's pid, plus its start time). A waiter that finds the holder dead
 //! takes the lock over and repairs what it left: the record state is the
 //! intent record — a `CREATING` record is rolled back (its half-made file
-//! removed), a `REMOVING` record is rolled forward. Lookups by id read a
-//! record without the lock (state and seq, Acquire).
+//! removed), a `REMOVING` record is rolled forward. A process that may not
+//! remove the file (another user's, in the sticky directory) leaves the
+//! record as it is; every holder of the lock finishes such records when it
+//! may (`Namespace::lock`). Lookups by id read a record without the lock
+//! (state and seq, Acquire).
 
 use crate::kill_points::{kill_point, KillPoint};
 use crate::params::Limits;
