@@ -106,7 +106,9 @@ impl Counter<'_> {
     /// its record (what the operation is for) and then calls [`Counter::apply`].
     pub(crate) fn next_seq(&self, slot: usize) -> u64 {
         // Relaxed: `acct_done` of our own slot is only raised to values of ours.
-        self.slots[slot].acct_done.load(Ordering::Relaxed) + 1
+        // Wrapping: a corrupted mapping may hold any value here (it then
+        // miscounts, but must not panic).
+        self.slots[slot].acct_done.load(Ordering::Relaxed).wrapping_add(1)
     }
 
     /// Applies `delta` as `slot`'s operation `seq` (from [`Counter::next_seq`]).

@@ -198,9 +198,12 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                         qbytes: MSGMNB,
                         removed: false,
                     });
-                    // Only the latest handles are kept.
+                    // Handles of removed queues are let go, oldest first
+                    // (at most `MSGMNI` are live).
                     if w.queues.len() > 8 {
-                        w.queues.remove(0);
+                        if let Some(p) = w.queues.iter().position(|m| m.removed) {
+                            w.queues.remove(p);
+                        }
                     }
                 }
                 (None, r) => panic!("msgget({key}, {flags:?}): {r:?}"),

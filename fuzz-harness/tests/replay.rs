@@ -84,3 +84,15 @@ fn regression_copy_nth_inline_size_overrun() {
         shmq_fuzz_harness::queue_file,
     );
 }
+
+/// A slot whose `acct_done` holds `u64::MAX` made the next receive's
+/// sequence number overflow (a panic in builds with overflow checks); it
+/// now wraps, as release builds did.
+#[test]
+fn regression_next_seq_acct_done_overflow() {
+    regression(
+        "queue_file",
+        "next_seq-acct_done-overflow",
+        shmq_fuzz_harness::queue_file,
+    );
+}
