@@ -145,7 +145,8 @@ impl IdTable<'_> {
     pub(crate) fn free_record(&self, idx: usize) {
         let r = &self.records[idx];
         let max_seq = (i32::MAX as usize / self.records.len()) as u32;
-        let next = (r.seq.load(Ordering::Relaxed) + 1) % max_seq.max(1);
+        // Wrapping: a corrupted table may hold any seq (brought back in range here).
+        let next = r.seq.load(Ordering::Relaxed).wrapping_add(1) % max_seq.max(1);
         r.seq.store(next, Ordering::Relaxed);
         kill_point(KillPoint::RecordSeqBumped);
         // Release: see SYNC(record_live).

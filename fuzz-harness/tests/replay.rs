@@ -96,3 +96,14 @@ fn regression_next_seq_acct_done_overflow() {
         shmq_fuzz_harness::queue_file,
     );
 }
+
+/// A record whose `seq` is `u32::MAX`, freed by the doctor, overflowed the
+/// sequence bump (a panic with overflow checks); it now wraps into range.
+#[test]
+fn regression_free_record_seq_overflow() {
+    regression(
+        "id_table",
+        "free_record-seq-overflow",
+        shmq_fuzz_harness::id_table,
+    );
+}
