@@ -149,9 +149,25 @@ fn run(data: &[u8]) {
     drop(w);
 }
 
+/// `SHMQ_FUZZ_TRACE=1`: print each operation (to read a failing input).
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SHMQ_FUZZ_TRACE").is_some())
+}
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 fn step(w: &mut World, input: &mut Input<'_>) {
     let mut buf = vec![0u8; MSGMAX + 16];
-    match input.u8() % 14 {
+    let op = input.u8() % 14;
+    trace!("op {op}");
+    match op {
         // msgget
         0 | 1 => {
             let key = match input.u8() % 6 {
@@ -164,6 +180,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 .then(|| w.live().position(|m| m.key == key))
                 .flatten();
             let live = w.live().count();
+            trace!("msgget({key}, {flags:?})");
             let r = if input.bool() {
                 w.ns.get(key, flags)
             } else {
@@ -233,6 +250,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             } else {
                 Ok(())
             };
+            trace!("msgsnd(q{i}, {mtype}, {len}, timed {timed}): {r:?}");
             assert_eq!(r, expected, "msgsnd(type {mtype}, {len} bytes)");
             if r.is_ok() {
                 m.msgs.push_back((mtype, text));
@@ -255,6 +273,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             } else {
                 m.q.recv(&mut buf[..len], sel, flags)
             };
+            trace!("msgrcv(q{i}, {sel:?}, {len}, noerror {noerror}, timed {timed}): {r:?}");
             if m.removed {
                 assert_eq!(r, Err(RecvError::Invalid));
                 return;
@@ -382,6 +401,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 qbytes,
             };
             let r = m.q.set(set);
+            trace!("IPC_SET(q{i}, {set:?}): {r:?}");
             let expected = if m.removed {
                 Err(CtlError::Invalid)
             } else if qbytes > MSGMNB && !root {
@@ -402,11 +422,13 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             let Some(i) = w.pick(input) else { return };
             let m = &mut w.queues[i];
             let r = m.q.remove();
+            trace!("IPC_RMID(q{i}): {r:?}");
             if m.removed {
                 assert_eq!(r, Err(CtlError::Invalid));
             } else {
                 assert_eq!(r, Ok(()));
                 m.removed = true;
+                m.msgs.clear();
             }
             let id = m.q.id();
             assert!(w.ns.queue(id).is_err(), "removed queue {id} still found");
@@ -464,18 +486,31 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 }
             }
             let m = &mut w.queues[i];
-            while let Ok(got) = m.q.recv(
-                &mut buf,
-                Selector::Any,
-                RecvFlags {
-                    nowait: true,
-                    noerror: false,
-                },
-            ) {
-                let (mtype, text) = m.msgs.pop_front().expect("a message the model lacks");
-                assert_eq!((got.mtype, &buf[..got.len]), (mtype, &text[..]), "drain");
+            let flags = RecvFlags {
+                nowait: true,
+                noerror: false,
+            };
+            if m.removed {
+                let r = m.q.recv(&mut buf, Selector::Any, flags);
+                assert_eq!(r, Err(RecvError::Invalid), "drain of a removed queue");
+                return;
             }
-            assert!(m.msgs.is_empty(), "drain left {} messages", m.msgs.len());
+            let end = loop {
+                match m.q.recv(&mut buf, Selector::Any, flags) {
+                    Ok(got) => {
+                        let (mtype, text) = m.msgs.pop_front().expect("a message the model lacks");
+                        assert_eq!((got.mtype, &buf[..got.len]), (mtype, &text[..]), "drain");
+                    }
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                m.msgs.is_empty(),
+                "drain ended with {end:?} but {} messages are queued: {:?}\n{}",
+                m.msgs.len(),
+                m.msgs.iter().map(|(t, x)| (t, x.len())).collect::<Vec<_>>(),
+                m.q.debug_dump()
+            );
         }
     }
 }

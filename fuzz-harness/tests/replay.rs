@@ -107,3 +107,15 @@ fn regression_free_record_seq_overflow() {
         shmq_fuzz_harness::id_table,
     );
 }
+
+/// The first api_sequence crash was the model's, not the engine's: a
+/// fill-and-drain of a removed queue expected its old messages (the engine
+/// rightly said EINVAL). Kept so the model stays right.
+#[test]
+fn regression_drain_of_removed_queue() {
+    regression(
+        "api_sequence",
+        "drain-of-removed-queue",
+        shmq_fuzz_harness::api_sequence,
+    );
+}
