@@ -108,7 +108,10 @@ impl Counter<'_> {
         // Relaxed: `acct_done` of our own slot is only raised to values of ours.
         // Wrapping: a corrupted mapping may hold any value here (it then
         // miscounts, but must not panic).
-        self.slots[slot].acct_done.load(Ordering::Relaxed).wrapping_add(1)
+        self.slots[slot]
+            .acct_done
+            .load(Ordering::Relaxed)
+            .wrapping_add(1)
     }
 
     /// Applies `delta` as `slot`'s operation `seq` (from [`Counter::next_seq`]).
