@@ -54,6 +54,30 @@ impl From<WaitEnd> for RecvError {
     }
 }
 
+/// How long a blocking call may wait, and what it does after each long
+/// sleep.
+#[derive(Clone, Copy)]
+pub(crate) struct Patience<'f> {
+    /// Give up with a timeout at this instant (`None`: never).
+    pub(crate) deadline: Option<Instant>,
+    /// Runs after each sleep that lasted a whole slice (about half a
+    /// second): the caller's chance to finish what a dead process left half
+    /// done outside this queue (see `Namespace::finish_half_done`).
+    pub(crate) long_sleep: &'f dyn Fn(),
+}
+
+impl Patience<'_> {
+    /// Waits until `deadline` with nothing to do on long sleeps (the loom
+    /// models, which have no namespace).
+    #[cfg(loom)]
+    pub(crate) fn until(deadline: Option<Instant>) -> Patience<'static> {
+        Patience {
+            deadline,
+            long_sleep: &|| {},
+        }
+    }
+}
+
 impl QueueState<'_> {
     fn word(&self, id: u64) -> Option<&AtomicU32> {
         match id {
@@ -95,13 +119,13 @@ impl QueueState<'_> {
     }
 
     /// Spins, then sleeps on futex word `word_id` until `ready()` holds, the
-    /// queue is removed, a signal arrives or `deadline` passes. `ready` must be
+    /// queue is removed, a signal arrives or the deadline passes. `ready` must be
     /// cheap and is re-checked after the sleeper announces itself.
     fn wait_until(
         &self,
         slot: usize,
         word_id: u64,
-        deadline: Option<Instant>,
+        patience: Patience<'_>,
         mut ready: impl FnMut() -> bool,
     ) -> Result<(), WaitEnd> {
         let word = self.word(word_id).expect("valid word id");
@@ -129,7 +153,7 @@ impl QueueState<'_> {
             if !skip_recheck && ready() {
                 break Ok(());
             }
-            let Some(slice) = wait::slice(deadline) else {
+            let Some(slice) = wait::slice(patience.deadline) else {
                 break Err(WaitEnd::TimedOut);
             };
             let began = Instant::now();
@@ -141,8 +165,10 @@ impl QueueState<'_> {
                     }
                     if began.elapsed() >= slice {
                         // A long sleep: whoever holds what we wait for may be
-                        // dead. Recover dead slots (cheap when there are none).
+                        // dead. Recover dead slots (cheap when there are none)
+                        // and let the caller look for a half-done IPC_RMID.
                         self.recover_dead_slots();
+                        (patience.long_sleep)();
                     }
                 }
             }
@@ -159,7 +185,7 @@ impl QueueState<'_> {
         mtype: i64,
         text: &[u8],
         nowait: bool,
-        deadline: Option<Instant>,
+        patience: Patience<'_>,
     ) -> Result<(), SendError> {
         loop {
             match self.try_send(slot, mtype, text) {
@@ -171,7 +197,7 @@ impl QueueState<'_> {
                         let q = self.header.control.qbytes.load(Ordering::Relaxed);
                         self.counter().load().fits(len, q)
                     };
-                    self.wait_until(slot, WORD_SPACE, deadline, fits)?;
+                    self.wait_until(slot, WORD_SPACE, patience, fits)?;
                 }
                 Err(_) => return Err(SendError::NoMemory),
             }
@@ -192,7 +218,7 @@ impl QueueState<'_> {
         max: usize,
         nowait: bool,
         noerror: bool,
-        deadline: Option<Instant>,
+        patience: Patience<'_>,
     ) -> Result<Taken, RecvError> {
         let word_id = match sel {
             Selector::Type(t) => WORD_ARRIVED + self.directory().home(t) as u64,
@@ -205,7 +231,7 @@ impl QueueState<'_> {
                 Err(PathError::Empty) if nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
                     let ready = || self.peek(slot, sel);
-                    self.wait_until(slot, word_id, deadline, ready)?;
+                    self.wait_until(slot, word_id, patience, ready)?;
                 }
                 Err(_) => return Err(RecvError::NoMemory),
             }

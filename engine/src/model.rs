@@ -10,6 +10,7 @@
 //! that recovery must finish or undo; [`set_mutant`] switches on a deliberate
 //! bug that a model must catch.
 
+use crate::blocking::Patience;
 use crate::cell_pool::{bitmap_len, make_state, Pool};
 use crate::layout::{Geometry, QueueParams};
 use crate::state::{HeapRegions, QueueState};
@@ -141,7 +142,8 @@ impl Queue {
         text: &[u8],
         nowait: bool,
     ) -> Result<(), SendError> {
-        self.st().send_blocking(slot, mtype, text, nowait, None)
+        self.st()
+            .send_blocking(slot, mtype, text, nowait, Patience::until(None))
     }
 
     /// `msgrcv` from `slot` (blocking unless `nowait`): the type and text.
@@ -152,7 +154,8 @@ impl Queue {
         nowait: bool,
     ) -> Result<(i64, Vec<u8>), RecvError> {
         let st = self.st();
-        let taken = st.take_blocking(slot, sel, usize::MAX, nowait, false, None)?;
+        let taken =
+            st.take_blocking(slot, sel, usize::MAX, nowait, false, Patience::until(None))?;
         let mut text = vec![0u8; taken.size];
         let n = st.copy_text(&taken, &mut text);
         text.truncate(n);

@@ -250,19 +250,46 @@ impl Namespace {
     fn lock(&self) -> Locked<'_> {
         let t = &self.inner.table;
         let took_over = t.lock();
-        // Under the lock nobody is creating or removing a queue: a record
-        // left CREATING / REMOVING is a dead holder's, or one that a process
-        // could not finish (another user's file it may not open or unlink).
-        // After a takeover every record is looked at (a holder may die
-        // before it raises `highest`); otherwise those below `highest`, where
-        // an unfinished repair leaves its record (`keep_stuck`).
+        self.repair_after_lock(took_over);
+        Locked(t)
+    }
+
+    /// Under the lock nobody is creating or removing a queue: a record left
+    /// CREATING / REMOVING is a dead holder's, or one that a process could
+    /// not finish (another user's file it may not open or unlink). After a
+    /// takeover every record is looked at (a holder may die before it raises
+    /// `highest`); otherwise those below `highest`, where an unfinished
+    /// repair leaves its record (`keep_stuck`).
+    fn repair_after_lock(&self, took_over: bool) {
+        let t = &self.inner.table;
         let upto = if took_over {
             t.records.len()
         } else {
             (t.header.highest.load(Ordering::Relaxed) as usize).min(t.records.len())
         };
         self.repair_locked(upto);
-        Locked(t)
+    }
+
+    /// Called now and then by a caller asleep on queue `id`: if the queue's
+    /// record is half changed (an IPC_RMID whose process died before it
+    /// marked the queue removed would leave its sleepers asleep until some
+    /// other management operation came by), takes the lock, which finishes
+    /// the change. A live holder is waited for briefly only (it may be the
+    /// very removal, about to wake us): the sleeper looks again later.
+    pub(crate) fn finish_half_done(&self, id: i32) {
+        let t = &self.inner.table;
+        let Ok(id) = usize::try_from(id) else { return };
+        let state = t.records[id % t.records.len()]
+            .state
+            .load(Ordering::Acquire);
+        if state != rstate::CREATING && state != rstate::REMOVING {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        if let Some(took_over) = t.lock_until(Some(deadline)) {
+            let _locked = Locked(t);
+            self.repair_after_lock(took_over);
+        }
     }
 
     /// Takes the management lock unless a live process keeps it past

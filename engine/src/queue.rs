@@ -4,6 +4,7 @@
 //! Reads top to bottom like Linux's `ipc/msg.c`: the public types, the small
 //! helpers (permissions, statistics, waiting), then send, receive, control.
 
+use crate::blocking::Patience;
 use crate::error::{CtlError, RecvError, SendError};
 use crate::namespace::Namespace;
 use crate::shm::{my_slot, Mapped};
@@ -208,7 +209,12 @@ impl Queue {
             return Err(SendError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| SendError::NoMemory)?;
-        st.send_blocking(slot, mtype, text, flags.nowait, deadline)?;
+        let repair = || self.ns.finish_half_done(self.id);
+        let patience = Patience {
+            deadline,
+            long_sleep: &repair,
+        };
+        st.send_blocking(slot, mtype, text, flags.nowait, patience)?;
         record_stats(&st.header.send_stats);
         Ok(())
     }
@@ -283,7 +289,12 @@ impl Queue {
             return Err(RecvError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
-        let taken = st.take_blocking(slot, sel, max, flags.nowait, flags.noerror, deadline)?;
+        let repair = || self.ns.finish_half_done(self.id);
+        let patience = Patience {
+            deadline,
+            long_sleep: &repair,
+        };
+        let taken = st.take_blocking(slot, sel, max, flags.nowait, flags.noerror, patience)?;
         Ok((slot, taken))
     }
 

@@ -501,6 +501,67 @@ fn killed_inside_queue_removal_wakes_sleepers_after_repair() {
     w.finish();
 }
 
+/// The remover dies before it marks the queue removed, and no other
+/// management operation comes by: the queue's own sleepers (a receiver and a
+/// sender waiting for space) notice the half-done removal on a long sleep,
+/// finish it and get EIDRM. Nothing else repairs anything here.
+#[test]
+fn sleepers_finish_a_removal_whose_process_died() {
+    let _w = watchdog(120);
+    let mut w = World::new();
+    for point in [KillPoint::RemoveRecorded, KillPoint::LockTaken] {
+        let what = format!("remove killed at {point:?}, only sleepers left");
+        let q = w.t.ns.get(KEY, excl(0o600)).unwrap();
+        w.fresh_id(q.id(), &what);
+        let empty = w.t.ns.get(KEY2, excl(0o600)).unwrap();
+        w.fresh_id(empty.id(), &what);
+        // A full queue for a sender to wait on, an empty one for a receiver.
+        let text = [7u8; 1024];
+        while q.send(1, &text, SendFlags { nowait: true }).is_ok() {}
+        let sender = {
+            let q = q.clone();
+            std::thread::spawn(move || q.send(1, &[7u8; 1024], SendFlags::default()).err())
+        };
+        let receiver = {
+            let q = empty.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                q.recv(&mut buf, Selector::Any, RecvFlags::default()).err()
+            })
+        };
+        while q.figures().sleepers == 0 || empty.figures().sleepers == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Remove `empty` by key in a child killed at `point`; then the
+        // full queue the same way.
+        expect_killed(spawn_op(&w.t.dir, "remove", point, "kill", KEY2), &what);
+        if point == KillPoint::LockTaken {
+            // Killed before the removal began: nothing is half done, the
+            // sleeper keeps sleeping (as it should), this process removes.
+            empty.remove().unwrap();
+        }
+        assert_eq!(
+            receiver.join().unwrap(),
+            Some(RecvError::Removed),
+            "{what}: receiver"
+        );
+        expect_killed(spawn_op(&w.t.dir, "remove", point, "kill", KEY), &what);
+        if point == KillPoint::LockTaken {
+            q.remove().unwrap();
+        }
+        assert_eq!(
+            sender.join().unwrap(),
+            Some(SendError::Removed),
+            "{what}: sender"
+        );
+        doctor_repairs(&w.t.dir, &what);
+        w.key_reusable(KEY, &what);
+        w.key_reusable(KEY2, &what);
+        w.no_stray_files(&what);
+    }
+    w.finish();
+}
+
 #[test]
 fn killed_inside_ipc_set_and_inside_id_table_creation() {
     let _w = watchdog(120);
