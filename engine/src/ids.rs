@@ -54,6 +54,16 @@ pub(crate) struct IdsHeader {
 /// and take the lock from a live process).
 pub(crate) const LOCK_TAKING_OVER: u64 = 1 << 32;
 
+/// How long a live-looking lock holder may show no sign of holding the lock
+/// before it is taken over (see `IdTable::holder_stuck`). Longer than
+/// `shmq doctor`'s default wait, so that the doctor reports such a holder
+/// busy rather than taking the lock from it.
+const STUCK: Duration = Duration::from_secs(10);
+
+/// Threads of this process holding the management lock (0 or 1): tells a
+/// lock word naming our pid from a corrupted one.
+static HELD_HERE: crate::sync::local::AtomicU32 = crate::sync::local::AtomicU32::new(0);
+
 /// Record states.
 pub(crate) mod rstate {
     pub(crate) const FREE: u32 = 0;
@@ -168,6 +178,8 @@ impl IdTable<'_> {
         let h = self.header;
         let started = Instant::now();
         let mut spins = 0u32;
+        // The holder `holder_stuck` is watching: (lock, lock_start, since).
+        let mut watched = None;
         loop {
             // SYNC(ids_lock): Acquire pairs with the Release in `unlock`.
             match h
@@ -175,6 +187,7 @@ impl IdTable<'_> {
                 .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => {
+                    HELD_HERE.fetch_add(1, Ordering::Relaxed);
                     kill_point(KillPoint::LockTaken);
                     // Until this store, `lock_start` is 0 (cleared by
                     // `unlock`): waiters judge us by our pid alone.
@@ -193,7 +206,8 @@ impl IdTable<'_> {
                         // Read again: `holder` came from a Relaxed failure.
                         let holder = h.lock.load(Ordering::Acquire);
                         if holder != 0
-                            && !self.holder_alive(holder)
+                            && (!self.holder_alive(holder)
+                                || self.holder_stuck(holder, &mut watched))
                             && h.lock
                                 .compare_exchange(
                                     holder,
@@ -203,6 +217,7 @@ impl IdTable<'_> {
                                 )
                                 .is_ok()
                         {
+                            HELD_HERE.fetch_add(1, Ordering::Relaxed);
                             kill_point(KillPoint::LockTakenOver);
                             h.lock_start
                                 .store(crate::process::own_start_time(), Ordering::Relaxed);
@@ -233,8 +248,35 @@ impl IdTable<'_> {
         crate::process::is_alive(holder as u32, start)
     }
 
+    /// Whether `holder`, alive by [`IdTable::holder_alive`], has shown no
+    /// sign of holding the lock for [`STUCK`]: the same lock word all along,
+    /// and either no start time (a holder writes its start time right after
+    /// it takes the lock) or this very process's pid while none of its
+    /// threads holds the lock. Only a corrupted lock word (any value a
+    /// hostile or buggy writer left: a live pid, ours) looks like this, or a
+    /// holder stopped (SIGSTOP, a debugger) within those few instructions
+    /// for that long; without this rule, management would wait for it
+    /// forever. `watched` carries what was seen between calls.
+    fn holder_stuck(&self, holder: u64, watched: &mut Option<(u64, u64, Instant)>) -> bool {
+        let start = self.header.lock_start.load(Ordering::Relaxed);
+        let ours = holder as u32 == crate::process::pid();
+        let suspect = start == 0
+            || holder & LOCK_TAKING_OVER != 0
+            || (ours && HELD_HERE.load(Ordering::Relaxed) == 0);
+        match watched {
+            Some((lock, s, since)) if suspect && *lock == holder && *s == start => {
+                since.elapsed() >= STUCK
+            }
+            _ => {
+                *watched = suspect.then(|| (holder, start, Instant::now()));
+                false
+            }
+        }
+    }
+
     /// Releases the management lock.
     pub(crate) fn unlock(&self) {
+        HELD_HERE.fetch_sub(1, Ordering::Relaxed);
         self.header.lock_start.store(0, Ordering::Relaxed);
         // SYNC(ids_lock)
         self.header.lock.store(0, Ordering::Release);

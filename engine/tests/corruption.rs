@@ -61,6 +61,7 @@ fn child_main() {
         "receiver" => receiver(&dir, seed, until),
         "corrupter" => corrupter(&dir, seed, until, Path::new(&args[1])),
         "doctor" => doctor(&dir),
+        "locked-get" => locked_get(&dir, &args[1]),
         other => panic!("unknown role {other}"),
     };
     let line: Vec<String> = tally.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -274,6 +275,38 @@ fn doctor(dir: &Path) -> Tally {
     t
 }
 
+/// Offsets of the management lock's words in the id table (`IdsHeader`:
+/// nine u64 fields before them).
+const LOCK_OFFSET: u64 = 72;
+const LOCK_START_OFFSET: u64 = 80;
+
+/// Writes `lock` and `start` into the id table's lock words, as a corrupter
+/// would.
+fn forge_lock(dir: &Path, lock: u64, start: u64) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("ids"))
+        .unwrap();
+    f.write_all_at(&lock.to_le_bytes(), LOCK_OFFSET).unwrap();
+    f.write_all_at(&start.to_le_bytes(), LOCK_START_OFFSET)
+        .unwrap();
+}
+
+/// msgget behind a forged lock word: `other` (set by the parent: its live
+/// pid, no start time) or `self` (this process's own pid, any start time).
+fn locked_get(dir: &Path, how: &str) -> Tally {
+    if how == "self" {
+        forge_lock(dir, std::process::id() as u64, 12345);
+    }
+    let mut t = Tally::new();
+    let ns = Namespace::open(dir).unwrap();
+    match ns.get(KEY, GetFlags::default()) {
+        Ok(_) => count(&mut t, "got"),
+        Err(e) => count(&mut t, format!("get:{e:?}")),
+    }
+    t
+}
+
 /// Waits for a child until `deadline`; its tally line, or why it failed.
 fn finish(mut child: Child, role: &str, deadline: Instant) -> Result<Tally, String> {
     loop {
@@ -449,4 +482,31 @@ fn random_writes_to_live_files_never_crash_or_hang_innocent_processes() {
         rounds_with_findings > 0,
         "the doctor reported no damage after {rounds} rounds of random writes"
     );
+}
+
+/// A lock word that names a live process which does not hold the lock (the
+/// test process itself, with no start time; or the caller's own pid) makes
+/// msgget wait a while, never forever: such a holder is taken over once it
+/// has shown no sign of holding the lock for 10 s.
+#[test]
+fn a_forged_lock_word_delays_msgget_but_never_blocks_it() {
+    if my_role().is_some() {
+        return;
+    }
+    let _dog = watchdog(120);
+    let other = TempNamespace::new();
+    let own = TempNamespace::new();
+    for ns in [&other, &own] {
+        drop(ns.ns.get(KEY, create(0o600)).unwrap());
+    }
+    forge_lock(&other.dir, std::process::id() as u64, 0);
+    let children = [
+        spawn_role("locked-get", &other.dir, &["0".into(), "other".into()]),
+        spawn_role("locked-get", &own.dir, &["0".into(), "self".into()]),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (child, how) in children.into_iter().zip(["other", "self"]) {
+        let t = finish(child, how, deadline).unwrap();
+        assert_eq!(t.get("got"), Some(&1), "{how}: {t:?}");
+    }
 }
