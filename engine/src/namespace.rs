@@ -286,8 +286,7 @@ impl Namespace {
             return;
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
-        if let Some(took_over) = t.lock_until(Some(deadline)) {
-            let _locked = Locked(t);
+        if let Some((_locked, took_over)) = self.lock_until(deadline) {
             self.repair_after_lock(took_over);
         }
     }

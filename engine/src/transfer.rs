@@ -396,24 +396,25 @@ impl<'a> QueueState<'a> {
             crate::sync::crash_point();
             let entry = EntryRef::unpack(c.entry);
             let ops = EntryOps { st: self, slot };
-            let won = ops.fifo(entry).and_then(|f| f.take(c.node, slot));
-            if won.is_err() {
-                slots::end(rec);
-                dir.unprotect(slot);
-                return Err(PathError::NoMemory);
+            match ops.fifo(entry).and_then(|f| f.take(c.node, slot)) {
+                Ok(true) => {
+                    crate::sync::crash_point();
+                    return Ok(Taken {
+                        node: c.node,
+                        mtype: c.mtype,
+                        size: c.size as usize,
+                        data: c.data,
+                        entry,
+                        acct_seq: k,
+                    });
+                }
+                Ok(false) => slots::end(rec), // another receiver won: look again
+                Err(Corrupt) => {
+                    slots::end(rec);
+                    dir.unprotect(slot);
+                    return Err(PathError::NoMemory);
+                }
             }
-            if won == Ok(true) {
-                crate::sync::crash_point();
-                return Ok(Taken {
-                    node: c.node,
-                    mtype: c.mtype,
-                    size: c.size as usize,
-                    data: c.data,
-                    entry,
-                    acct_seq: k,
-                });
-            }
-            slots::end(rec);
         }
         dir.unprotect(slot);
         Err(PathError::NoMemory)
