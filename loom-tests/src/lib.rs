@@ -6,6 +6,8 @@
 //! in that algorithm that the model must catch ([`expect_caught`]).
 #![cfg(loom)]
 
+use loom::sync::Arc;
+use shmq::model::Queue;
 pub use shmq::model::{self, Mutant};
 
 /// Explores `f` with loom (bounds from `LOOM_MAX_PREEMPTIONS` and friends).
@@ -76,4 +78,25 @@ pub fn expect_caught(m: Mutant, f: impl Fn() + Sync + Send + 'static) {
 /// A message text that names its sender and sequence number.
 pub fn text(sender: u8, seq: u8) -> Vec<u8> {
     vec![sender, seq, sender ^ seq ^ 0x5a]
+}
+
+/// Makes the calling model thread process `pid` and attaches it to `q`: the
+/// slot it uses.
+pub fn become_process(q: &Queue, pid: u32) -> usize {
+    model::set_pid(pid);
+    q.attach()
+}
+
+/// Starts model process `pid` on a loom thread of its own, which attaches to
+/// `q` and runs `f` with the queue and its slot.
+pub fn spawn_process<R: Send + 'static>(
+    q: &Arc<Queue>,
+    pid: u32,
+    f: impl FnOnce(&Queue, usize) -> R + Send + 'static,
+) -> loom::thread::JoinHandle<R> {
+    let q = q.clone();
+    loom::thread::spawn(move || {
+        let slot = become_process(&q, pid);
+        f(&q, slot)
+    })
 }

@@ -4,9 +4,8 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
-use shmq::model::{set_pid, Config, Queue, Selector, SendError};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq::model::{Config, Queue, Selector, SendError};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// `qbytes = 4`: two 3-byte sends race (at most one fits at a time) while a
 /// receiver may free space.
@@ -14,10 +13,7 @@ fn model() {
     let q = Arc::new(Queue::new(Config::default()));
     let senders: Vec<_> = (1..=2u8)
         .map(|s| {
-            let q = q.clone();
-            thread::spawn(move || {
-                set_pid(u32::from(s) + 1);
-                let slot = q.attach();
+            spawn_process(&q, u32::from(s) + 1, move |q, slot| {
                 match q.send(slot, 1, &text(s, 0), true) {
                     Ok(()) => 1,
                     Err(SendError::Again) => 0,
@@ -26,8 +22,7 @@ fn model() {
             })
         })
         .collect();
-    set_pid(9);
-    let slot = q.attach();
+    let slot = become_process(&q, 9);
     let early = q.recv(slot, Selector::Any, true).is_ok() as u64;
     let sent: u64 = senders.into_iter().map(|s| s.join().unwrap()).sum();
     let f = q.figures();

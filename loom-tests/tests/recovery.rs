@@ -6,9 +6,8 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
 use shmq::model::{crash_after, run_until_crash, set_pid, Config, Queue, RecvError, Selector};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// Crash points a send passes (see `crash_point` in `engine/src/transfer.rs`).
 const SEND_POINTS: u32 = 7;
@@ -53,17 +52,11 @@ fn drain_and_check(q: &Queue) -> Vec<Vec<u8>> {
 /// than CI's budget at two preemptions.)
 fn dead_sender(n: u32) {
     let q = Arc::new(Queue::new(config()));
-    let dying = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            crash_after(n);
-            run_until_crash(|| q.send(slot, 1, &[7u8; 20], false).unwrap())
-        })
-    };
-    set_pid(1);
-    let slot = q.attach();
+    let dying = spawn_process(&q, 2, move |q, slot| {
+        crash_after(n);
+        run_until_crash(|| q.send(slot, 1, &[7u8; 20], false).unwrap())
+    });
+    let slot = become_process(&q, 1);
     q.send(slot, 1, &text(1, 0), false).unwrap();
     q.recover();
     let first = q.recv(slot, Selector::Type(1), false).unwrap().1;
@@ -86,18 +79,12 @@ fn dead_sender(n: u32) {
 /// receive while process 1 sends another, recovers dead slots and receives.
 fn dead_receiver(n: u32) {
     let q = Arc::new(Queue::new(config()));
-    set_pid(1);
-    let slot = q.attach();
+    let slot = become_process(&q, 1);
     q.send(slot, 1, &[9u8; 20], false).unwrap();
-    let dying = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            crash_after(n);
-            run_until_crash(|| q.recv(slot, Selector::Type(1), false).unwrap())
-        })
-    };
+    let dying = spawn_process(&q, 2, move |q, slot| {
+        crash_after(n);
+        run_until_crash(|| q.recv(slot, Selector::Type(1), false).unwrap())
+    });
     q.send(slot, 2, &text(1, 0), false).unwrap();
     q.recover();
     let first = q.recv(slot, Selector::Type(2), false).unwrap().1;

@@ -3,33 +3,17 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
-use shmq::model::{set_pid, Config, Queue, RecvError, Selector, SendError};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq::model::{Config, Queue, RecvError, Selector, SendError};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// A receiver of type 1 (sleeping on the type's own word) and a sender on a
 /// full queue block while the queue is removed.
 fn model() {
     let q = Arc::new(Queue::new(Config::default()));
-    set_pid(4);
-    let slot = q.attach();
+    let slot = become_process(&q, 4);
     q.send(slot, 2, &text(0, 0), false).unwrap(); // 3 of 4 bytes: full for 3 more
-    let receiver = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.recv(slot, Selector::Type(1), false)
-        })
-    };
-    let sender = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(3);
-            let slot = q.attach();
-            q.send(slot, 1, &text(1, 0), false)
-        })
-    };
+    let receiver = spawn_process(&q, 2, move |q, slot| q.recv(slot, Selector::Type(1), false));
+    let sender = spawn_process(&q, 3, move |q, slot| q.send(slot, 1, &text(1, 0), false));
     q.remove();
     assert_eq!(receiver.join().unwrap(), Err(RecvError::Removed));
     assert_eq!(sender.join().unwrap(), Err(SendError::Removed));

@@ -4,9 +4,8 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
-use shmq::model::{set_pid, Config, Queue, Selector};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq::model::{Config, Queue, Selector};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// A sends type `a` then type `b`; B receives twice with `msgtyp = 0`: it must
 /// get them in send order whatever the types' positions in the directory.
@@ -15,17 +14,11 @@ fn oldest_first(a: i64, b: i64) {
         qbytes: 16,
         ..Config::default()
     }));
-    let sender = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.send(slot, a, &text(1, 0), false).unwrap();
-            q.send(slot, b, &text(1, 1), false).unwrap();
-        })
-    };
-    set_pid(3);
-    let slot = q.attach();
+    let sender = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, a, &text(1, 0), false).unwrap();
+        q.send(slot, b, &text(1, 1), false).unwrap();
+    });
+    let slot = become_process(&q, 3);
     let first = q.recv(slot, Selector::Any, false).unwrap();
     let second = q.recv(slot, Selector::Any, false).unwrap();
     sender.join().unwrap();
@@ -41,18 +34,12 @@ fn lowest_type() {
         qbytes: 16,
         ..Config::default()
     }));
-    set_pid(3);
-    let slot = q.attach();
+    let slot = become_process(&q, 3);
     q.send(slot, 3, &text(0, 3), false).unwrap();
     q.send(slot, 2, &text(0, 2), false).unwrap();
-    let sender = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.send(slot, 1, &text(1, 1), false).unwrap();
-        })
-    };
+    let sender = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, 1, &text(1, 1), false).unwrap();
+    });
     let got = q.recv(slot, Selector::AtMost(2), true).unwrap();
     sender.join().unwrap();
     let rest = q.recv(slot, Selector::AtMost(2), true).unwrap();

@@ -5,23 +5,16 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
-use shmq::model::{set_pid, Config, Queue, Selector};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq::model::{Config, Queue, Selector};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// A blocks receiving type 1 (on the type's word) while B sends it.
 fn receiver_wakes() {
     let q = Arc::new(Queue::new(Config::default()));
-    let receiver = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.recv(slot, Selector::Type(1), false).unwrap()
-        })
-    };
-    set_pid(3);
-    let slot = q.attach();
+    let receiver = spawn_process(&q, 2, move |q, slot| {
+        q.recv(slot, Selector::Type(1), false).unwrap()
+    });
+    let slot = become_process(&q, 3);
     q.send(slot, 1, &text(1, 0), false).unwrap();
     assert_eq!(receiver.join().unwrap(), (1, text(1, 0)));
 }
@@ -30,17 +23,11 @@ fn receiver_wakes() {
 /// while B receives the queued message.
 fn sender_wakes() {
     let q = Arc::new(Queue::new(Config::default()));
-    set_pid(3);
-    let slot = q.attach();
+    let slot = become_process(&q, 3);
     q.send(slot, 1, &text(0, 0), false).unwrap();
-    let sender = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.send(slot, 2, &text(1, 0), false).unwrap();
-        })
-    };
+    let sender = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, 2, &text(1, 0), false).unwrap();
+    });
     assert_eq!(
         q.recv(slot, Selector::Type(1), false).unwrap().1,
         text(0, 0)

@@ -4,9 +4,8 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
-use shmq::model::{set_pid, Config, Queue, Selector};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq::model::{Config, Queue, Selector};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// A sends two messages of type 1. B receives one, then (as a sender that
 /// found its neighbourhood full would) reclaims the drained entries near
@@ -15,17 +14,11 @@ use shmq_loom_tests::{check, expect_caught, text, Mutant};
 /// queue's counts must agree with what is in it.
 fn model() {
     let q = Arc::new(Queue::new(Config::default()));
-    let sender = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.send(slot, 1, &text(1, 0), false).unwrap();
-            q.send(slot, 1, &text(1, 1), false).unwrap();
-        })
-    };
-    set_pid(3);
-    let slot = q.attach();
+    let sender = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, 1, &text(1, 0), false).unwrap();
+        q.send(slot, 1, &text(1, 1), false).unwrap();
+    });
+    let slot = become_process(&q, 3);
     let first = q.recv(slot, Selector::Type(1), false).unwrap();
     q.reclaim_near(slot, 1);
     sender.join().unwrap();

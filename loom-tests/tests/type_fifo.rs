@@ -4,9 +4,8 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
-use shmq::model::{set_pid, Config, Queue, Selector};
-use shmq_loom_tests::{check, expect_caught, text, Mutant};
+use shmq::model::{Config, Queue, Selector};
+use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 const T: i64 = 1;
 
@@ -17,17 +16,11 @@ const T: i64 = 1;
 /// CI's budget.)
 fn two_by_two() {
     let q = Arc::new(Queue::new(Config::default()));
-    let other = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.send(slot, T, &text(2, 0), false).unwrap();
-            q.recv(slot, Selector::Type(T), false).unwrap()
-        })
-    };
-    set_pid(1);
-    let slot = q.attach();
+    let other = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, T, &text(2, 0), false).unwrap();
+        q.recv(slot, Selector::Type(T), false).unwrap()
+    });
+    let slot = become_process(&q, 1);
     q.send(slot, T, &text(1, 0), false).unwrap();
     let mine = q.recv(slot, Selector::Type(T), false).unwrap();
     let theirs = other.join().unwrap();
@@ -46,17 +39,11 @@ fn two_by_two() {
 /// One sender sends two messages; one receiver takes two: in order.
 fn per_sender_order() {
     let q = Arc::new(Queue::new(Config::default()));
-    let sender = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.send(slot, T, &text(1, 0), false).unwrap();
-            q.send(slot, T, &text(1, 1), false).unwrap();
-        })
-    };
-    set_pid(3);
-    let slot = q.attach();
+    let sender = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, T, &text(1, 0), false).unwrap();
+        q.send(slot, T, &text(1, 1), false).unwrap();
+    });
+    let slot = become_process(&q, 3);
     let first = q.recv(slot, Selector::Type(T), false).unwrap();
     let second = q.recv(slot, Selector::Type(T), false).unwrap();
     sender.join().unwrap();
@@ -67,17 +54,11 @@ fn per_sender_order() {
 /// One queued message, two receivers racing for it: exactly one gets it.
 fn racing_receivers() {
     let q = Arc::new(Queue::new(Config::default()));
-    set_pid(1);
-    let slot = q.attach();
+    let slot = become_process(&q, 1);
     q.send(slot, T, &text(1, 0), false).unwrap();
-    let other = {
-        let q = q.clone();
-        thread::spawn(move || {
-            set_pid(2);
-            let slot = q.attach();
-            q.recv(slot, Selector::Type(T), true).ok()
-        })
-    };
+    let other = spawn_process(&q, 2, move |q, slot| {
+        q.recv(slot, Selector::Type(T), true).ok()
+    });
     let mine = q.recv(slot, Selector::Type(T), true).ok();
     let theirs = other.join().unwrap();
     let got: Vec<_> = mine.into_iter().chain(theirs).collect();
