@@ -292,9 +292,14 @@ pub(crate) fn child(dir: Option<&Path>, a: &ChildArgs) -> Result<(), Failure> {
         None => Namespace::open_default(),
     }
     .map_err(|e| Failure::namespace(&e))?;
-    let q = ns
-        .queue(a.queue)
-        .map_err(|e| Failure::op("soak child: queue", e))?;
+    let q = match ns.queue(a.queue) {
+        Ok(q) => q,
+        // The parent removes the queue once it is drained, which may come
+        // before a child it started in that last round opens it: the same
+        // end as a removal seen by a running child.
+        Err(shmq::CtlError::Invalid | shmq::CtlError::Removed) => return Ok(()),
+        Err(e) => return Err(Failure::op("soak child: queue", e)),
+    };
     let tally = Tally::open(&a.tally).map_err(|e| Failure::op("soak child: tally", e))?;
     let msgmax = ns.limits().msgmax as usize;
     let mut rng = Rng::new(a.seed);
