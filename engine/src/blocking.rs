@@ -118,6 +118,35 @@ impl QueueState<'_> {
         }
     }
 
+    /// Finishes what dead processes left in this queue (their reservations,
+    /// the messages they were taking, the cells they held) and wakes every
+    /// sleeper if there was any, so that they see the space or messages it
+    /// gave back; returns how many slots were recovered.
+    ///
+    /// Every call that reports counts or refuses for lack of space or
+    /// messages runs this first. When nobody died it is a scan of the
+    /// attached slots' liveness locks (`slots_high` of them; one load each
+    /// of a cache line that changes only when a slot changes hands, so it
+    /// stays in the caller's cache), no system call and no `/proc`.
+    pub(crate) fn recover_dead(&self) -> usize {
+        let n = self.recover_dead_slots();
+        if n > 0 {
+            wait::notify_always(&self.header.space_word, self.park);
+            wait::notify_always(&self.header.any_word, self.park);
+            let high =
+                (self.header.slots_high.load(Ordering::Relaxed) as usize).min(self.slots.len());
+            for rec in &self.slots[..high] {
+                // Relaxed: a sleeper that records its word after this load
+                // re-checks its condition after recording it (see
+                // `wait_until`), and recovery's changes happen before.
+                if let Some(w) = self.word(rec.waiting_on.load(Ordering::Relaxed)) {
+                    wait::notify_always(w, self.park);
+                }
+            }
+        }
+        n
+    }
+
     /// Spins, then sleeps on futex word `word_id` until `ready()` holds, the
     /// queue is removed, a signal arrives or the deadline passes. `ready` must be
     /// cheap and is re-checked after the sleeper announces itself.
@@ -167,7 +196,7 @@ impl QueueState<'_> {
                         // A long sleep: whoever holds what we wait for may be
                         // dead. Recover dead slots (cheap when there are none)
                         // and let the caller look for a half-done IPC_RMID.
-                        self.recover_dead_slots();
+                        self.recover_dead();
                         (patience.long_sleep)();
                     }
                 }
@@ -190,6 +219,8 @@ impl QueueState<'_> {
         loop {
             match self.try_send(slot, mtype, text) {
                 Ok(()) => return Ok(()),
+                // Full because of what a dead process held: try again.
+                Err(PathError::Full) if self.recover_dead() > 0 => continue,
                 Err(PathError::Full) if nowait => return Err(SendError::Again),
                 Err(PathError::Full) => {
                     let len = text.len() as u64;
@@ -228,6 +259,8 @@ impl QueueState<'_> {
             match self.try_take(slot, sel, max, noerror) {
                 Ok(t) => return Ok(t),
                 Err(PathError::TooBig) => return Err(RecvError::TooBig),
+                // Empty but for what a dead process held: look again.
+                Err(PathError::Empty) if self.recover_dead() > 0 => continue,
                 Err(PathError::Empty) if nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
                     let ready = || self.peek(slot, sel);

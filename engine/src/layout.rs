@@ -181,8 +181,11 @@ pub(crate) struct Stats {
 /// A thread claims a slot before its first operation on the queue and writes
 /// here, before each step that another party could not undo on its behalf, what
 /// it is about to do. When its process dies, whoever finds the slot finishes or
-/// undoes that step (see `recovery`). Two cache lines: the first is written by
-/// the owner, the second holds the accounting sequence that others read.
+/// undoes that step (see `recovery`). Four cache lines: the first is written by
+/// the owner, the second holds the accounting sequence that others read, the
+/// third the owner's liveness lock (written only when the slot changes hands,
+/// so that the liveness checks of every refusing call read it from cache),
+/// the fourth is spare.
 #[repr(C, align(128))]
 pub(crate) struct SlotRecord {
     /// `pid | status << 32 | gen << 40`; see `slots`.
@@ -209,6 +212,10 @@ pub(crate) struct SlotRecord {
     /// that IPC_RMID can wake it.
     pub(crate) waiting_on: AtomicU64,
     _pad: [u64; 6],
+    /// The robust lock its owner (or recoverer) holds: whether that thread
+    /// is alive is one load of it (see `liveness`).
+    pub(crate) live: crate::liveness::LiveLock,
+    _spare: [u64; 8],
 }
 
 /// A type entry: one live message type and its FIFO.
@@ -255,7 +262,7 @@ const _: () = assert!(std::mem::size_of::<Node>() == 64);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<SlotRecord>() == 128);
+const _: () = assert!(std::mem::size_of::<SlotRecord>() == 256);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<QueueHeader>() <= PAGE);
 
@@ -468,7 +475,7 @@ mod tests {
         let g = Geometry::compute(default_params()).unwrap();
         let mut regions = vec![
             (0, PAGE),
-            (g.slots_off, g.n_slots * 128),
+            (g.slots_off, g.n_slots * std::mem::size_of::<SlotRecord>()),
             (g.entries_off, g.n_entries * 32),
             (g.homes_off, g.n_entries * 8),
             (g.arrived_off, g.n_entries * 4),
@@ -611,6 +618,8 @@ pub(crate) mod zeroed {
             acct_seq: z64(),
             waiting_on: z64(),
             _pad: [0; 6],
+            live: crate::liveness::LiveLock::zeroed(),
+            _spare: [0; 8],
         }
     }
 

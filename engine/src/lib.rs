@@ -41,6 +41,7 @@ mod ids;
 #[cfg(not(loom))]
 mod kill_points;
 mod layout;
+mod liveness;
 #[cfg(loom)]
 pub mod model;
 #[cfg(not(loom))]

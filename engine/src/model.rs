@@ -180,7 +180,7 @@ impl Queue {
 
     /// Recovers every slot whose owner is dead; returns how many.
     pub fn recover(&self) -> usize {
-        self.st().recover_dead_slots()
+        self.st().recover_dead()
     }
 
     /// The counts a model checks.

@@ -551,7 +551,10 @@ impl Namespace {
                 .highest_index
                 .max((id as usize % t.records.len()) as i32);
             if let Ok(q) = self.queue(id) {
-                let tally = q.mapped().state().counter().load();
+                let st = q.mapped().state();
+                // Exact counts: first finish what dead processes left.
+                st.recover_dead();
+                let tally = st.counter().load();
                 info.messages += tally.qnum;
                 info.bytes += tally.cbytes;
             }

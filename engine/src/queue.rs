@@ -314,7 +314,11 @@ impl Queue {
         if !self.perms().allows(0o4) {
             return Err(RecvError::Access);
         }
-        match st.copy_nth(index, buf, noerror) {
+        let mut copied = st.copy_nth(index, buf, noerror);
+        if matches!(copied, Err(PathError::Empty)) && st.recover_dead() > 0 {
+            copied = st.copy_nth(index, buf, noerror);
+        }
+        match copied {
             Ok(r) => Ok(r),
             Err(PathError::TooBig) => Err(RecvError::TooBig),
             Err(PathError::Empty) => Err(RecvError::NoMessage),
@@ -339,6 +343,8 @@ impl Queue {
     /// `IPC_STAT` without the read-permission check (MSG_STAT_ANY).
     pub fn stat_unchecked(&self) -> QueueStat {
         let st = self.st();
+        // Exact counts: first finish what dead processes left.
+        st.recover_dead();
         let h = st.header;
         let r = Ordering::Relaxed;
         let t = st.counter().load();
@@ -416,12 +422,13 @@ impl Queue {
     /// attachment slots were recovered. (Runs by itself when needed; this is
     /// for tools and tests.)
     pub fn recover(&self) -> usize {
-        self.st().recover_dead_slots()
+        self.st().recover_dead()
     }
 
     /// shmq's own figures (for `shmq stat`).
     pub fn figures(&self) -> QueueFigures {
         let st = self.st();
+        st.recover_dead();
         let high = (st.header.slots_high.load(Ordering::Relaxed) as usize).min(st.slots.len());
         QueueFigures {
             nodes_in_use: st.node_pool.count_taken(),

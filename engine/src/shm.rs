@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// What is wrong with a file that should hold a queue.
 #[derive(Debug)]
@@ -307,27 +307,51 @@ fn random_seed() -> u64 {
 }
 
 /// This thread's slots, one per mapping it used.
+///
+/// Each entry keeps its mapping alive (a strong `Arc`): the slot's liveness
+/// lock is linked into this thread's robust list through the mapping, which
+/// must not be unmapped while the lock is held (see `liveness`). The slot is
+/// given back, and the mapping let go, when the thread exits, or on the
+/// thread's next claim once the queue has been removed.
 struct ThreadSlots {
     fork_gen: u64,
-    held: HashMap<usize, (Weak<Mapped>, usize)>,
+    held: HashMap<usize, (Arc<Mapped>, usize)>,
     /// The last `(key, slot)` found or stored, for the common case of one
     /// queue used over and over (hashing showed in profiles). Valid while
-    /// `held` has the key: its `Weak` keeps the allocation, so the address
+    /// `held` has the key: its `Arc` keeps the allocation, so the address
     /// cannot be reused by another mapping meanwhile.
     last: (usize, usize),
+}
+
+impl ThreadSlots {
+    /// Gives back the slots of removed queues (and lets their mappings go).
+    fn release_removed(&mut self) {
+        self.held.retain(|_, (m, slot)| {
+            let st = m.state();
+            if !st.is_removed() {
+                return true;
+            }
+            st.directory().unprotect(*slot);
+            slots::release(&st.slots[*slot]);
+            false
+        });
+        if !self.held.contains_key(&self.last.0) {
+            self.last = (0, 0);
+        }
+    }
 }
 
 impl Drop for ThreadSlots {
     fn drop(&mut self) {
         if self.fork_gen != crate::process::fork_generation() {
-            return; // the parent's slots, not ours
+            // The parent's slots, not ours: the child holds none of their
+            // locks (glibc gives a forked child an empty robust list).
+            return;
         }
         for (m, slot) in self.held.values() {
-            if let Some(m) = m.upgrade() {
-                let st = m.state();
-                st.directory().unprotect(*slot);
-                slots::release(&st.slots[*slot]);
-            }
+            let st = m.state();
+            st.directory().unprotect(*slot);
+            slots::release(&st.slots[*slot]);
         }
     }
 }
@@ -355,18 +379,9 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
         if t.last.0 == key {
             return Some(t.last.1);
         }
-        match t.held.get(&key) {
-            // A live Weak means the same allocation: the address is not reused.
-            Some(&(ref w, s)) if w.strong_count() > 0 => {
-                t.last = (key, s);
-                Some(s)
-            }
-            Some(_) => {
-                t.held.remove(&key);
-                None
-            }
-            None => None,
-        }
+        let s = t.held.get(&key).map(|&(_, s)| s)?;
+        t.last = (key, s);
+        Some(s)
     });
     if let Ok(Some(s)) = found {
         return Ok(s);
@@ -375,13 +390,14 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
     let slot = match slots::claim(st.header, st.slots) {
         Some(s) => s,
         None => {
-            st.recover_dead_slots();
+            st.recover_dead();
             slots::claim(st.header, st.slots).ok_or(NoSlot)?
         }
     };
     let stored = MINE.try_with(|t| {
         let mut t = t.borrow_mut();
-        t.held.insert(key, (Arc::downgrade(m), slot));
+        t.release_removed();
+        t.held.insert(key, (m.clone(), slot));
         t.last = (key, slot);
     });
     if stored.is_err() {

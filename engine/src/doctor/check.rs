@@ -289,12 +289,9 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
                 problems.push(bad("acct_done", done));
             }
             let pid = slots::pid_of(s);
-            let start = if status == slots::ACTIVE {
-                rec.start_time.load(Ordering::Relaxed)
-            } else {
-                rec.helper_start.load(Ordering::Relaxed)
-            };
-            if pid != me && !crate::process::is_alive(pid, start) {
+            // The slot's liveness lock (or, before its claimer locked it,
+            // the claimer's pid and start time).
+            if pid != me && slots::owner_dead(rec) {
                 let bytes = rec.op_bytes.load(Ordering::Relaxed);
                 let doing = if status == slots::RECOVERING {
                     Activity::Recovering
@@ -356,7 +353,7 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
         return;
     }
     if !d.opts.dry_run {
-        st.recover_dead_slots();
+        st.recover_dead();
     }
     for (i, pid, doing) in dead {
         let problem = Problem::DeadHolder {

@@ -736,7 +736,10 @@ fn hot_offsets(q: &Queue) -> Vec<u64> {
     let mut out: Vec<u64> = (0..PAGE as u64 / 8).map(|w| w * 8).collect();
     for (i, rec) in s.slots.iter().enumerate() {
         if rec.state.load(Ordering::Relaxed) != 0 {
-            out.extend((0..16).map(|w| (g.slots_off + i * 128 + w * 8) as u64));
+            // The record's first two lines; not the liveness lock, whose
+            // list pointers glibc follows when it unlocks (see `liveness`).
+            let base = g.slots_off + i * std::mem::size_of::<crate::layout::SlotRecord>();
+            out.extend((0..16).map(|w| (base + w * 8) as u64));
         }
     }
     for (i, e) in s.entries.iter().enumerate() {

@@ -1,0 +1,224 @@
+//! Liveness of an attachment slot's owner, as the kernel keeps it: a
+//! process-shared robust lock in every slot.
+//!
+//! The thread that owns a slot holds its lock from the claim to the release.
+//! A robust lock (`pthread_mutex_t` with `PTHREAD_MUTEX_ROBUST` and
+//! `PTHREAD_PROCESS_SHARED`) is a futex word that holds its owner's thread id
+//! and is linked into that thread's robust list; when the thread dies, with
+//! the lock held, however it dies (SIGKILL included), the kernel walks the
+//! list before the process becomes a zombie and marks the word
+//! `FUTEX_OWNER_DIED` with the thread id cleared (Linux's
+//! `Documentation/locking/robust-futexes.rst`). So:
+//!
+//! - whether a slot's owner is alive is **one load** of the word, no system
+//!   call and no `/proc`: a thread id means alive, `FUTEX_OWNER_DIED` dead;
+//! - a reused pid cannot fool it (the word names no pid once marked);
+//! - the thread that takes a dead owner's lock (`EOWNERDEAD`) is the one
+//!   recoverer, and if it dies while recovering the kernel marks the word
+//!   again, so the next one takes over.
+//!
+//! glibc owns each thread's robust list (`set_robust_list` registers one
+//! head per thread), so the lock goes through pthread's own functions rather
+//! than a futex of ours. Two consequences the callers respect:
+//! - a held lock is linked into its thread's list through pointers stored in
+//!   the mapping, so a mapping must stay mapped while any of its slot locks
+//!   is held by a thread of this process (`shm` keeps the mapping alive
+//!   until the thread releases its slot);
+//! - unlocking follows those pointers: a process that can write the queue
+//!   file can corrupt them (as it can already truncate the file and raise
+//!   SIGBUS in every process that maps it; see `shm`).
+//!
+//! Under `cfg(loom)` the lock is a model word holding the owner's model pid,
+//! which reads as "owner died" once that model process has died (see
+//! `process_model`): the kernel's marking, as loom can see it.
+
+#[cfg(not(loom))]
+use crate::sync::AtomicU32;
+use crate::sync::Ordering;
+
+/// What the lock word says about its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Nobody holds the lock.
+    None,
+    /// A live thread holds it.
+    Alive,
+    /// Its holder died with the lock held (`FUTEX_OWNER_DIED`).
+    Died,
+}
+
+/// How an attempt to take the lock ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Taken; nobody held it.
+    Taken,
+    /// Taken from a holder that died (the lock is consistent again).
+    FromDead,
+    /// A live thread holds it (or the lock is unusable).
+    Busy,
+}
+
+/// A robust, process-shared lock on a cache line of its own (production:
+/// a `pthread_mutex_t` in the first bytes, zero-filled until first used).
+#[cfg(not(loom))]
+#[repr(C, align(64))]
+pub(crate) struct LiveLock {
+    /// Word 0 is glibc's `__lock` (the futex word: owner tid, `FUTEX_WAITERS`,
+    /// `FUTEX_OWNER_DIED`); the rest is the mutex's other fields and padding.
+    words: [AtomicU32; 16],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= 64);
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::align_of::<libc::pthread_mutex_t>() <= 64);
+
+/// `FUTEX_OWNER_DIED` (linux/futex.h).
+#[cfg(not(loom))]
+const OWNER_DIED: u32 = 0x4000_0000;
+/// `FUTEX_TID_MASK` (linux/futex.h).
+#[cfg(not(loom))]
+const TID_MASK: u32 = 0x3fff_ffff;
+
+#[cfg(not(loom))]
+impl LiveLock {
+    /// A zero-filled lock (as a new file holds; heap-backed states in tests).
+    #[cfg(test)]
+    pub(crate) fn zeroed() -> LiveLock {
+        LiveLock {
+            words: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        self.words.as_ptr() as *mut libc::pthread_mutex_t
+    }
+
+    /// What the lock word says about its holder: one load.
+    pub(crate) fn owner(&self) -> Owner {
+        // SYNC(owner_died): Acquire, pairs with the kernel's marking of the
+        // word (a locked cmpxchg, after the dead process's last store) and
+        // with glibc's lock CAS; a recoverer that sees `Died` then reads the
+        // dead owner's record (it reads it again after taking the lock).
+        let w = self.words[0].load(Ordering::Acquire);
+        if w & TID_MASK != 0 {
+            Owner::Alive
+        } else if w & OWNER_DIED != 0 {
+            Owner::Died
+        } else {
+            Owner::None
+        }
+    }
+
+    /// Makes the lock a robust, process-shared one. Only while nobody holds
+    /// it nor can try to (the caller has just claimed the slot, whose lock
+    /// word reads `Owner::None`).
+    pub(crate) fn prepare(&self) {
+        // SAFETY: [1] `mutex()` points at 64 bytes of this lock, which are
+        // large and aligned enough for a `pthread_mutex_t` (asserted above);
+        // [2] the attribute object is initialised before use and destroyed
+        // after; [3] nobody uses the mutex meanwhile (see above), and an
+        // unlocked mutex is in no thread's robust list, so re-initialising
+        // it breaks no list.
+        unsafe {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+            if libc::pthread_mutexattr_init(attr.as_mut_ptr()) != 0 {
+                return;
+            }
+            libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED);
+            libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST);
+            libc::pthread_mutex_init(self.mutex(), attr.as_ptr());
+            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+        }
+    }
+
+    /// Tries to take the lock for the calling thread, never waiting. Taken
+    /// from a dead holder, it is made consistent at once: the "dead" signal
+    /// is the kernel's mark on the word, which it sets again if we die.
+    pub(crate) fn try_take(&self) -> Take {
+        // SAFETY: the mutex lives in the mapping, which stays mapped while
+        // this thread holds it (see the module doc); a zero-filled or
+        // corrupted mutex makes glibc return an error, which is `Busy`.
+        match unsafe { libc::pthread_mutex_trylock(self.mutex()) } {
+            0 => Take::Taken,
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the mutex (EOWNERDEAD hands it over).
+                unsafe { libc::pthread_mutex_consistent(self.mutex()) };
+                Take::FromDead
+            }
+            _ => Take::Busy,
+        }
+    }
+
+    /// Releases the lock the calling thread holds.
+    pub(crate) fn give_back(&self) {
+        // SAFETY: as for `try_take`; glibc refuses (EPERM) a mutex that this
+        // thread does not hold.
+        unsafe { libc::pthread_mutex_unlock(self.mutex()) };
+    }
+}
+
+/// The model of the lock (loom builds): the holder's model pid, 0 if free.
+#[cfg(loom)]
+pub(crate) struct LiveLock {
+    word: crate::sync::AtomicU32,
+}
+
+#[cfg(loom)]
+impl LiveLock {
+    /// A free lock.
+    pub(crate) fn zeroed() -> LiveLock {
+        LiveLock {
+            word: crate::sync::AtomicU32::new(0),
+        }
+    }
+
+    fn died(holder: u32) -> bool {
+        if crate::sync::mutant(crate::sync::Mutant::DeadOwnerLooksAlive) {
+            return false;
+        }
+        !crate::process::is_alive(holder, 0)
+    }
+
+    /// What the lock word says about its holder.
+    pub(crate) fn owner(&self) -> Owner {
+        // SYNC(owner_died): Acquire, as in production; the model's "kernel
+        // mark" is the dead bit, read with Acquire in `is_alive`.
+        match self.word.load(Ordering::Acquire) {
+            0 => Owner::None,
+            h if Self::died(h) => Owner::Died,
+            _ => Owner::Alive,
+        }
+    }
+
+    /// Nothing to initialise in the model.
+    pub(crate) fn prepare(&self) {}
+
+    /// Takes the lock for the calling model process, never waiting.
+    pub(crate) fn try_take(&self) -> Take {
+        let me = crate::process::pid();
+        let w = self.word.load(Ordering::Acquire);
+        let (outcome, expected) = match w {
+            0 => (Take::Taken, 0),
+            h if Self::died(h) => (Take::FromDead, h),
+            _ => return Take::Busy,
+        };
+        // SYNC(owner_died): AcqRel, as glibc's lock CAS.
+        match self
+            .word
+            .compare_exchange(expected, me, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => outcome,
+            Err(_) => Take::Busy,
+        }
+    }
+
+    /// Releases the lock the calling model process holds.
+    pub(crate) fn give_back(&self) {
+        let me = crate::process::pid();
+        // SYNC(owner_died): Release, as glibc's unlock.
+        let _ = self
+            .word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+    }
+}
