@@ -688,3 +688,28 @@ fn msqid_ds_ipc_perm_and_msginfo_are_laid_out_as_glibc_and_prototypes_match() {
     line("msginfo.msgseg", offset_of!(libc::msginfo, msgseg));
     assert_eq!(got, want);
 }
+
+#[test]
+fn counts_and_capacity_are_exact_right_after_sigkills_as_on_the_kernel() {
+    // Issue 15: producers and consumers (some asleep) killed with SIGKILL at
+    // random, hundreds of times; right after the reaping, with no recovery
+    // call and nobody asleep, IPC_STAT counts what a drain receives, is
+    // 0 / 0 after it, and IPC_NOWAIT sends fill exactly qbytes / 40.
+    let kernel = parity("ffi/tests/c/kill_recovery.c", 6, true);
+    for line in [
+        "IPC_STAT before the drain counted what it drained: yes\n",
+        "after the drain: qnum 0 cbytes 0\n",
+        "MSG_INFO messages and bytes are zero: yes\n",
+        "fill ended with EAGAIN\n",
+    ] {
+        assert_eq!(
+            kernel.matches(line).count(),
+            2,
+            "the kernel's transcript lacks {line:?} (twice):\n{kernel}"
+        );
+    }
+    assert!(
+        kernel.contains("# 4 producer(s) x 4 consumer(s), mixed types and sizes\n"),
+        "{kernel}"
+    );
+}
