@@ -183,6 +183,15 @@ impl Queue {
         self.st().recover_dead()
     }
 
+    /// IPC_STAT's counts `(qnum, cbytes)`, as `Queue::stat` reports them:
+    /// after finishing what dead processes left.
+    pub fn stat(&self) -> (u64, u64) {
+        let st = self.st();
+        st.recover_dead();
+        let t = st.counter().load();
+        (t.qnum, t.cbytes)
+    }
+
     /// The counts a model checks.
     pub fn figures(&self) -> Figures {
         let st = self.st();

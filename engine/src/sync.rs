@@ -303,6 +303,9 @@ pub enum Mutant {
     RmidSkipsTypeWords,
     /// Recovery frees a dead sender's slot without undoing its reservation.
     RecoveryKeepsReservation,
+    /// The liveness lock of a slot whose owner died reads as held by a live
+    /// owner (the kernel's `FUTEX_OWNER_DIED` mark is ignored).
+    DeadOwnerLooksAlive,
 }
 
 #[cfg(loom)]

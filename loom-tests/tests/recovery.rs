@@ -2,7 +2,9 @@
 //! process killed at any crash point of a send or a receive loses at most the
 //! message it was receiving, duplicates nothing, and leaves no accounting,
 //! node or data cell behind once a live process has recovered its slot —
-//! while another process keeps sending, recovering and receiving.
+//! while another process keeps sending, recovering and receiving; and the
+//! dead process is found by its slot's liveness lock (`liveness.rs`) by the
+//! next call that counts or refuses, with no recovery call.
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -96,6 +98,65 @@ fn dead_receiver(n: u32) {
         all.iter().filter(|t| **t == [9u8; 20]).count() <= 1,
         "the message being received was duplicated"
     );
+}
+
+/// Issue 15 in miniature: process 2 is killed at the `n`-th crash point of
+/// a send (its slot's liveness lock then reads "owner died") while process 1
+/// sends and asks for the counts. Afterwards, with no recovery call, the
+/// counts process 1 gets are exactly what a drain with IPC_NOWAIT finds, and
+/// IPC_NOWAIT sends fill the queue exactly: every refusing or counting call
+/// finished what the dead process left, having found it by its lock.
+fn counts_exact_after_death(n: u32) {
+    let q = Arc::new(Queue::new(config()));
+    let dying = spawn_process(&q, 2, move |q, slot| {
+        crash_after(n);
+        run_until_crash(|| q.send(slot, 1, &[7u8; 20], false).unwrap())
+    });
+    let slot = become_process(&q, 1);
+    q.send(slot, 2, &text(1, 0), false).unwrap();
+    // While process 2 is alive, dying or dead: must not recover a live slot.
+    let _ = q.stat();
+    let completed = dying.join().unwrap().is_some();
+    assert!(!completed, "crash point {n} was never reached");
+    let (qnum, cbytes) = q.stat();
+    let (mut got, mut bytes) = (0, 0);
+    loop {
+        match q.recv(slot, Selector::Any, true) {
+            Ok((_, t)) => {
+                got += 1;
+                bytes += t.len() as u64;
+            }
+            Err(RecvError::NoMessage) => break,
+            Err(e) => panic!("drain: {e}"),
+        }
+    }
+    assert_eq!(
+        (qnum, cbytes),
+        (got, bytes),
+        "IPC_STAT after the death counted what a drain did not find"
+    );
+    assert_eq!(q.stat(), (0, 0), "counts after the drain");
+    // Capacity: 24 bytes take exactly eight 3-byte messages.
+    let mut filled = 0;
+    while q.send(slot, 3, &text(1, filled), true).is_ok() {
+        filled += 1;
+    }
+    assert_eq!(filled, 8, "IPC_NOWAIT sends into the drained queue");
+}
+
+#[test]
+fn counts_are_exact_right_after_a_sender_dies_at_every_crash_point() {
+    for n in first_point()..=SEND_POINTS {
+        eprintln!("sender killed at crash point {n}, no recovery call");
+        check(move || counts_exact_after_death(n));
+    }
+}
+
+#[test]
+fn liveness_mutant_ignoring_owner_died_is_caught() {
+    // Killed holding a reservation: only a call that sees the lock's
+    // "owner died" can give the bytes back.
+    expect_caught(Mutant::DeadOwnerLooksAlive, || counts_exact_after_death(2));
 }
 
 #[test]
