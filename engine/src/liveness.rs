@@ -24,9 +24,15 @@
 //!   the mapping, so a mapping must stay mapped while any of its slot locks
 //!   is held by a thread of this process (`shm` keeps the mapping alive
 //!   until the thread releases its slot);
-//! - unlocking follows those pointers: a process that can write the queue
-//!   file can corrupt them (as it can already truncate the file and raise
-//!   SIGBUS in every process that maps it; see `shm`).
+//! - unlocking follows those pointers, which live in the mapping: before it
+//!   unlocks, [`LiveLock::give_back`] checks that the lock's kind and both
+//!   links are what glibc left (each link names the thread's list head or
+//!   another lock this thread holds, `HELD`). A lock that fails the check
+//!   (a corrupted mapping) is not unlocked: it stays in the thread's list
+//!   and its mapping is never unmapped ([`stuck_in`]); the kernel marks it
+//!   when the thread exits. What remains: links corrupted between the check
+//!   and the unlock, and a corrupted list that the kernel's walk at exit
+//!   stops on (the slots after it then look alive for good).
 //!
 //! Under `cfg(loom)` the lock is a model word holding the owner's model pid,
 //! which reads as "owner died" once that model process has died (see
@@ -80,6 +86,89 @@ const OWNER_DIED: u32 = 0x4000_0000;
 #[cfg(not(loom))]
 const TID_MASK: u32 = 0x3fff_ffff;
 
+/// Offset of `__list` (the robust-list links `__next`, `__prev`) in glibc's
+/// 64-bit `pthread_mutex_t`; the links point at other locks' `__list` or at
+/// the thread's list head.
+#[cfg(not(loom))]
+const LIST_OFFSET: usize = 24;
+/// Offset of `__kind` in glibc's 64-bit `pthread_mutex_t`.
+#[cfg(not(loom))]
+const KIND_WORD: usize = 4;
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// `__list` addresses of the locks this thread holds, and the fork
+    /// generation they belong to (a forked child holds none of them).
+    static HELD: std::cell::RefCell<(u64, Vec<usize>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// Addresses of locks this process could not give back safely: the
+/// mappings holding them must stay mapped (see [`stuck_in`]).
+#[cfg(not(loom))]
+static STUCK: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `[base, base + len)` holds a lock this process could not give
+/// back: such a mapping must never be unmapped (the lock is still linked
+/// into a thread's robust list through it).
+#[cfg(not(loom))]
+pub(crate) fn stuck_in(base: usize, len: usize) -> bool {
+    STUCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|&a| a >= base && a < base + len)
+}
+
+/// Runs `f` on this thread's list of held locks (cleared after a fork).
+#[cfg(not(loom))]
+fn with_held<R>(f: impl FnOnce(&mut Vec<usize>) -> R) -> Option<R> {
+    let gen = crate::process::fork_generation();
+    HELD.try_with(|h| {
+        let mut h = h.borrow_mut();
+        if h.0 != gen {
+            *h = (gen, Vec::new());
+        }
+        f(&mut h.1)
+    })
+    .ok()
+}
+
+/// The `__kind` glibc gives a robust, process-shared mutex.
+#[cfg(not(loom))]
+fn robust_kind() -> u32 {
+    static KIND: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *KIND.get_or_init(|| {
+        let lock = LiveLock {
+            words: std::array::from_fn(|_| AtomicU32::new(0)),
+        };
+        lock.prepare();
+        lock.words[KIND_WORD].load(Ordering::Relaxed)
+    })
+}
+
+/// The calling thread's robust list head, as the kernel has it registered.
+#[cfg(not(loom))]
+fn robust_head() -> usize {
+    let mut head: usize = 0;
+    let mut len: libc::size_t = 0;
+    // SAFETY: get_robust_list(2) for the calling thread (pid 0) writes one
+    // pointer and one length into the two locals it is given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            0,
+            &mut head as *mut usize,
+            &mut len as *mut libc::size_t,
+        )
+    };
+    if r == 0 {
+        head
+    } else {
+        0
+    }
+}
+
 #[cfg(not(loom))]
 impl LiveLock {
     /// A zero-filled lock (as a new file holds; heap-backed states in tests).
@@ -92,6 +181,36 @@ impl LiveLock {
 
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
         self.words.as_ptr() as *mut libc::pthread_mutex_t
+    }
+
+    fn list_addr(&self) -> usize {
+        self.mutex() as usize + LIST_OFFSET
+    }
+
+    /// The 64-bit word at byte `off` (two 32-bit loads; only this thread
+    /// writes it while it holds the lock, so it cannot tear but by damage).
+    fn word64(&self, off: usize) -> usize {
+        // Relaxed: our own thread's writes (glibc's), or damage.
+        let lo = self.words[off / 4].load(Ordering::Relaxed) as u64;
+        let hi = self.words[off / 4 + 1].load(Ordering::Relaxed) as u64;
+        (lo | hi << 32) as usize
+    }
+
+    /// Whether the held lock's kind and robust-list links are as glibc left
+    /// them: each link names the list head or another lock we hold.
+    fn links_intact(&self) -> bool {
+        if self.words[KIND_WORD].load(Ordering::Relaxed) != robust_kind() {
+            return false;
+        }
+        let head = robust_head();
+        let me = self.list_addr();
+        let next = self.word64(LIST_OFFSET) & !1;
+        let prev = self.word64(LIST_OFFSET + 8) & !1;
+        with_held(|held| {
+            let known = |a: usize| a != 0 && (a == head || (a != me && held.contains(&a)));
+            held.contains(&me) && known(next) && known(prev)
+        })
+        .unwrap_or(false)
     }
 
     /// What the lock word says about its holder: one load.
@@ -139,22 +258,39 @@ impl LiveLock {
         // SAFETY: the mutex lives in the mapping, which stays mapped while
         // this thread holds it (see the module doc); a zero-filled or
         // corrupted mutex makes glibc return an error, which is `Busy`.
-        match unsafe { libc::pthread_mutex_trylock(self.mutex()) } {
+        let took = match unsafe { libc::pthread_mutex_trylock(self.mutex()) } {
             0 => Take::Taken,
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD hands it over).
                 unsafe { libc::pthread_mutex_consistent(self.mutex()) };
                 Take::FromDead
             }
-            _ => Take::Busy,
-        }
+            _ => return Take::Busy,
+        };
+        let me = self.list_addr();
+        with_held(|held| held.push(me));
+        took
     }
 
-    /// Releases the lock the calling thread holds.
-    pub(crate) fn give_back(&self) {
-        // SAFETY: as for `try_take`; glibc refuses (EPERM) a mutex that this
-        // thread does not hold.
-        unsafe { libc::pthread_mutex_unlock(self.mutex()) };
+    /// Releases the lock the calling thread holds, if its links are intact
+    /// (see the module doc); `false` if it had to stay locked (it then
+    /// stays listed in [`stuck_in`], and its mapping must stay mapped).
+    pub(crate) fn give_back(&self) -> bool {
+        let me = self.list_addr();
+        // SAFETY: as for `try_take`; the links glibc follows were checked
+        // just before; glibc refuses (EPERM, without unlinking) a mutex that
+        // this thread does not hold.
+        let unlocked =
+            self.links_intact() && unsafe { libc::pthread_mutex_unlock(self.mutex()) } == 0;
+        if unlocked {
+            with_held(|held| held.retain(|&a| a != me));
+        } else {
+            STUCK
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.mutex() as usize);
+        }
+        unlocked
     }
 }
 
@@ -214,11 +350,11 @@ impl LiveLock {
     }
 
     /// Releases the lock the calling model process holds.
-    pub(crate) fn give_back(&self) {
+    pub(crate) fn give_back(&self) -> bool {
         let me = crate::process::pid();
         // SYNC(owner_died): Release, as glibc's unlock.
-        let _ = self
-            .word
-            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+        self.word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 }

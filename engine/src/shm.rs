@@ -159,10 +159,24 @@ pub(crate) struct Mapped {
     /// is confined to this struct: [`Mapped::state`] hands out `&self`-bound
     /// views only.
     state: QueueState<'static>,
-    _map: MmapRaw,
+    /// Unmapped on drop unless a liveness lock in it could not be given
+    /// back (`liveness::stuck_in`): it is then still linked into a thread's
+    /// robust list, and stays mapped for the life of the process.
+    map: std::mem::ManuallyDrop<MmapRaw>,
     #[allow(dead_code)] // for error messages and doctor
     pub(crate) path: PathBuf,
     pub(crate) file: File,
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if crate::liveness::stuck_in(self.map.as_ptr() as usize, self.map.len()) {
+            return; // leaked on purpose, see `map`
+        }
+        // SAFETY: dropped once, here; nothing uses `map` after (the views
+        // in `state` are not used by a `Drop` of theirs).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.map) };
+    }
 }
 
 impl Mapped {
@@ -177,13 +191,13 @@ impl Mapped {
             return Err(FileError::Corrupt(FileDamage::Unaligned));
         }
         // SAFETY: the mapping is `file_size` bytes, page aligned, shared, and
-        // lives as long as `_map`, which outlives `state` (field order); the
+        // lives as long as `map`, which `Drop` unmaps last (or never); the
         // file holds a queue laid out as `geo` (created so, or validated by
         // `open`), and all its bytes are accessed through atomics / UnsafeCell.
         let state = unsafe { QueueState::from_raw(map.as_ptr(), geo) };
         Ok(Mapped {
             state,
-            _map: map,
+            map: std::mem::ManuallyDrop::new(map),
             path: path.to_owned(),
             file,
         })

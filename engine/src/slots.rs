@@ -147,9 +147,12 @@ fn take_over(rec: &SlotRecord, s: u64, status: u64, start: &crate::sync::AtomicU
 
 /// Gives slot `rec` back (its owner or recoverer is done with it; its record
 /// is idle and holds no hazard), then its liveness lock.
+///
+/// A lock that could not be given back safely (see `liveness`) stays held,
+/// and its mapping stays mapped; the kernel marks it when the thread exits.
 pub(crate) fn release(rec: &SlotRecord) {
     release_state(rec);
-    rec.live.give_back();
+    let _ = rec.live.give_back();
 }
 
 fn release_state(rec: &SlotRecord) {
@@ -217,13 +220,13 @@ pub(crate) fn claim_if_dead(rec: &SlotRecord) -> bool {
         _ => false, // free (a dead releaser's lock), or corrupted
     };
     if !dead {
-        rec.live.give_back();
+        let _ = rec.live.give_back();
         return false;
     }
     if take_over(rec, s, RECOVERING, &rec.helper_start) {
         return true;
     }
-    rec.live.give_back();
+    let _ = rec.live.give_back();
     false
 }
 
