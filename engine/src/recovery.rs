@@ -1,9 +1,12 @@
 //! Recovery: finishing or undoing what a dead process held, without a daemon.
 //!
-//! Whoever notices a slot whose owner is dead (a sleeper every
-//! `wait::MAX_SLEEP`, a thread that finds no free slot, `Queue::recover`,
-//! `shmq doctor`) claims it as `RECOVERING` (`slots::claim_if_dead`), so that
-//! exactly one live process recovers it, and then acts *as that slot*:
+//! Whoever notices a slot whose owner is dead (every call that counts or
+//! refuses for lack of space or messages, through `QueueState::recover_dead`:
+//! IPC_STAT, MSG_STAT, MSG_INFO, EAGAIN, ENOMSG, the start of a sleep; a
+//! sleeper every `wait::MAX_SLEEP`; a thread that finds no free slot;
+//! `Queue::recover`; `shmq doctor`) takes its liveness lock and claims it as
+//! `RECOVERING` (`slots::claim_if_dead`), so that exactly one live process
+//! recovers it, and then acts *as that slot*:
 //!
 //! | recorded phase | what the dead owner may have done | recovery |
 //! | --- | --- | --- |
