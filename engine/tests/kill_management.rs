@@ -937,6 +937,7 @@ fn repair_another_user_may_not_do_is_left_to_one_who_may() {
             let q = w.t.ns.get(KEY, excl(0o600)).unwrap();
             w.fresh_id(q.id(), &what);
             old_id = Some(q.id());
+            let asleep = q.clone();
             sleeper = Some(std::thread::spawn(move || {
                 let mut buf = [0u8; 64];
                 q.recv_timeout(
@@ -947,6 +948,11 @@ fn repair_another_user_may_not_do_is_left_to_one_who_may() {
                 )
                 .err()
             }));
+            // The remover must find it asleep (a remover that marks the
+            // queue removed first, in about 2 ms, makes its call EINVAL).
+            while asleep.figures().sleepers == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         expect_killed(spawn_op(&w.t.dir, op, point, "kill", KEY), &what);
         let files_before = std::fs::read_dir(&w.t.dir).unwrap().count();
