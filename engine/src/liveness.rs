@@ -86,21 +86,27 @@ const OWNER_DIED: u32 = 0x4000_0000;
 #[cfg(not(loom))]
 const TID_MASK: u32 = 0x3fff_ffff;
 
-/// Offset of `__list` (the robust-list links `__next`, `__prev`) in glibc's
-/// 64-bit `pthread_mutex_t`; the links point at other locks' `__list` or at
-/// the thread's list head.
+/// Offsets of the robust-list links in glibc's 64-bit `pthread_mutex_t`:
+/// `__list` is `{ __prev, __next }` at byte 24, and every link (and the
+/// thread's list head) points at a lock's `__next` field or at the head
+/// (glibc's `ENQUEUE_MUTEX_BOTH` / `DEQUEUE_MUTEX` in `nptl/descr.h`).
 #[cfg(not(loom))]
-const LIST_OFFSET: usize = 24;
+const PREV_OFFSET: usize = 24;
+#[cfg(not(loom))]
+const NEXT_OFFSET: usize = 32;
 /// Offset of `__kind` in glibc's 64-bit `pthread_mutex_t`.
 #[cfg(not(loom))]
 const KIND_WORD: usize = 4;
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// `__list` addresses of the locks this thread holds, and the fork
-    /// generation they belong to (a forked child holds none of them).
-    static HELD: std::cell::RefCell<(u64, Vec<usize>)> =
-        const { std::cell::RefCell::new((0, Vec::new())) };
+    /// List addresses (`__next` fields) of the locks this thread holds, and
+    /// the fork generation they belong to (a forked child holds none of
+    /// them). A plain pointer, so that it has no destructor: slots are given
+    /// back from other thread-local destructors (`shm`), which may run after
+    /// a destructor of this one would have. Freed when it empties.
+    static HELD: std::cell::Cell<*mut (u64, Vec<usize>)> =
+        const { std::cell::Cell::new(std::ptr::null_mut()) };
 }
 
 /// Addresses of locks this process could not give back safely: the
@@ -125,11 +131,21 @@ pub(crate) fn stuck_in(base: usize, len: usize) -> bool {
 fn with_held<R>(f: impl FnOnce(&mut Vec<usize>) -> R) -> Option<R> {
     let gen = crate::process::fork_generation();
     HELD.try_with(|h| {
-        let mut h = h.borrow_mut();
-        if h.0 != gen {
-            *h = (gen, Vec::new());
+        if h.get().is_null() {
+            h.set(Box::into_raw(Box::new((gen, Vec::new()))));
         }
-        f(&mut h.1)
+        // SAFETY: the pointer came from `Box::into_raw` above, is only ever
+        // used by this thread, and is freed only below, after its last use.
+        let held = unsafe { &mut *h.get() };
+        if held.0 != gen {
+            *held = (gen, Vec::new());
+        }
+        let r = f(&mut held.1);
+        if held.1.is_empty() {
+            // SAFETY: as above; `held` is not used after this.
+            drop(unsafe { Box::from_raw(h.replace(std::ptr::null_mut())) });
+        }
+        r
     })
     .ok()
 }
@@ -183,8 +199,9 @@ impl LiveLock {
         self.words.as_ptr() as *mut libc::pthread_mutex_t
     }
 
+    /// The address this lock's neighbours in the robust list point at.
     fn list_addr(&self) -> usize {
-        self.mutex() as usize + LIST_OFFSET
+        self.mutex() as usize + NEXT_OFFSET
     }
 
     /// The 64-bit word at byte `off` (two 32-bit loads; only this thread
@@ -204,8 +221,8 @@ impl LiveLock {
         }
         let head = robust_head();
         let me = self.list_addr();
-        let next = self.word64(LIST_OFFSET) & !1;
-        let prev = self.word64(LIST_OFFSET + 8) & !1;
+        let next = self.word64(NEXT_OFFSET) & !1;
+        let prev = self.word64(PREV_OFFSET) & !1;
         with_held(|held| {
             let known = |a: usize| a != 0 && (a == head || (a != me && held.contains(&a)));
             held.contains(&me) && known(next) && known(prev)
@@ -356,5 +373,94 @@ impl LiveLock {
         self.word
             .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
             .is_ok()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn lock() -> Box<LiveLock> {
+        let l = Box::new(LiveLock::zeroed());
+        l.prepare();
+        l
+    }
+
+    #[test]
+    fn held_locks_are_given_back_in_any_order_and_read_as_owned() {
+        let (a, b, c) = (lock(), lock(), lock());
+        assert_eq!(a.owner(), Owner::None);
+        for l in [&a, &b, &c] {
+            assert_eq!(l.try_take(), Take::Taken);
+            assert_eq!(l.owner(), Owner::Alive);
+        }
+        // The middle one first: its links name the other two.
+        assert!(b.give_back(), "links of a lock between two others");
+        assert!(a.give_back());
+        assert!(c.give_back());
+        assert_eq!(b.owner(), Owner::None);
+    }
+
+    #[test]
+    fn a_lock_with_a_forged_link_is_not_unlocked_and_its_memory_is_kept() {
+        let (a, b) = (lock(), lock());
+        assert_eq!(a.try_take(), Take::Taken);
+        assert_eq!(b.try_take(), Take::Taken);
+        let base = &*a as *const LiveLock as usize;
+        let saved = a.words[PREV_OFFSET / 4].load(Ordering::Relaxed);
+        a.words[PREV_OFFSET / 4].store(0xdead_0000, Ordering::Relaxed);
+        assert!(!a.give_back(), "a forged link is refused");
+        assert_eq!(a.owner(), Owner::Alive, "still held");
+        assert!(stuck_in(base, 64));
+        // Repaired, it can be given back (and nothing else is disturbed).
+        a.words[PREV_OFFSET / 4].store(saved, Ordering::Relaxed);
+        assert!(a.give_back());
+        assert!(b.give_back());
+        // `STUCK` keeps the address: leak the memory, as `shm` does.
+        std::mem::forget(a);
+    }
+
+    #[test]
+    fn a_thread_gives_its_slot_locks_back_when_it_exits() {
+        use crate::namespace::{GetFlags, Namespace};
+        let dir = std::path::PathBuf::from(format!(
+            "/dev/shm/shmq-test-liveness-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config"),
+            "msgmnb = 2048
+slots = 8
+",
+        )
+        .unwrap();
+        let ns = Namespace::open(&dir).unwrap();
+        let flags = GetFlags {
+            create: true,
+            exclusive: false,
+            mode: 0o600,
+        };
+        let qs = [ns.get(1, flags).unwrap(), ns.get(2, flags).unwrap()];
+        let user = qs.clone();
+        std::thread::spawn(move || {
+            for q in &user {
+                q.send(1, b"x", Default::default()).unwrap();
+                let mut buf = [0u8; 8];
+                q.recv(&mut buf, crate::Selector::Any, Default::default())
+                    .unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        for q in &qs {
+            let st = q.mapped().state();
+            let lock = &st.slots[0].live;
+            assert_eq!(lock.owner(), Owner::None, "given back at thread exit");
+            assert!(!stuck_in(lock as *const LiveLock as usize, 64));
+            assert!(!crate::slots::in_use(&st.slots[0]));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
