@@ -102,6 +102,12 @@ impl Counter<'_> {
         Tally::unpack(self.word.load(Ordering::Relaxed))
     }
 
+    /// Whether no message is counted (`qnum == 0`). SeqCst: `arrivals`
+    /// orders this read after its read of the doubt counter.
+    pub(crate) fn is_empty(&self) -> bool {
+        Tally::unpack(self.word.load(Ordering::SeqCst)).qnum == 0
+    }
+
     /// The sequence number `slot`'s next operation will use. The caller writes
     /// its record (what the operation is for) and then calls [`Counter::apply`].
     pub(crate) fn next_seq(&self, slot: usize) -> u64 {

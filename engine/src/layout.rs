@@ -10,6 +10,8 @@
 //! | neighbourhood words | `AtomicU64` | `n_entries` |
 //! | arrival futex words | `AtomicU32` | `n_entries` |
 //! | non-empty index | bitmap words | `n_entries / 64`, plus a summary |
+//! | arrival index | `AtomicU64` records (see `arrivals`) | `n_arrivals` (a power of two) |
+//! | lowest-type index | bitmap trie words (see `lowest_type`) | `lowest_type::WORDS` |
 //! | nodes | [`Node`] | `n_nodes` |
 //! | node free bitmap | bitmap words | `n_nodes / 64`, plus a summary |
 //! | per data class: states, free bitmap, cells | | `class_counts[c]` |
@@ -28,7 +30,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 1;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 2;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -137,6 +139,10 @@ pub(crate) struct QueueHeader {
     pub(crate) any_word: Line<AtomicU32>,
     /// One more than the highest attachment slot ever claimed.
     pub(crate) slots_high: Line<AtomicU32>,
+    /// The arrival index's `head` (see `arrivals`).
+    pub(crate) arrivals_head: Line<AtomicU64>,
+    /// The arrival index's doubt counters (see `arrivals`).
+    pub(crate) arrival_doubts: Line<crate::arrivals::Doubts>,
 }
 
 /// Value of [`QueueHeader::ready`] once the file is initialised.
@@ -303,6 +309,9 @@ pub(crate) struct Geometry {
     pub(crate) nonempty_words: usize,
     pub(crate) summary_off: usize,
     pub(crate) summary_words: usize,
+    pub(crate) arrivals_off: usize,
+    pub(crate) n_arrivals: usize,
+    pub(crate) lowest_type_off: usize,
     pub(crate) nodes_off: usize,
     pub(crate) n_nodes: usize,
     pub(crate) node_bitmap_off: usize,
@@ -387,6 +396,16 @@ impl Geometry {
         let summary_off = align_up(off, 64);
         let summary_words = bitmap_words(nonempty_words);
         off = summary_off + summary_words * 8;
+        // A message stays indexed while fewer than `n_arrivals` later ones
+        // were sent; at most `q` can be queued, so only a message left
+        // behind (a type nobody reads) ever loses its place.
+        off = align_up(off, PAGE);
+        let arrivals_off = off;
+        let n_arrivals = q.next_power_of_two().max(64);
+        off += n_arrivals * 8;
+        off = align_up(off, PAGE);
+        let lowest_type_off = off;
+        off += crate::lowest_type::WORDS * 8;
         off = align_up(off, PAGE);
         let nodes_off = off;
         off += n_nodes * std::mem::size_of::<Node>();
@@ -433,6 +452,9 @@ impl Geometry {
             nonempty_words,
             summary_off,
             summary_words,
+            arrivals_off,
+            n_arrivals,
+            lowest_type_off,
             nodes_off,
             n_nodes,
             node_bitmap_off,
@@ -474,6 +496,8 @@ mod tests {
             (g.arrived_off, g.n_entries * 4),
             (g.nonempty_off, g.nonempty_words * 8),
             (g.summary_off, g.summary_words * 8),
+            (g.arrivals_off, g.n_arrivals * 8),
+            (g.lowest_type_off, crate::lowest_type::WORDS * 8),
             (g.nodes_off, g.n_nodes * 64),
             (g.node_bitmap_off, bitmap_len(g.n_nodes) * 8),
         ];
@@ -595,6 +619,11 @@ pub(crate) mod zeroed {
             space_word: Line(z32()),
             any_word: Line(z32()),
             slots_high: Line(z32()),
+            arrivals_head: Line(z64()),
+            arrival_doubts: Line(crate::arrivals::Doubts {
+                raised: z64(),
+                cleared: z64(),
+            }),
         }
     }
 

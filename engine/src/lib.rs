@@ -29,6 +29,7 @@
 // on heap-backed state, with `model` as their entry point; the modules that
 // map files and manage namespaces are production-only.
 mod accounting;
+mod arrivals;
 mod blocking;
 mod cell_pool;
 #[cfg(not(loom))]
@@ -41,6 +42,7 @@ mod ids;
 #[cfg(not(loom))]
 mod kill_points;
 mod layout;
+mod lowest_type;
 #[cfg(loom)]
 pub mod model;
 #[cfg(not(loom))]

@@ -70,6 +70,15 @@ impl QueueState<'_> {
             let k2 = counter.next_seq(d);
             slots::begin(rec, phase::RELEASE, k2, bytes, x);
         }
+        if kind == phase::SEND {
+            // It may have died between its link and its arrival record: a
+            // message in its FIFO that type-0 receives would not find.
+            if let Some(c) = crate::type_fifo::queued_candidate(self.nodes, x.index()) {
+                if c.node == x {
+                    self.index_arrival(c.seq, x.index());
+                }
+            }
+        }
         // Re-read: the branch above may have recorded a release.
         let p = rec.phase.load(Ordering::Acquire);
         let (kind, k) = (phase::kind(p), phase::seq(p));

@@ -303,6 +303,12 @@ pub enum Mutant {
     RmidSkipsTypeWords,
     /// Recovery frees a dead sender's slot without undoing its reservation.
     RecoveryKeepsReservation,
+    /// `arrivals` drops a queued message from the index without raising a
+    /// doubt, so type-0 receives trust an index that misses it.
+    ArrivalsEvictSilently,
+    /// A receiver that empties a FIFO clears its type's bit in the lowest-type
+    /// index after its re-check instead of before it.
+    LowestTypeClearsLate,
 }
 
 #[cfg(loom)]

@@ -25,6 +25,7 @@
 //! slot, which is what `recovery` reads when the process dies.
 
 use crate::accounting::{Delta, Full};
+use crate::arrivals::Oldest;
 use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
 use crate::slots::{self, phase};
@@ -256,10 +257,8 @@ impl<'a> QueueState<'a> {
         n.entry.store(e.pack(), Ordering::Relaxed);
         // Relaxed: the stamp only orders messages; uniqueness and the per-
         // location total order of the counter are all type-0 receives need.
-        n.seq.store(
-            self.header.next_seq.fetch_add(1, Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
+        let seq = self.header.next_seq.fetch_add(1, Ordering::Relaxed);
+        n.seq.store(seq, Ordering::Relaxed);
         // Relaxed: the node is unreachable until the link publishes it.
         n.state.store(
             make_state(t.gen, node_owner(status::QUEUED, 0)),
@@ -276,6 +275,7 @@ impl<'a> QueueState<'a> {
         crate::sync::crash_point();
         dir.set_nonempty(e.index);
         crate::sync::crash_point();
+        self.index_arrival(seq, t.index);
         dir.unprotect(slot);
         crate::wait::notify_each(
             &[
@@ -285,6 +285,33 @@ impl<'a> QueueState<'a> {
             self.park,
         );
         Ok(())
+    }
+
+    /// Records the message in `node`, stamped `seq`, in the arrival index
+    /// (after its link: see `arrivals`).
+    pub(crate) fn index_arrival(&self, seq: u64, node: u32) {
+        self.arrivals().record(seq, node, |n, at| {
+            crate::type_fifo::queued_candidate(self.nodes, n).is_some_and(|c| c.seq == at)
+        });
+    }
+
+    /// The oldest queued message (type 0): from the arrival index, or by a
+    /// scan of the type heads while the index is in doubt.
+    fn find_oldest(&self, slot: usize) -> Result<Option<Candidate>, PathError> {
+        let found = self.arrivals().oldest(|n, at| {
+            crate::type_fifo::queued_candidate(self.nodes, n).filter(|c| c.seq == at)
+        });
+        match found {
+            Oldest::Found(c) => Ok(Some(c)),
+            Oldest::Empty => Ok(None),
+            Oldest::Unsure => {
+                let best = self.scan_heads(slot, Selector::Any)?;
+                if best.is_none() {
+                    self.arrivals().settle(|| self.counter().is_empty());
+                }
+                Ok(best)
+            }
+        }
     }
 
     /// Frees a node this slot holds (`HELD`) and its data cell.
@@ -322,6 +349,64 @@ impl<'a> QueueState<'a> {
             };
             return Ok(ops.fifo(e)?.first_queued()?);
         }
+        #[cfg(loom)]
+        let first_found = crate::sync::mutant(crate::sync::Mutant::SelectFirstFound);
+        #[cfg(not(loom))]
+        let first_found = false;
+        if sel == Selector::Any && !first_found {
+            return self.find_oldest(slot);
+        }
+        if let Selector::AtMost(d) = sel {
+            if !first_found {
+                if let Some(found) = self.find_lowest(slot, d)? {
+                    return Ok(found);
+                }
+            }
+        }
+        self.scan_heads(slot, sel)
+    }
+
+    /// The oldest message of the lowest type `<= d` through the lowest-type
+    /// index; `None` when the index cannot say (no indexed type holds a
+    /// message but `d` reaches past the indexed types). Leaves `slot`'s
+    /// hazard on the entry of a candidate it returns.
+    fn find_lowest(&self, slot: usize, d: i64) -> Result<Option<Option<Candidate>>, PathError> {
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
+        // Each round clears one stale bit; a corrupted index runs out of them.
+        for _ in 0..TAKE_ATTEMPTS {
+            let Some(t) = dir.lowest.lowest() else {
+                let covered = d < crate::lowest_type::INDEXED_TYPES as i64;
+                return Ok(covered.then_some(None));
+            };
+            if t > d {
+                return Ok(Some(None));
+            }
+            if let Some(e) = dir.lookup(t, slot, &ops)? {
+                if let Some(c) = ops.fifo(e)?.first_queued()? {
+                    return Ok(Some(Some(c)));
+                }
+            }
+            // Stale: type `t` holds nothing. Clear its bit, then look again
+            // (SYNC(lowest_type): clear, fence, re-check, as a receiver that
+            // empties a FIFO does).
+            dir.lowest.unmark(t);
+            crate::sync::fence(Ordering::SeqCst);
+            if let Some(e) = dir.lookup(t, slot, &ops)? {
+                if ops.fifo(e)?.first_queued()?.is_some() {
+                    dir.lowest.mark(t);
+                }
+            }
+            dir.unprotect(slot);
+        }
+        Ok(None)
+    }
+
+    /// The message `sel` wants, by a scan of every type's first queued
+    /// message: O(types holding messages).
+    fn scan_heads(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
         let mut best: Option<Candidate> = None;
         for p in dir.nonempty_positions() {
             let e = EntryRef { index: p, gen: 0 };

@@ -160,6 +160,8 @@ pub(crate) struct Directory<'a> {
     pub(crate) slots: &'a [SlotRecord],
     pub(crate) slots_high: &'a AtomicU32,
     pub(crate) seed: u64,
+    /// Which small types hold messages, by value (negative-type receives).
+    pub(crate) lowest: crate::lowest_type::LowestType<'a>,
 }
 
 /// splitmix64's finaliser: a fast, well-mixed hash of the type.
@@ -603,6 +605,11 @@ impl<'a> Directory<'a> {
         if self.summary[s].load(Ordering::Relaxed) & sb == 0 {
             self.summary[s].fetch_or(sb, Ordering::SeqCst);
         }
+        // SYNC(lowest_type): after the fence above, as for the entry's bit.
+        // Relaxed: the key is stable while the caller holds the entry (or
+        // re-checks it, as `clear_nonempty_if_empty` does).
+        self.lowest
+            .mark(self.entries[index as usize].key.load(Ordering::Relaxed));
     }
 
     /// Clears entry `index`'s bit (the caller re-checks the FIFO afterwards).
@@ -620,11 +627,25 @@ impl<'a> Directory<'a> {
     /// re-checks, so that a message linked meanwhile is never hidden.
     pub(crate) fn clear_nonempty_if_empty(&self, e: EntryRef, ops: &impl EntryFifo) {
         if matches!(ops.has_queued(e), Ok(false)) {
+            let key = self
+                .entries
+                .get(e.index as usize)
+                .map(|x| x.key.load(Ordering::Relaxed));
             self.clear_nonempty(e.index);
-            // SYNC(nonempty): see `set_nonempty`.
+            #[cfg(loom)]
+            let late = crate::sync::mutant(crate::sync::Mutant::LowestTypeClearsLate);
+            #[cfg(not(loom))]
+            let late = false;
+            if let Some(key) = key.filter(|_| !late) {
+                self.lowest.unmark(key);
+            }
+            // SYNC(nonempty), SYNC(lowest_type): see `set_nonempty`.
             fence(Ordering::SeqCst);
             if !matches!(ops.has_queued(e), Ok(false)) {
                 self.set_nonempty(e.index);
+            }
+            if let Some(key) = key.filter(|_| late) {
+                self.lowest.unmark(key);
             }
         }
     }

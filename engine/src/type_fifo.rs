@@ -105,6 +105,29 @@ pub(crate) struct Candidate {
     pub(crate) entry: u64,
 }
 
+/// The message node `index` holds, if it is queued now (read as
+/// `first_queued` reads a node: the fields are kept only if the state word,
+/// generation included, is the same before and after).
+pub(crate) fn queued_candidate(nodes: &[Node], index: u32) -> Option<Candidate> {
+    let n = nodes.get(index as usize)?;
+    // Acquire: the caller reached the node through SYNC(link) or
+    // SYNC(arrival); this and the re-read below validate the fields.
+    let s = n.state.load(Ordering::Acquire);
+    if s != make_state(gen_of(s), node_owner(status::QUEUED, 0)) {
+        return None;
+    }
+    // Relaxed (all): validated by the re-read of the state below.
+    let c = Candidate {
+        node: NodeRef::new(index, gen_of(s)),
+        seq: n.seq.load(Ordering::Relaxed),
+        size: n.size.load(Ordering::Relaxed),
+        data: n.data.load(Ordering::Relaxed),
+        mtype: n.mtype.load(Ordering::Relaxed),
+        entry: n.entry.load(Ordering::Relaxed),
+    };
+    (n.state.load(Ordering::Acquire) == s).then_some(c)
+}
+
 /// The nil `next` of a node of generation `gen`.
 pub(crate) fn nil_next(gen: u32) -> u64 {
     NodeRef::new(NIL, gen).0
