@@ -171,7 +171,11 @@ impl Counter<'_> {
                 .compare_exchange_weak(cur, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                rec.acct_done.fetch_max(seq, Ordering::Release);
+                // A plain store, not an RMW: every value a flusher can have
+                // raised `acct_done` to by now is at most `seq` (a flusher
+                // raises it to our `acct_seq`, which moves past `seq` only
+                // after this store), so nothing larger is overwritten.
+                rec.acct_done.store(seq, Ordering::Release);
                 return Ok(next);
             }
         }
@@ -188,8 +192,13 @@ impl Counter<'_> {
         let seq = rec.acct_seq.load(Ordering::SeqCst);
         if seq & 1 == t.parity && self.word.load(Ordering::SeqCst) == cur {
             // `cur` is the writer's latest write and its parity is that of its
-            // current sequence, so that operation is applied.
-            rec.acct_done.fetch_max(seq, Ordering::Release);
+            // current sequence, so that operation is applied. Its writer
+            // records that itself right after its CAS: look before writing,
+            // so that the line is not taken from its owner for nothing.
+            // Acquire: as `was_applied` reads it.
+            if rec.acct_done.load(Ordering::Acquire) < seq {
+                rec.acct_done.fetch_max(seq, Ordering::Release);
+            }
         }
     }
 

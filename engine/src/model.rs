@@ -163,6 +163,12 @@ impl Queue {
         Ok((taken.mtype, text))
     }
 
+    /// The model process stops using the type it last used: its slot's
+    /// hazard, which an operation leaves on its type's entry, is dropped.
+    pub fn idle(&self, slot: usize) {
+        self.st().directory().unprotect(slot);
+    }
+
     /// IPC_RMID's effect on the queue: flag it removed, wake every sleeper.
     pub fn remove(&self) {
         self.st().mark_removed()

@@ -10,16 +10,20 @@
 //! 3. find or create the type's entry (`type_dir`, which leaves our hazard on
 //!    it), stamp the queue-wide sequence number, mark the node `QUEUED` and link
 //!    it at the tail of the type's FIFO (`type_fifo`);
-//! 4. set the entry's bit in the non-empty index, drop the hazard, record
-//!    `IDLE`, and wake sleepers only if the futex words say someone sleeps.
+//! 4. set the entry's bits in the non-empty and lowest-type indexes, record
+//!    the message's position in the arrival index (`arrivals`), record
+//!    `IDLE` (the hazard stays on the entry for the next operation on the
+//!    type), and wake sleepers only if the futex words say someone sleeps.
 //!
 //! # Receive
-//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); otherwise a scan of
-//! the non-empty index, O(types holding messages)), check E2BIG, record
-//! `RECV(k, node)`, take it with one CAS on the node's state, copy the text,
-//! free the data cell, release the accounting, mark the node `DONE`, move the
-//! FIFO's head past consumed nodes, record `IDLE`, wake senders if any sleep.
-//! A failed take means another receiver won: look again.
+//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); `msgtyp == 0`:
+//! the arrival index, O(1) amortised; `msgtyp < 0`: the lowest-type index,
+//! O(1); MSG_EXCEPT, or an index in doubt: a scan of the non-empty index,
+//! O(types holding messages)), check E2BIG, record `RECV(k, node)`, take it
+//! with one CAS on the node's state, copy the text, free the data cell,
+//! release the accounting, mark the node `DONE`, move the FIFO's head past
+//! consumed nodes, record `IDLE`, wake senders if any sleep. A failed take
+//! means another receiver won: look again.
 //!
 //! Each step that another party cannot undo is preceded by a record in the
 //! slot, which is what `recovery` reads when the process dies.
@@ -276,7 +280,7 @@ impl<'a> QueueState<'a> {
         dir.set_nonempty(e.index);
         crate::sync::crash_point();
         self.index_arrival(seq, t.index);
-        dir.unprotect(slot);
+        // The hazard stays on the entry (see `Directory::kept`).
         crate::wait::notify_each(
             &[
                 dir.arrived_word(dir.home(mtype) as u32),
@@ -388,14 +392,23 @@ impl<'a> QueueState<'a> {
                 }
             }
             // Stale: type `t` holds nothing. Clear its bit, then look again
-            // (SYNC(lowest_type): clear, fence, re-check, as a receiver that
-            // empties a FIFO does).
-            dir.lowest.unmark(t);
+            // (SYNC(lowest_type): clear, fence, re-check, against a sender's
+            // link, fence, look at the bit).
+            #[cfg(loom)]
+            let late = crate::sync::mutant(crate::sync::Mutant::LowestTypeClearsLate);
+            #[cfg(not(loom))]
+            let late = false;
+            if !late {
+                dir.lowest.unmark(t);
+            }
             crate::sync::fence(Ordering::SeqCst);
             if let Some(e) = dir.lookup(t, slot, &ops)? {
                 if ops.fifo(e)?.first_queued()?.is_some() {
                     dir.lowest.mark(t);
                 }
+            }
+            if late {
+                dir.lowest.unmark(t);
             }
             dir.unprotect(slot);
         }
@@ -582,13 +595,18 @@ impl<'a> QueueState<'a> {
         if let Ok(f) = ops.fifo(m.entry) {
             let _ = f.finish(m.node, slot);
             crate::sync::crash_point();
-            // Tidy the FIFO under our hazard (it may already be ours).
-            if dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held {
+            // Tidy the FIFO under our hazard (a typed receive still holds the
+            // one its lookup set). The entry's non-empty bits are left set:
+            // whoever next relies on them (a scan, a negative-type lookup)
+            // clears a stale one, with the re-check, so that a stream of one
+            // type pays no index update per message.
+            if dir.holds(slot, m.entry)
+                || dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held
+            {
                 let _ = f.advance();
-                dir.clear_nonempty_if_empty(m.entry, &ops);
             }
         }
-        dir.unprotect(slot);
+        // The hazard stays on the entry (see `Directory::kept`).
         slots::end(rec);
         crate::wait::notify(&self.header.space_word, self.park);
     }
