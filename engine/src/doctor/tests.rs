@@ -731,22 +731,25 @@ fn hidden_free_cells_are_made_visible() {
 /// Byte offsets of the parts of queue `q`'s file in use: header fields,
 /// claimed slots, live entries, taken nodes and cells.
 fn hot_offsets(q: &Queue) -> Vec<u64> {
+    const SLOT: usize = std::mem::size_of::<crate::layout::SlotRecord>();
+    const ENTRY: usize = std::mem::size_of::<crate::layout::Entry>();
+    const NODE: usize = std::mem::size_of::<crate::layout::Node>();
     let s = st(q);
     let g = &s.geo;
     let mut out: Vec<u64> = (0..PAGE as u64 / 8).map(|w| w * 8).collect();
     for (i, rec) in s.slots.iter().enumerate() {
         if rec.state.load(Ordering::Relaxed) != 0 {
-            out.extend((0..16).map(|w| (g.slots_off + i * 128 + w * 8) as u64));
+            out.extend((0..SLOT / 8).map(|w| (g.slots_off + i * SLOT + w * 8) as u64));
         }
     }
     for (i, e) in s.entries.iter().enumerate() {
         if e.state.load(Ordering::Relaxed) & 0xffff_ffff != 0 {
-            out.extend((0..4).map(|w| (g.entries_off + i * 32 + w * 8) as u64));
+            out.extend((0..ENTRY / 8).map(|w| (g.entries_off + i * ENTRY + w * 8) as u64));
         }
     }
     for i in 0..s.nodes.len() {
         if s.node_pool.state(i as u32).is_some_and(|v| v as u32 != 0) {
-            out.extend((0..8).map(|w| (g.nodes_off + i * 64 + w * 8) as u64));
+            out.extend((0..NODE / 8).map(|w| (g.nodes_off + i * NODE + w * 8) as u64));
         }
     }
     for (c, class) in g.classes.iter().enumerate() {
