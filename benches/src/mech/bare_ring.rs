@@ -146,7 +146,7 @@ impl Mapping {
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
-        assert!(off + 8 <= self.len && off % 8 == 0);
+        assert!(off + 8 <= self.len && off & 7 == 0);
         // SAFETY: in bounds and 8-aligned (checked; the mapping is page
         // aligned), and the memory is only ever accessed atomically.
         unsafe { &*(self.base.add(off) as *const AtomicU64) }
