@@ -198,7 +198,20 @@ impl Arrivals<'_> {
 
     /// The oldest queued message. `candidate(node, p)`: the message `node`
     /// holds if it is still queued at position `p`.
+    #[cfg(any(test, loom))]
     pub(crate) fn oldest<C>(&self, candidate: impl Fn(u32, u64) -> Option<C>) -> Oldest<C> {
+        self.oldest_wanted(candidate, |_| true, 0)
+    }
+
+    /// The oldest queued message that `wanted` accepts (MSG_EXCEPT: not of
+    /// one type), passing over at most `max_unwanted` queued messages it
+    /// refuses (which keep `head` where it is); [`Oldest::Unsure`] beyond.
+    pub(crate) fn oldest_wanted<C>(
+        &self,
+        candidate: impl Fn(u32, u64) -> Option<C>,
+        wanted: impl Fn(&C) -> bool,
+        max_unwanted: usize,
+    ) -> Oldest<C> {
         let shift = self.shift();
         let r = self.ring.len() as u64;
         // Relaxed: a bound; positions claimed later are sends not yet done.
@@ -221,6 +234,7 @@ impl Arrivals<'_> {
         for _ in 0..LOOKUP_SLACK {
             let mut in_flight = false;
             let mut found = None;
+            let mut unwanted = 0;
             for p in start..limit {
                 // Acquire: SYNC(arrival).
                 let rec = Record(self.slot(p).load(Ordering::Acquire));
@@ -232,8 +246,17 @@ impl Arrivals<'_> {
                 }
                 if lap_cmp(rec.lap(), lap).is_eq() {
                     if let Some(c) = candidate(rec.node(), p) {
-                        found = Some((p, c));
-                        break;
+                        if wanted(&c) {
+                            found = Some((p, c));
+                            break;
+                        }
+                        // Queued but refused: `head` stays before it.
+                        unwanted += 1;
+                        if unwanted > max_unwanted {
+                            return Oldest::Unsure;
+                        }
+                        moving = false;
+                        continue;
                     }
                 }
                 if moving {
@@ -411,6 +434,29 @@ mod tests {
         q.iter_mut().for_each(|m| *m = None);
         r.view().settle(|| true);
         assert_eq!(oldest(&r, &q), Oldest::Empty);
+    }
+
+    #[test]
+    fn unwanted_messages_are_passed_over_up_to_a_bound() {
+        let r = Ring::new(8);
+        let mut q = Vec::new();
+        for _ in 0..4 {
+            send(&r, &mut q);
+        }
+        let pick = |max| {
+            r.view().oldest_wanted(
+                |n, at| (q.get(n as usize) == Some(&Some(at))).then_some(at),
+                |&p| p >= 2,
+                max,
+            )
+        };
+        assert_eq!(pick(2), Oldest::Found(2));
+        assert_eq!(pick(1), Oldest::Unsure);
+        assert_eq!(
+            r.head.load(Ordering::Relaxed),
+            0,
+            "head stays before queued messages"
+        );
     }
 
     #[test]

@@ -299,17 +299,23 @@ impl<'a> QueueState<'a> {
         });
     }
 
-    /// The oldest queued message (type 0): from the arrival index, or by a
-    /// scan of the type heads while the index is in doubt.
-    fn find_oldest(&self, slot: usize) -> Result<Option<Candidate>, PathError> {
-        let found = self.arrivals().oldest(|n, at| {
-            crate::type_fifo::queued_candidate(self.nodes, n).filter(|c| c.seq == at)
-        });
+    /// The oldest queued message `sel` accepts (`Any`: every one; `Except`:
+    /// those not of its type): from the arrival index, or by a scan of the
+    /// type heads while the index is in doubt or passes over too many.
+    fn find_oldest(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
+        /// Queued messages of the excluded type a MSG_EXCEPT receive passes
+        /// over in the arrival index before it scans the types instead.
+        const EXCEPT_PASSES: usize = 64;
+        let found = self.arrivals().oldest_wanted(
+            |n, at| crate::type_fifo::queued_candidate(self.nodes, n).filter(|c| c.seq == at),
+            |c| sel.matches(c.mtype),
+            EXCEPT_PASSES,
+        );
         match found {
             Oldest::Found(c) => Ok(Some(c)),
             Oldest::Empty => Ok(None),
             Oldest::Unsure => {
-                let best = self.scan_heads(slot, Selector::Any)?;
+                let best = self.scan_heads(slot, sel)?;
                 if best.is_none() {
                     self.arrivals().settle(|| self.counter().is_empty());
                 }
@@ -358,7 +364,12 @@ impl<'a> QueueState<'a> {
         #[cfg(not(loom))]
         let first_found = false;
         if sel == Selector::Any && !first_found {
-            return self.find_oldest(slot);
+            return self.find_oldest(slot, sel);
+        }
+        if let Selector::Except(_) = sel {
+            if !first_found {
+                return self.find_oldest(slot, sel);
+            }
         }
         if let Selector::AtMost(d) = sel {
             if !first_found {
