@@ -145,6 +145,8 @@ pub(crate) struct QueueHeader {
     pub(crate) arrivals_head: Line<AtomicU64>,
     /// The arrival index's doubt counters (see `arrivals`).
     pub(crate) arrival_doubts: Line<crate::arrivals::Doubts>,
+    /// Messages that gave their arrival-index slot up (see `arrivals`).
+    pub(crate) arrival_stragglers: Line<crate::arrivals::Stragglers>,
 }
 
 /// Value of [`QueueHeader::ready`] once the file is initialised.
@@ -626,6 +628,10 @@ pub(crate) mod zeroed {
             arrival_doubts: Line(crate::arrivals::Doubts {
                 raised: z64(),
                 cleared: z64(),
+            }),
+            arrival_stragglers: Line(crate::arrivals::Stragglers {
+                count: z64(),
+                slots: std::array::from_fn(|_| z64()),
             }),
         }
     }

@@ -255,6 +255,7 @@ pub struct ArrivalRing {
     head: AtomicU64,
     claimed: AtomicU64,
     doubts: crate::arrivals::Doubts,
+    stragglers: crate::arrivals::Stragglers,
     messages: Box<[AtomicU64]>,
 }
 
@@ -278,6 +279,10 @@ impl ArrivalRing {
                 raised: AtomicU64::new(0),
                 cleared: AtomicU64::new(0),
             },
+            stragglers: crate::arrivals::Stragglers {
+                count: AtomicU64::new(0),
+                slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            },
             messages: (0..messages).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -288,22 +293,23 @@ impl ArrivalRing {
             head: &self.head,
             claimed: &self.claimed,
             doubts: &self.doubts,
+            stragglers: &self.stragglers,
         }
     }
 
-    fn queued(&self, node: u32, at: u64) -> bool {
-        node as u64 == at
-            && self
-                .messages
-                .get(node as usize)
-                .is_some_and(|m| m.load(Ordering::Acquire) == 1)
+    /// Message `node`'s stamp (its index) if it is queued.
+    fn queued(&self, node: u32) -> Option<u64> {
+        self.messages
+            .get(node as usize)
+            .is_some_and(|m| m.load(Ordering::Acquire) == 1)
+            .then_some(node as u64)
     }
 
     /// Sends one message: claims a position, queues it, records it.
     pub fn send(&self) -> u64 {
         let p = self.claimed.fetch_add(1, Ordering::Relaxed);
         self.messages[p as usize].store(1, Ordering::Release);
-        self.view().record(p, p as u32, |n, at| self.queued(n, at));
+        self.view().record(p, p as u32, |n| self.queued(n));
         p
     }
 
@@ -320,13 +326,13 @@ impl ArrivalRing {
     pub fn take_oldest(&self) -> Took {
         use crate::arrivals::Oldest;
         for _ in 0..8 {
-            let found = self.view().oldest(|n, at| self.queued(n, at).then_some(at));
+            let found = self.view().oldest(|n| self.queued(n).map(|p| (p, p)));
             let p = match found {
                 Oldest::Found(p) => p,
                 Oldest::Empty => return Took::Empty,
                 Oldest::Unsure => {
                     let Some(p) =
-                        (0..self.messages.len() as u64).find(|&p| self.queued(p as u32, p))
+                        (0..self.messages.len() as u64).find(|&p| self.queued(p as u32).is_some())
                     else {
                         self.view()
                             .settle(|| self.messages.iter().all(|m| m.load(Ordering::SeqCst) != 1));

@@ -294,8 +294,8 @@ impl<'a> QueueState<'a> {
     /// Records the message in `node`, stamped `seq`, in the arrival index
     /// (after its link: see `arrivals`).
     pub(crate) fn index_arrival(&self, seq: u64, node: u32) {
-        self.arrivals().record(seq, node, |n, at| {
-            crate::type_fifo::queued_candidate(self.nodes, n).is_some_and(|c| c.seq == at)
+        self.arrivals().record(seq, node, |n| {
+            crate::type_fifo::queued_candidate(self.nodes, n).map(|c| c.seq)
         });
     }
 
@@ -307,7 +307,7 @@ impl<'a> QueueState<'a> {
         /// over in the arrival index before it scans the types instead.
         const EXCEPT_PASSES: usize = 64;
         let found = self.arrivals().oldest_wanted(
-            |n, at| crate::type_fifo::queued_candidate(self.nodes, n).filter(|c| c.seq == at),
+            |n| crate::type_fifo::queued_candidate(self.nodes, n).map(|c| (c.seq, c)),
             |c| sel.matches(c.mtype),
             EXCEPT_PASSES,
         );
