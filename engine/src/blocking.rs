@@ -14,9 +14,10 @@
 //! somebody sleeps on, without waking every per-type word.
 
 use crate::error::{RecvError, SendError};
+use crate::message::Selector;
 use crate::state::QueueState;
 use crate::sync::{AtomicU32, Ordering};
-use crate::transfer::{PathError, Selector, Taken};
+use crate::transfer::{PathError, Taken};
 use crate::wait::{self, Park, Woke};
 use std::time::Instant;
 

@@ -17,8 +17,8 @@ use crate::state::{HeapRegions, QueueState};
 use crate::sync::{AtomicU64, Ordering};
 
 pub use crate::error::{RecvError, SendError};
+pub use crate::message::Selector;
 pub use crate::sync::{set_mutant, Crashed, Mutant};
-pub use crate::transfer::Selector;
 
 /// Makes the calling model thread process `pid` (1..=63).
 pub fn set_pid(pid: u32) {

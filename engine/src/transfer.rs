@@ -32,49 +32,14 @@ use crate::accounting::{Delta, Full};
 use crate::arrivals::Oldest;
 use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
+#[cfg(not(loom))]
+use crate::message::Received;
+use crate::message::Selector;
 use crate::slots::{self, phase};
 use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::type_dir::{EntryFifo, EntryRef, InsertError};
 use crate::type_fifo::{nil_next, node_owner, status, Candidate, Corrupt, Fifo};
-
-/// Which message a receive wants (`msgtyp` and MSG_EXCEPT, decoded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selector {
-    /// `msgtyp == 0`: the oldest message.
-    Any,
-    /// `msgtyp > 0`: the oldest message of this type.
-    Type(i64),
-    /// `msgtyp > 0` with `MSG_EXCEPT`: the oldest message of any other type.
-    Except(i64),
-    /// `msgtyp < 0`: the oldest message of the lowest type `<= |msgtyp|`.
-    AtMost(i64),
-}
-
-impl Selector {
-    /// Decodes `msgtyp` and `MSG_EXCEPT` as Linux's `convert_mode` does.
-    pub fn from_msgtyp(msgtyp: i64, except: bool) -> Selector {
-        if msgtyp == 0 {
-            Selector::Any
-        } else if msgtyp < 0 {
-            // -LONG_MIN overflows; the kernel clamps it the same way.
-            Selector::AtMost(msgtyp.checked_neg().unwrap_or(i64::MAX))
-        } else if except {
-            Selector::Except(msgtyp)
-        } else {
-            Selector::Type(msgtyp)
-        }
-    }
-
-    fn matches(self, mtype: i64) -> bool {
-        match self {
-            Selector::Any => true,
-            Selector::Type(t) => mtype == t,
-            Selector::Except(t) => mtype != t,
-            Selector::AtMost(t) => mtype <= t,
-        }
-    }
-}
 
 /// Why a step of the data path could not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -640,7 +605,7 @@ impl QueueState<'_> {
         index: i64,
         buf: &mut [u8],
         noerror: bool,
-    ) -> Result<crate::queue::Received, PathError> {
+    ) -> Result<Received, PathError> {
         let ops = EntryOps { st: self, slot: 0 };
         'retry: for _ in 0..64 {
             let mut queued: Vec<(u64, NodeRef)> = Vec::new();
@@ -699,7 +664,7 @@ impl QueueState<'_> {
             // Acquire: our reads of the text happen before this re-check.
             crate::sync::fence(Ordering::Acquire);
             if n.state.load(Ordering::Acquire) == expect {
-                return Ok(crate::queue::Received { mtype, len: size });
+                return Ok(Received { mtype, len: size });
             }
         }
         Err(PathError::NoMemory)

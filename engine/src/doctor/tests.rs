@@ -5,10 +5,10 @@
 use super::*;
 use crate::accounting::Delta;
 use crate::layout::{NodeRef, PAGE};
+use crate::message::Selector;
 use crate::namespace::GetFlags;
 use crate::queue::{Queue, RecvFlags, SendFlags};
 use crate::state::QueueState;
-use crate::transfer::Selector;
 use crate::type_dir::{estatus, estatus_of};
 use crate::type_fifo::{node_owner, status};
 use std::os::unix::fs::FileExt;
