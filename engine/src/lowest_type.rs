@@ -73,9 +73,6 @@ const fn level_start(level: usize) -> usize {
 /// Words of the whole trie (the region `layout` reserves).
 pub(crate) const WORDS: usize = level_start(LEVELS);
 
-/// Bound on lookups restarted by stale bits (each restart cleared one).
-const RESTARTS: usize = if cfg!(loom) { 16 } else { 1 << 16 };
-
 /// A queue's lowest-type index over its region of [`WORDS`] words.
 pub(crate) struct LowestType<'a> {
     pub(crate) words: &'a [AtomicU64],
@@ -126,7 +123,7 @@ impl LowestType<'_> {
     /// The lowest marked type, or `None` when none is marked. Clears the
     /// summary bits of empty words it meets (with the re-check).
     pub(crate) fn lowest(&self) -> Option<i64> {
-        'restart: for _ in 0..RESTARTS {
+        'restart: for _ in 0..crate::sync::RETRY_LIMIT {
             let mut index = 0usize;
             for level in (0..LEVELS).rev() {
                 let (word, _) = self.at(level, index * 64)?;

@@ -135,6 +135,15 @@ impl AtomicU32 {
     }
 }
 
+/// The one bound on every retry loop over shared state. A loop retries when
+/// another party changed a word it read (each retry is someone else's
+/// progress), so a legitimate run never comes near it; a corrupted or hostile
+/// mapping that keeps a loop failing (a candidate that can never be taken, a
+/// word that never settles) ends there with the queue reported inconsistent
+/// (ENOMEM) instead of a hang. Small under loom, so that a livelock shows as
+/// an error in a model rather than as an endless exploration.
+pub(crate) const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 20 };
+
 /// Spin-loop hint; a yield under loom so that models of spinning terminate.
 #[inline]
 pub(crate) fn spin_hint() {

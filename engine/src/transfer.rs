@@ -56,10 +56,6 @@ pub(crate) enum PathError {
     Invalid,
 }
 
-/// Attempts of one [`QueueState::try_take`] before it reports the queue
-/// inconsistent (see there).
-const TAKE_ATTEMPTS: usize = if cfg!(loom) { 64 } else { 1 << 16 };
-
 impl From<Corrupt> for PathError {
     fn from(_: Corrupt) -> Self {
         PathError::NoMemory
@@ -354,7 +350,7 @@ impl<'a> QueueState<'a> {
         let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         // Each round clears one stale bit; a corrupted index runs out of them.
-        for _ in 0..TAKE_ATTEMPTS {
+        for _ in 0..crate::sync::RETRY_LIMIT {
             let Some(t) = dir.lowest.lowest() else {
                 let covered = d < crate::lowest_type::INDEXED_TYPES as i64;
                 return Ok(covered.then_some(None));
@@ -447,7 +443,7 @@ impl<'a> QueueState<'a> {
         // Each lost race below is another receiver's win, so a legitimate run
         // never comes near the bound; it ends a corrupted mapping's livelock
         // (a candidate that `find` offers and `take` can never win).
-        for _ in 0..TAKE_ATTEMPTS {
+        for _ in 0..crate::sync::RETRY_LIMIT {
             let found = self.find(slot, sel);
             let c = match found {
                 Ok(Some(c)) => c,

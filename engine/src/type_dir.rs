@@ -47,7 +47,7 @@
 //! re-checks the FIFO, so a stream of one type pays no index update.
 
 use crate::layout::{Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
-use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering, RETRY_LIMIT};
 use crate::type_fifo::Corrupt;
 
 /// Entry statuses (bits 16..24 of `state`).
@@ -63,10 +63,6 @@ use estatus::*;
 /// No hazard (so that a zero-filled slot protects nothing).
 pub(crate) const NO_HAZARD: u64 = 0;
 const MAP_MASK: u64 = (1 << NEIGHBOURHOOD) - 1;
-/// Bound on every retry loop over shared state (a corrupted mapping must not
-/// loop forever). Small under loom, so that a livelock shows as an error in
-/// the model rather than as an endless exploration.
-const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 20 };
 
 pub(crate) fn entry_state(gen: u32, status: u32, slot: usize) -> u64 {
     (gen as u64) << 32 | (status as u64) << 16 | (slot as u64 & 0xffff)

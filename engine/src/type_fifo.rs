@@ -39,7 +39,7 @@
 
 use crate::cell_pool::{gen_of, make_state, owner_of, Pool};
 use crate::layout::{Entry, Node, NodeRef, NIL};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, RETRY_LIMIT};
 
 /// Node statuses (bits 16..24 of the owner half of `state`).
 pub(crate) mod status {
@@ -79,12 +79,6 @@ pub(crate) fn is_unlinked(state: u64) -> bool {
 /// mapping); the operation gives up instead of looping or going out of bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Corrupt;
-
-/// Retries allowed to one CAS loop before it concludes the mapping is corrupt.
-/// Each failed CAS means another operation made progress, so legitimate
-/// contention never gets near this.
-/// Small under loom, so that a livelock shows as an error (see `type_dir`).
-const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 22 };
 
 /// The FIFO of one type entry.
 pub(crate) struct Fifo<'a> {
