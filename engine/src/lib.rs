@@ -90,3 +90,6 @@ pub use queue::{
     Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, Received, RecvFlags, SendFlags,
 };
 pub use transfer::Selector;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub use wait::futex_wake_ups;
