@@ -71,6 +71,67 @@ impl<'a> Contender<'a> {
     }
 }
 
+/// Where the two processes of a round trip run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Wherever the scheduler puts them.
+    Unpinned,
+    /// Both pinned to CPU 0: they take turns on one CPU.
+    OneCpu,
+    /// Pinned to CPUs 0 and 1 (on a one-CPU machine: unpinned).
+    TwoCpus,
+}
+
+impl Placement {
+    /// Every placement, in the order the reports show them.
+    pub const ALL: [Placement; 3] = [Placement::Unpinned, Placement::OneCpu, Placement::TwoCpus];
+
+    /// `pin` as the throughput runs mean it: pinned to CPUs 0 and 1, or not.
+    pub fn from_pin(pin: bool) -> Placement {
+        if pin {
+            Placement::TwoCpus
+        } else {
+            Placement::Unpinned
+        }
+    }
+
+    /// The CPUs to pin the two processes to.
+    pub fn cpus(self) -> [Option<usize>; 2] {
+        match self {
+            Placement::Unpinned => [None, None],
+            Placement::OneCpu => [Some(0), Some(0)],
+            Placement::TwoCpus => pair_cpus(true),
+        }
+    }
+
+    /// What actually happens on this machine (two CPUs on a one-CPU
+    /// machine are no pinning at all).
+    pub fn effective(self) -> Placement {
+        match self {
+            Placement::TwoCpus if pair_cpus(true)[0].is_none() => Placement::Unpinned,
+            p => p,
+        }
+    }
+
+    /// `unpinned`, `one CPU`, `two CPUs`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::OneCpu => "one CPU",
+            Placement::TwoCpus => "two CPUs",
+        }
+    }
+
+    /// `unpinned`, `one-cpu`, `two-cpus` (JSON, command lines).
+    pub fn key(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::OneCpu => "one-cpu",
+            Placement::TwoCpus => "two-cpus",
+        }
+    }
+}
+
 /// The CPUs to pin the two ends of a pair to, when `pin` is asked for and
 /// the machine has two CPUs or more: 0 and 1.
 pub fn pair_cpus(pin: bool) -> [Option<usize>; 2] {
