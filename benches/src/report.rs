@@ -346,7 +346,7 @@ impl Report {
                         met: Some(s.summary.p99 <= k.summary.p99),
                     });
                 }
-                if placement == Placement::TwoCpus {
+                if placement == Placement::TwoCpus && size == 8 {
                     if let Some(s) = self.rt("shmq", false, placement, size) {
                         out.push(Target {
                             what: format!("round trip p50, {sz}, two CPUs: shmq"),
