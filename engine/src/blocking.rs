@@ -356,7 +356,13 @@ impl QueueState<'_> {
         loop {
             match self.try_take(slot, sel, max, noerror) {
                 Ok(t) => return Ok(t),
-                Err(PathError::TooBig) => return Err(RecvError::TooBig),
+                Err(PathError::TooBig) => {
+                    // The message stays: if a send woke us for it, another
+                    // sleeper with a larger buffer may take it (the kernel's
+                    // pipelined_send goes on to the next receiver too).
+                    wait::pass_on(self.header, self.slots, self.park);
+                    return Err(RecvError::TooBig);
+                }
                 Err(PathError::Empty) if nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
                     let ready = || self.peek(slot, sel);

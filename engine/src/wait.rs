@@ -451,6 +451,16 @@ pub(crate) fn wake_all_receivers(header: &QueueHeader, slots: &[SlotRecord], par
     }
 }
 
+/// A receiver that leaves a message it was maybe woken for (E2BIG): wakes
+/// the parked receivers, if any, so that one that can take it does.
+pub(crate) fn pass_on(header: &QueueHeader, slots: &[SlotRecord], park: &impl Park) {
+    // SYNC(recv_sleepers): a plain look; this is a courtesy on top of the
+    // protocol (the sender's own wake-up), not a part of it.
+    if header.recv_sleepers.load(Ordering::SeqCst) != 0 {
+        wake_all_receivers(header, slots, park);
+    }
+}
+
 /// Default for the spin cap, in microseconds (`SHMQ_SPIN` overrides it).
 pub(crate) const SPIN_CAP: Duration = Duration::from_micros(50);
 /// The wake-up cost assumed until one has been measured on a queue.
