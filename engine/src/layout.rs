@@ -135,7 +135,10 @@ pub(crate) struct QueueHeader {
     pub(crate) recv_stats: Line<Stats>,
     /// Futex word senders sleep on while the queue is full.
     pub(crate) space_word: Line<AtomicU32>,
-    /// Futex word type-0, negative-type and MSG_EXCEPT receivers sleep on.
+    /// Unused since issue 14 (receivers sleep on their own slots' words,
+    /// see `wait`); was the futex word of type-0, negative-type and
+    /// MSG_EXCEPT receivers. Kept so that the layout changes only at its end;
+    /// can go with the next layout version.
     pub(crate) any_word: Line<AtomicU32>,
     /// One more than the highest attachment slot ever claimed.
     pub(crate) slots_high: Line<AtomicU32>,

@@ -58,9 +58,9 @@ impl<'a> Contender<'a> {
     }
 
     /// Environment changes for its children: shmq's spinning is off in parked
-    /// mode and at its built-in default otherwise (a user's `SHMQ_SPIN` is
-    /// not inherited; `SHMQ_BENCH_SPIN`, if set, replaces the default, for
-    /// experiments).
+    /// mode (`SHMQ_SPIN=0`) and at its built-in policy otherwise (a user's
+    /// `SHMQ_SPIN` is not inherited; `SHMQ_BENCH_SPIN`, if set, is passed as
+    /// `SHMQ_SPIN`, a spin cap in microseconds, for experiments).
     pub fn env(&self) -> Vec<(String, Option<String>)> {
         let spin = if self.parked {
             Some("0".to_string())
