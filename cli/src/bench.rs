@@ -20,8 +20,8 @@ pub(crate) struct BenchArgs {
     /// Print the report as one JSON object on standard output
     #[arg(long)]
     json: bool,
-    /// Measure only these mechanisms besides shmq (comma-separated: sysv,
-    /// posix-mq, pipe, seqpacket)
+    /// Measure only these mechanisms besides shmq and the bare-ring floor
+    /// (comma-separated: sysv, posix-mq, pipe, seqpacket)
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// Measure round trips and 1 -> 1 streams with their two processes where
@@ -106,7 +106,9 @@ pub(crate) fn run(dir: Option<&Path>, args: &BenchArgs) -> Result<(), Failure> {
         .iter()
         .map(|m| m.as_ref() as &dyn Mechanism)
         .filter(|m| {
-            m.name() == "shmq" || args.only.is_empty() || args.only.iter().any(|o| o == m.name())
+            ["shmq", "bare-ring"].contains(&m.name())
+                || args.only.is_empty()
+                || args.only.iter().any(|o| o == m.name())
         })
         .collect();
     let mut plan = if args.smoke {

@@ -27,19 +27,22 @@
 //!   with `seq == p`, else settled. The node's own state word and stamp
 //!   decide; the record is only a pointer to check.
 //!
-//! # Doubt: when the index may miss a message
-//! A message whose slot is needed again `R` positions later while it is still
-//! queued (a type nobody reads), or whose sender was so slow that a later lap
-//! already took its slot, is not in the ring. Whoever causes that first
-//! raises `doubts` (SeqCst, before the CAS that drops the record), and type-0
-//! receivers use the full scan of the type heads while `doubts != cleared`.
-//! `cleared` catches up with `doubts` when a receiver sees the queue empty
-//! (no message counted) after reading `doubts`: then every message that
-//! caused a doubt is gone. Until then type 0 costs what it did before this
-//! index: O(types holding messages).
-//!
+//! # Stragglers and doubt: a message the ring lets go
+//! A message still queued when its slot is needed again `R` positions later
+//! (a type nobody reads), or whose sender was so slow that a later lap
+//! already took its slot, leaves the ring. The sender that takes the slot
+//! first keeps it among the *stragglers* (a few entries in the header,
+//! counted before they are filled), which every lookup reads after the ring
+//! and which lookups free once their message is gone. Only when the
+//! stragglers are all in use is a *doubt* raised instead (`doubts`, SeqCst,
+//! before the CAS that drops the record): type-0 receivers then scan the
+//! type heads while `doubts != cleared`, and `cleared` catches up with
+//! `doubts` when a receiver sees the queue empty (no message counted) after
+//! reading `doubts`, since every message that caused a doubt is gone then.
+
 //! # Invariants
-//! - Every position below `head` is settled, or its message caused a doubt.
+//! - Every position below `head` is settled, or its message is a straggler
+//!   or caused a doubt.
 //! - A sender records a position at most once; a record is replaced only by
 //!   a record of a later lap.
 //!
@@ -98,6 +101,37 @@ pub(crate) struct Doubts {
     pub(crate) cleared: AtomicU64,
 }
 
+/// Messages that gave their ring slot up while still queued, kept aside
+/// (see the module doc): `count` (a hint, never below the entries in use),
+/// then the entries.
+#[repr(C)]
+pub(crate) struct Stragglers {
+    pub(crate) count: AtomicU64,
+    pub(crate) slots: [AtomicU64; STRAGGLERS],
+}
+
+/// Entries of [`Stragglers`]; a message left behind beyond these raises a
+/// doubt (loom models use one, to reach that path).
+pub(crate) const STRAGGLERS: usize = if cfg!(loom) { 1 } else { 64 };
+
+/// A straggler entry: `(node + 1) << 32 | low 32 bits of its stamp`, 0 for
+/// a free entry. The node's own stamp (checked when it is probed) supplies
+/// the rest.
+#[derive(Clone, Copy)]
+struct Straggler(u64);
+
+impl Straggler {
+    fn new(node: u32, p: u64) -> Straggler {
+        Straggler(((node as u64) + 1) << 32 | (p as u32) as u64)
+    }
+    fn node(self) -> u32 {
+        ((self.0 >> 32) as u32).wrapping_sub(1)
+    }
+    fn is_at(self, p: u64) -> bool {
+        self.0 as u32 == p as u32
+    }
+}
+
 /// Positions one lookup reads beyond `R` before it gives up (senders that
 /// claimed a position and have not recorded it yet are passed over).
 const LOOKUP_SLACK: u64 = 4096;
@@ -116,6 +150,7 @@ pub(crate) struct Arrivals<'a> {
     /// The position counter (`next_seq`): positions below it are claimed.
     pub(crate) claimed: &'a AtomicU64,
     pub(crate) doubts: &'a Doubts,
+    pub(crate) stragglers: &'a Stragglers,
 }
 
 impl Arrivals<'_> {
@@ -130,8 +165,8 @@ impl Arrivals<'_> {
 
     /// Records that the message in `node` (stamped `p`) is queued. Called by
     /// its sender after linking it, and by recovery for a dead sender.
-    /// `queued_at(node, q)`: whether `node` holds a message queued at `q`.
-    pub(crate) fn record(&self, p: u64, node: u32, queued_at: impl Fn(u32, u64) -> bool) {
+    /// `queued_seq(node)`: the stamp of the message `node` holds, if queued.
+    pub(crate) fn record(&self, p: u64, node: u32, queued_seq: impl Fn(u32) -> Option<u64>) {
         let shift = self.shift();
         let lap = lap_of(p, shift);
         let mine = Record::new(lap, node);
@@ -145,21 +180,27 @@ impl Arrivals<'_> {
             if cur != Record::NONE {
                 match lap_cmp(cur.lap(), lap) {
                     std::cmp::Ordering::Less => {
-                        // An earlier lap's message still queued loses its
-                        // place in the index.
+                        // An earlier lap's message still queued (a type
+                        // nobody reads) gives its slot up: it is kept among
+                        // the stragglers, before the CAS that drops it.
                         let back = (lap.wrapping_sub(cur.lap()) as u64) << shift;
-                        let occupant = p.checked_sub(back);
-                        if occupant.is_none_or(|q| queued_at(cur.node(), q)) {
-                            self.raise_doubt();
+                        match p.checked_sub(back) {
+                            Some(q) if queued_seq(cur.node()) == Some(q) => {
+                                self.keep_straggler(cur.node(), q)
+                            }
+                            Some(_) => {}
+                            None => self.raise_doubt(),
                         }
                     }
-                    // A later lap took the slot (we were slow), or a
-                    // corrupted record: our message is not in the index.
-                    _ => return self.raise_doubt(),
+                    // A later lap took the slot (we were slow): keep ours
+                    // among the stragglers. A corrupted record: doubt.
+                    std::cmp::Ordering::Greater => return self.keep_straggler(node, p),
+                    std::cmp::Ordering::Equal => return self.raise_doubt(),
                 }
             }
             // SYNC(arrival): Release publishes the record after the link
-            // (and a doubt raised above); lookups read it with Acquire.
+            // (and a straggler or doubt kept above); lookups read it with
+            // Acquire, and read the stragglers after it.
             if slot
                 .compare_exchange(cur.0, mine.0, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
@@ -167,6 +208,29 @@ impl Arrivals<'_> {
                 return;
             }
         }
+        self.raise_doubt();
+    }
+
+    /// Keeps the queued message in `node`, stamped `p`, among the
+    /// stragglers; a doubt if they are all in use.
+    fn keep_straggler(&self, node: u32, p: u64) {
+        #[cfg(loom)]
+        if crate::sync::mutant(crate::sync::Mutant::ArrivalsEvictSilently) {
+            return;
+        }
+        let entry = Straggler::new(node, p);
+        // SeqCst: counted before it is stored, so that a lookup that skips
+        // the stragglers on a zero count cannot miss it (SYNC(stragglers)).
+        self.stragglers.count.fetch_add(1, Ordering::SeqCst);
+        for s in &self.stragglers.slots {
+            if s.load(Ordering::Relaxed) == 0
+                // SYNC(stragglers): Release; lookups read it with Acquire.
+                && s.compare_exchange(0, entry.0, Ordering::Release, Ordering::Relaxed).is_ok()
+            {
+                return;
+            }
+        }
+        self.stragglers.count.fetch_sub(1, Ordering::SeqCst);
         self.raise_doubt();
     }
 
@@ -196,9 +260,23 @@ impl Arrivals<'_> {
         }
     }
 
-    /// The oldest queued message. `candidate(node, p)`: the message `node`
-    /// holds if it is still queued at position `p`.
-    pub(crate) fn oldest<C>(&self, candidate: impl Fn(u32, u64) -> Option<C>) -> Oldest<C> {
+    /// The oldest queued message. `probe(node)`: the stamp and the message
+    /// `node` holds, if it holds a queued one.
+    #[cfg(any(test, loom))]
+    pub(crate) fn oldest<C>(&self, probe: impl Fn(u32) -> Option<(u64, C)>) -> Oldest<C> {
+        self.oldest_wanted(probe, |_| true, 0)
+    }
+
+    /// The oldest queued message that `wanted` accepts (MSG_EXCEPT: not of
+    /// one type), passing over at most `max_unwanted` queued messages it
+    /// refuses (which keep `head` where it is); [`Oldest::Unsure`] beyond.
+    pub(crate) fn oldest_wanted<C>(
+        &self,
+        probe: impl Fn(u32) -> Option<(u64, C)>,
+        wanted: impl Fn(&C) -> bool,
+        max_unwanted: usize,
+    ) -> Oldest<C> {
+        let candidate = |node: u32, p: u64| probe(node).filter(|(s, _)| *s == p).map(|(_, c)| c);
         let shift = self.shift();
         let r = self.ring.len() as u64;
         // Relaxed: a bound; positions claimed later are sends not yet done.
@@ -221,6 +299,7 @@ impl Arrivals<'_> {
         for _ in 0..LOOKUP_SLACK {
             let mut in_flight = false;
             let mut found = None;
+            let mut unwanted = 0;
             for p in start..limit {
                 // Acquire: SYNC(arrival).
                 let rec = Record(self.slot(p).load(Ordering::Acquire));
@@ -232,8 +311,17 @@ impl Arrivals<'_> {
                 }
                 if lap_cmp(rec.lap(), lap).is_eq() {
                     if let Some(c) = candidate(rec.node(), p) {
-                        found = Some((p, c));
-                        break;
+                        if wanted(&c) {
+                            found = Some((p, c));
+                            break;
+                        }
+                        // Queued but refused: `head` stays before it.
+                        unwanted += 1;
+                        if unwanted > max_unwanted {
+                            return Oldest::Unsure;
+                        }
+                        moving = false;
+                        continue;
                     }
                 }
                 if moving {
@@ -246,7 +334,7 @@ impl Arrivals<'_> {
             }
             match found {
                 Some((p, c)) => {
-                    best = Some(c);
+                    best = Some((p, c));
                     if !in_flight {
                         break;
                     }
@@ -256,7 +344,33 @@ impl Arrivals<'_> {
                 None => break,
             }
         }
-        self.unsure_or(best.map_or(Oldest::Empty, Oldest::Found))
+        // Messages that gave their slot up are older than their slot's new
+        // record; read after the ring (SYNC(stragglers)).
+        if self.stragglers.count.load(Ordering::SeqCst) != 0 {
+            for s in &self.stragglers.slots {
+                // Acquire: SYNC(stragglers).
+                let entry = Straggler(s.load(Ordering::Acquire));
+                if entry.0 == 0 {
+                    continue;
+                }
+                match probe(entry.node()).filter(|(p, _)| entry.is_at(*p)) {
+                    Some((p, c)) => {
+                        if wanted(&c) && best.as_ref().is_none_or(|(b, _)| p < *b) {
+                            best = Some((p, c));
+                        }
+                    }
+                    None => {
+                        // Taken since: free the entry.
+                        if s.compare_exchange(entry.0, 0, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            self.stragglers.count.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        }
+        self.unsure_or(best.map_or(Oldest::Empty, |(_, c)| Oldest::Found(c)))
     }
 
     /// `answer`, unless a doubt is pending (checked after the lookup, so a
@@ -325,6 +439,7 @@ mod tests {
         head: AtomicU64,
         claimed: AtomicU64,
         doubts: Doubts,
+        stragglers: Stragglers,
     }
 
     impl Ring {
@@ -337,6 +452,10 @@ mod tests {
                     raised: AtomicU64::new(0),
                     cleared: AtomicU64::new(0),
                 },
+                stragglers: Stragglers {
+                    count: AtomicU64::new(0),
+                    slots: std::array::from_fn(|_| AtomicU64::new(0)),
+                },
             }
         }
         fn view(&self) -> Arrivals<'_> {
@@ -345,6 +464,7 @@ mod tests {
                 head: &self.head,
                 claimed: &self.claimed,
                 doubts: &self.doubts,
+                stragglers: &self.stragglers,
             }
         }
     }
@@ -356,13 +476,16 @@ mod tests {
         let node = (queued.len() - 1) as u32;
         let q2 = queued.clone();
         r.view()
-            .record(p, node, |n, at| q2.get(n as usize) == Some(&Some(at)));
+            .record(p, node, |n| q2.get(n as usize).copied().flatten());
         p
     }
 
+    fn probe(queued: &[Option<u64>], n: u32) -> Option<(u64, u64)> {
+        queued.get(n as usize).copied().flatten().map(|s| (s, s))
+    }
+
     fn oldest(r: &Ring, queued: &[Option<u64>]) -> Oldest<u64> {
-        r.view()
-            .oldest(|n, at| (queued.get(n as usize) == Some(&Some(at))).then_some(at))
+        r.view().oldest(|n| probe(queued, n))
     }
 
     #[test]
@@ -395,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_left_behind_a_lap_raises_a_doubt_until_the_queue_empties() {
+    fn a_message_left_behind_a_lap_is_kept_as_a_straggler() {
         let r = Ring::new(4);
         let mut q = Vec::new();
         send(&r, &mut q); // position 0 stays queued (nobody reads its type)
@@ -404,13 +527,52 @@ mod tests {
             q[i] = None;
         }
         assert_eq!(oldest(&r, &q), Oldest::Found(0));
-        send(&r, &mut q); // position 4 takes slot 0: position 0 loses its index
+        send(&r, &mut q); // position 4 takes slot 0: position 0 is a straggler
+        assert_eq!(r.stragglers.count.load(Ordering::Relaxed), 1);
+        assert_eq!(oldest(&r, &q), Oldest::Found(0));
+        q[0] = None;
+        assert_eq!(oldest(&r, &q), Oldest::Found(4));
+        assert_eq!(r.stragglers.count.load(Ordering::Relaxed), 0, "freed");
+    }
+
+    #[test]
+    fn stragglers_beyond_the_entries_raise_a_doubt_until_the_queue_empties() {
+        let r = Ring::new(2);
+        let mut q = Vec::new();
+        for _ in 0..STRAGGLERS + 2 {
+            send(&r, &mut q); // none taken: each lap leaves the last behind
+        }
+        let left = STRAGGLERS + 2 - 2;
+        assert_eq!(
+            r.stragglers.count.load(Ordering::Relaxed) as usize,
+            left.min(STRAGGLERS)
+        );
+        for _ in 0..2 {
+            send(&r, &mut q);
+        }
         assert_eq!(oldest(&r, &q), Oldest::Unsure);
         r.view().settle(|| false);
         assert_eq!(oldest(&r, &q), Oldest::Unsure);
         q.iter_mut().for_each(|m| *m = None);
         r.view().settle(|| true);
         assert_eq!(oldest(&r, &q), Oldest::Empty);
+    }
+
+    #[test]
+    fn unwanted_messages_are_passed_over_up_to_a_bound() {
+        let r = Ring::new(8);
+        let mut q = Vec::new();
+        for _ in 0..4 {
+            send(&r, &mut q);
+        }
+        let pick = |max| r.view().oldest_wanted(|n| probe(&q, n), |&p| p >= 2, max);
+        assert_eq!(pick(2), Oldest::Found(2));
+        assert_eq!(pick(1), Oldest::Unsure);
+        assert_eq!(
+            r.head.load(Ordering::Relaxed),
+            0,
+            "head stays before queued messages"
+        );
     }
 
     #[test]
@@ -446,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_sender_whose_slot_was_taken_raises_a_doubt() {
+    fn a_slow_sender_whose_slot_was_taken_keeps_its_message_as_a_straggler() {
         let r = Ring::new(2);
         let mut q = Vec::new();
         let p = r.claimed.fetch_add(1, Ordering::Relaxed); // slow: position 0
@@ -454,7 +616,9 @@ mod tests {
         send(&r, &mut q);
         q[1] = None;
         send(&r, &mut q); // position 2 records in slot 0 first
-        r.view().record(p, 0, |_, _| false);
-        assert_eq!(oldest(&r, &q), Oldest::Unsure);
+        let q2 = q.clone();
+        r.view()
+            .record(p, 0, |n| q2.get(n as usize).copied().flatten());
+        assert_eq!(oldest(&r, &q), Oldest::Found(0));
     }
 }

@@ -14,9 +14,10 @@
 //! while that can pay ([`QueueState::spin_while_it_pays`]).
 
 use crate::error::{RecvError, SendError};
+use crate::message::Selector;
 use crate::state::QueueState;
 use crate::sync::Ordering;
-use crate::transfer::{PathError, Selector, Taken};
+use crate::transfer::{PathError, Taken};
 use crate::wait::{self, Park, Woke};
 use std::time::Instant;
 

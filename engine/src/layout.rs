@@ -34,10 +34,12 @@ pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 2;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
-/// Bytes of message text stored inside the node itself.
-pub(crate) const INLINE_BYTES: usize = 16;
+/// Bytes of message text stored inside the node itself: a node is two cache
+/// lines, so that texts up to 80 bytes (the 64-byte messages of most IPC)
+/// need no data cell, and so no second allocation, free and line.
+pub(crate) const INLINE_BYTES: usize = 80;
 /// Smallest data cell; class `c` holds cells of `MIN_DATA_CELL << c` bytes.
-pub(crate) const MIN_DATA_CELL: usize = 64;
+pub(crate) const MIN_DATA_CELL: usize = 128;
 /// Most data classes a queue can have (cells up to 64 << 23 = 512 MiB).
 pub(crate) const MAX_CLASSES: usize = 24;
 /// Positions a type may occupy away from its home (bits in a neighbourhood word).
@@ -146,6 +148,8 @@ pub(crate) struct QueueHeader {
     pub(crate) arrivals_head: Line<AtomicU64>,
     /// The arrival index's doubt counters (see `arrivals`).
     pub(crate) arrival_doubts: Line<crate::arrivals::Doubts>,
+    /// Messages that gave their arrival-index slot up (see `arrivals`).
+    pub(crate) arrival_stragglers: Line<crate::arrivals::Stragglers>,
     /// Receivers parked (or about to park) on their own slot's word; a
     /// sender looks for one to wake only while this is not zero.
     ///
@@ -297,7 +301,7 @@ pub(crate) struct Node {
 // The file format's sizes (production atomics are plain integers; loom's are
 // not, and loom builds never map a file).
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Node>() == 64);
+const _: () = assert!(std::mem::size_of::<Node>() == 128);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 #[cfg(not(loom))]
@@ -538,7 +542,7 @@ mod tests {
             (g.summary_off, g.summary_words * 8),
             (g.arrivals_off, g.n_arrivals * 8),
             (g.lowest_type_off, crate::lowest_type::WORDS * 8),
-            (g.nodes_off, g.n_nodes * 64),
+            (g.nodes_off, g.n_nodes * std::mem::size_of::<Node>()),
             (g.node_bitmap_off, bitmap_len(g.n_nodes) * 8),
         ];
         for c in &g.classes {
@@ -559,9 +563,10 @@ mod tests {
         let g = Geometry::compute(default_params()).unwrap();
         assert_eq!(g.class_for(0), None);
         assert_eq!(g.class_for(INLINE_BYTES), None);
+        assert_eq!(g.class_for(64), None);
         assert_eq!(g.class_for(INLINE_BYTES + 1), Some(0));
-        assert_eq!(g.class_for(64), Some(0));
-        assert_eq!(g.class_for(65), Some(1));
+        assert_eq!(g.class_for(128), Some(0));
+        assert_eq!(g.class_for(129), Some(1));
         assert_eq!(
             g.class_for(8192).map(|c| g.classes[c].cell_size),
             Some(8192)
@@ -663,6 +668,10 @@ pub(crate) mod zeroed {
             arrival_doubts: Line(crate::arrivals::Doubts {
                 raised: z64(),
                 cleared: z64(),
+            }),
+            arrival_stragglers: Line(crate::arrivals::Stragglers {
+                count: z64(),
+                slots: std::array::from_fn(|_| z64()),
             }),
             recv_sleepers: Line(z32()),
             wait_tuning: Line(WaitTuning {

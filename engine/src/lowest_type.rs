@@ -22,11 +22,12 @@
 //!   every summary bit above it that is clear (always looking, so a sender
 //!   killed half-way leaves nothing a later sender of any type in that
 //!   branch does not repair);
-//! - a receiver that empties a FIFO clears the leaf bit, SeqCst fence,
-//!   re-checks the FIFO and sets the bit again if it holds a message;
+//! - receivers leave the bit set when they empty a FIFO; a lookup whose
+//!   type turns out empty (stale) clears the leaf bit, SeqCst fence,
+//!   re-checks the type and sets the bit again if it holds a message
+//!   (`transfer`'s `find_lowest`; the scan of `type_dir` does the same);
 //! - a lookup that finds a summary bit over an all-zero word clears it,
-//!   SeqCst fence, re-reads the word and sets the bit again if needed; a
-//!   stale leaf is cleared by the lookup's caller with the receiver's rule.
+//!   SeqCst fence, re-reads the word and sets the bit again if needed.
 //!
 //! Every descent is bounded by the number of levels, and every retry loop by
 //! a constant: a corrupted mapping yields a wrong or absent type (which the

@@ -17,8 +17,8 @@ use crate::state::{HeapRegions, QueueState};
 use crate::sync::{AtomicU64, Ordering};
 
 pub use crate::error::{RecvError, SendError};
+pub use crate::message::Selector;
 pub use crate::sync::{set_mutant, Crashed, Mutant};
-pub use crate::transfer::Selector;
 
 /// Makes the calling model thread process `pid` (1..=63).
 pub fn set_pid(pid: u32) {
@@ -163,6 +163,12 @@ impl Queue {
         Ok((taken.mtype, text))
     }
 
+    /// The model process stops using the type it last used: its slot's
+    /// hazard, which an operation leaves on its type's entry, is dropped.
+    pub fn idle(&self, slot: usize) {
+        self.st().directory().unprotect(slot);
+    }
+
     /// IPC_RMID's effect on the queue: flag it removed, wake every sleeper.
     pub fn remove(&self) {
         self.st().mark_removed()
@@ -249,6 +255,7 @@ pub struct ArrivalRing {
     head: AtomicU64,
     claimed: AtomicU64,
     doubts: crate::arrivals::Doubts,
+    stragglers: crate::arrivals::Stragglers,
     messages: Box<[AtomicU64]>,
 }
 
@@ -272,6 +279,10 @@ impl ArrivalRing {
                 raised: AtomicU64::new(0),
                 cleared: AtomicU64::new(0),
             },
+            stragglers: crate::arrivals::Stragglers {
+                count: AtomicU64::new(0),
+                slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            },
             messages: (0..messages).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -282,22 +293,23 @@ impl ArrivalRing {
             head: &self.head,
             claimed: &self.claimed,
             doubts: &self.doubts,
+            stragglers: &self.stragglers,
         }
     }
 
-    fn queued(&self, node: u32, at: u64) -> bool {
-        node as u64 == at
-            && self
-                .messages
-                .get(node as usize)
-                .is_some_and(|m| m.load(Ordering::Acquire) == 1)
+    /// Message `node`'s stamp (its index) if it is queued.
+    fn queued(&self, node: u32) -> Option<u64> {
+        self.messages
+            .get(node as usize)
+            .is_some_and(|m| m.load(Ordering::Acquire) == 1)
+            .then_some(node as u64)
     }
 
     /// Sends one message: claims a position, queues it, records it.
     pub fn send(&self) -> u64 {
         let p = self.claimed.fetch_add(1, Ordering::Relaxed);
         self.messages[p as usize].store(1, Ordering::Release);
-        self.view().record(p, p as u32, |n, at| self.queued(n, at));
+        self.view().record(p, p as u32, |n| self.queued(n));
         p
     }
 
@@ -314,13 +326,13 @@ impl ArrivalRing {
     pub fn take_oldest(&self) -> Took {
         use crate::arrivals::Oldest;
         for _ in 0..8 {
-            let found = self.view().oldest(|n, at| self.queued(n, at).then_some(at));
+            let found = self.view().oldest(|n| self.queued(n).map(|p| (p, p)));
             let p = match found {
                 Oldest::Found(p) => p,
                 Oldest::Empty => return Took::Empty,
                 Oldest::Unsure => {
                     let Some(p) =
-                        (0..self.messages.len() as u64).find(|&p| self.queued(p as u32, p))
+                        (0..self.messages.len() as u64).find(|&p| self.queued(p as u32).is_some())
                     else {
                         self.view()
                             .settle(|| self.messages.iter().all(|m| m.load(Ordering::SeqCst) != 1));

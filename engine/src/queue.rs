@@ -6,11 +6,12 @@
 
 use crate::blocking::Patience;
 use crate::error::{CtlError, RecvError, SendError};
+use crate::message::{Received, Selector};
 use crate::namespace::Namespace;
 use crate::shm::{my_slot, Mapped};
 use crate::state::QueueState;
 use crate::sync::Ordering;
-use crate::transfer::{PathError, Selector, Taken};
+use crate::transfer::{PathError, Taken};
 use crate::wait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,15 +45,6 @@ pub struct RecvFlags {
     pub nowait: bool,
     /// `MSG_NOERROR`: truncate a message longer than the buffer.
     pub noerror: bool,
-}
-
-/// A received message: its type and the number of text bytes copied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// The message's `mtype`.
-    pub mtype: i64,
-    /// Bytes copied into the buffer.
-    pub len: usize,
 }
 
 /// Owner and mode of a queue (`ipc_perm`).

@@ -152,6 +152,7 @@ impl<'a> QueueState<'a> {
             head: &self.header.arrivals_head,
             claimed: &self.header.next_seq,
             doubts: &self.header.arrival_doubts,
+            stragglers: &self.header.arrival_stragglers,
         }
     }
 

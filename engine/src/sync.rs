@@ -306,8 +306,8 @@ pub enum Mutant {
     /// `arrivals` drops a queued message from the index without raising a
     /// doubt, so type-0 receives trust an index that misses it.
     ArrivalsEvictSilently,
-    /// A receiver that empties a FIFO clears its type's bit in the lowest-type
-    /// index after its re-check instead of before it.
+    /// A negative-type lookup that finds a stale bit in the lowest-type index
+    /// clears it after its re-check of the type instead of before it.
     LowestTypeClearsLate,
     /// A parking receiver publishes its parked state but does not raise the
     /// queue's sleeper count, so senders do not look for it.

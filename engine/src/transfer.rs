@@ -10,16 +10,20 @@
 //! 3. find or create the type's entry (`type_dir`, which leaves our hazard on
 //!    it), stamp the queue-wide sequence number, mark the node `QUEUED` and link
 //!    it at the tail of the type's FIFO (`type_fifo`);
-//! 4. set the entry's bit in the non-empty index, drop the hazard, record
-//!    `IDLE`, and wake sleepers only if the futex words say someone sleeps.
+//! 4. set the entry's bits in the non-empty and lowest-type indexes, record
+//!    the message's position in the arrival index (`arrivals`), record
+//!    `IDLE` (the hazard stays on the entry for the next operation on the
+//!    type), and wake sleepers only if the futex words say someone sleeps.
 //!
 //! # Receive
-//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); otherwise a scan of
-//! the non-empty index, O(types holding messages)), check E2BIG, record
-//! `RECV(k, node)`, take it with one CAS on the node's state, copy the text,
-//! free the data cell, release the accounting, mark the node `DONE`, move the
-//! FIFO's head past consumed nodes, record `IDLE`, wake senders if any sleep.
-//! A failed take means another receiver won: look again.
+//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); `msgtyp == 0`:
+//! the arrival index, O(1) amortised; `msgtyp < 0`: the lowest-type index,
+//! O(1); MSG_EXCEPT, or an index in doubt: a scan of the non-empty index,
+//! O(types holding messages)), check E2BIG, record `RECV(k, node)`, take it
+//! with one CAS on the node's state, copy the text, free the data cell,
+//! release the accounting, mark the node `DONE`, move the FIFO's head past
+//! consumed nodes, record `IDLE`, wake senders if any sleep. A failed take
+//! means another receiver won: look again.
 //!
 //! Each step that another party cannot undo is preceded by a record in the
 //! slot, which is what `recovery` reads when the process dies.
@@ -28,49 +32,14 @@ use crate::accounting::{Delta, Full};
 use crate::arrivals::Oldest;
 use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
+#[cfg(not(loom))]
+use crate::message::Received;
+use crate::message::Selector;
 use crate::slots::{self, phase};
 use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::type_dir::{EntryFifo, EntryRef, InsertError};
 use crate::type_fifo::{nil_next, node_owner, status, Candidate, Corrupt, Fifo};
-
-/// Which message a receive wants (`msgtyp` and MSG_EXCEPT, decoded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selector {
-    /// `msgtyp == 0`: the oldest message.
-    Any,
-    /// `msgtyp > 0`: the oldest message of this type.
-    Type(i64),
-    /// `msgtyp > 0` with `MSG_EXCEPT`: the oldest message of any other type.
-    Except(i64),
-    /// `msgtyp < 0`: the oldest message of the lowest type `<= |msgtyp|`.
-    AtMost(i64),
-}
-
-impl Selector {
-    /// Decodes `msgtyp` and `MSG_EXCEPT` as Linux's `convert_mode` does.
-    pub fn from_msgtyp(msgtyp: i64, except: bool) -> Selector {
-        if msgtyp == 0 {
-            Selector::Any
-        } else if msgtyp < 0 {
-            // -LONG_MIN overflows; the kernel clamps it the same way.
-            Selector::AtMost(msgtyp.checked_neg().unwrap_or(i64::MAX))
-        } else if except {
-            Selector::Except(msgtyp)
-        } else {
-            Selector::Type(msgtyp)
-        }
-    }
-
-    fn matches(self, mtype: i64) -> bool {
-        match self {
-            Selector::Any => true,
-            Selector::Type(t) => mtype == t,
-            Selector::Except(t) => mtype != t,
-            Selector::AtMost(t) => mtype <= t,
-        }
-    }
-}
 
 /// Why a step of the data path could not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,7 +245,7 @@ impl<'a> QueueState<'a> {
         dir.set_nonempty(e.index);
         crate::sync::crash_point();
         self.index_arrival(seq, t.index);
-        dir.unprotect(slot);
+        // The hazard stays on the entry (see `Directory::kept`).
         crate::wait::wake_receiver(self.header, self.slots, self.park, mtype, seq as usize);
         Ok(())
     }
@@ -284,22 +253,28 @@ impl<'a> QueueState<'a> {
     /// Records the message in `node`, stamped `seq`, in the arrival index
     /// (after its link: see `arrivals`).
     pub(crate) fn index_arrival(&self, seq: u64, node: u32) {
-        self.arrivals().record(seq, node, |n, at| {
-            crate::type_fifo::queued_candidate(self.nodes, n).is_some_and(|c| c.seq == at)
+        self.arrivals().record(seq, node, |n| {
+            crate::type_fifo::queued_candidate(self.nodes, n).map(|c| c.seq)
         });
     }
 
-    /// The oldest queued message (type 0): from the arrival index, or by a
-    /// scan of the type heads while the index is in doubt.
-    fn find_oldest(&self, slot: usize) -> Result<Option<Candidate>, PathError> {
-        let found = self.arrivals().oldest(|n, at| {
-            crate::type_fifo::queued_candidate(self.nodes, n).filter(|c| c.seq == at)
-        });
+    /// The oldest queued message `sel` accepts (`Any`: every one; `Except`:
+    /// those not of its type): from the arrival index, or by a scan of the
+    /// type heads while the index is in doubt or passes over too many.
+    fn find_oldest(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
+        /// Queued messages of the excluded type a MSG_EXCEPT receive passes
+        /// over in the arrival index before it scans the types instead.
+        const EXCEPT_PASSES: usize = 64;
+        let found = self.arrivals().oldest_wanted(
+            |n| crate::type_fifo::queued_candidate(self.nodes, n).map(|c| (c.seq, c)),
+            |c| sel.matches(c.mtype),
+            EXCEPT_PASSES,
+        );
         match found {
             Oldest::Found(c) => Ok(Some(c)),
             Oldest::Empty => Ok(None),
             Oldest::Unsure => {
-                let best = self.scan_heads(slot, Selector::Any)?;
+                let best = self.scan_heads(slot, sel)?;
                 if best.is_none() {
                     self.arrivals().settle(|| self.counter().is_empty());
                 }
@@ -348,7 +323,12 @@ impl<'a> QueueState<'a> {
         #[cfg(not(loom))]
         let first_found = false;
         if sel == Selector::Any && !first_found {
-            return self.find_oldest(slot);
+            return self.find_oldest(slot, sel);
+        }
+        if let Selector::Except(_) = sel {
+            if !first_found {
+                return self.find_oldest(slot, sel);
+            }
         }
         if let Selector::AtMost(d) = sel {
             if !first_found {
@@ -382,14 +362,23 @@ impl<'a> QueueState<'a> {
                 }
             }
             // Stale: type `t` holds nothing. Clear its bit, then look again
-            // (SYNC(lowest_type): clear, fence, re-check, as a receiver that
-            // empties a FIFO does).
-            dir.lowest.unmark(t);
+            // (SYNC(lowest_type): clear, fence, re-check, against a sender's
+            // link, fence, look at the bit).
+            #[cfg(loom)]
+            let late = crate::sync::mutant(crate::sync::Mutant::LowestTypeClearsLate);
+            #[cfg(not(loom))]
+            let late = false;
+            if !late {
+                dir.lowest.unmark(t);
+            }
             crate::sync::fence(Ordering::SeqCst);
             if let Some(e) = dir.lookup(t, slot, &ops)? {
                 if ops.fifo(e)?.first_queued()?.is_some() {
                     dir.lowest.mark(t);
                 }
+            }
+            if late {
+                dir.lowest.unmark(t);
             }
             dir.unprotect(slot);
         }
@@ -576,13 +565,18 @@ impl<'a> QueueState<'a> {
         if let Ok(f) = ops.fifo(m.entry) {
             let _ = f.finish(m.node, slot);
             crate::sync::crash_point();
-            // Tidy the FIFO under our hazard (it may already be ours).
-            if dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held {
+            // Tidy the FIFO under our hazard (a typed receive still holds the
+            // one its lookup set). The entry's non-empty bits are left set:
+            // whoever next relies on them (a scan, a negative-type lookup)
+            // clears a stale one, with the re-check, so that a stream of one
+            // type pays no index update per message.
+            if dir.holds(slot, m.entry)
+                || dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held
+            {
                 let _ = f.advance();
-                dir.clear_nonempty_if_empty(m.entry, &ops);
             }
         }
-        dir.unprotect(slot);
+        // The hazard stays on the entry (see `Directory::kept`).
         slots::end(rec);
         crate::wait::notify(&self.header.space_word, self.park);
     }
@@ -605,7 +599,7 @@ impl QueueState<'_> {
         index: i64,
         buf: &mut [u8],
         noerror: bool,
-    ) -> Result<crate::queue::Received, PathError> {
+    ) -> Result<Received, PathError> {
         let ops = EntryOps { st: self, slot: 0 };
         'retry: for _ in 0..64 {
             let mut queued: Vec<(u64, NodeRef)> = Vec::new();
@@ -664,7 +658,7 @@ impl QueueState<'_> {
             // Acquire: our reads of the text happen before this re-check.
             crate::sync::fence(Ordering::Acquire);
             if n.state.load(Ordering::Acquire) == expect {
-                return Ok(crate::queue::Received { mtype, len: size });
+                return Ok(Received { mtype, len: size });
             }
         }
         Err(PathError::NoMemory)

@@ -32,15 +32,19 @@
 //! Any user that finds RECLAIMING moves it back to LIVE itself, so a reclaim
 //! never blocks anyone; the reclaimer commits only with a CAS
 //! RECLAIMING -> DOOMED, after which anybody can finish the removal (all of its
-//! steps are idempotent CASes). Receivers blocked on a type keep their hazard
-//! while they sleep, so an entry someone waits on is never reclaimed.
+//! steps are idempotent CASes). An operation leaves its hazard in place when
+//! it ends (`Directory::kept`): the next operation of that slot on the same
+//! type skips the protect and its fence, and each slot pins at most one
+//! entry that way, within the `n_slots` the directory is sized for.
 //!
 //! # The non-empty index
 //! A bitmap with one bit per entry, plus a summary bit per word, says which
 //! entries may hold a queued message; type-0, negative-type and MSG_EXCEPT
 //! receives scan it, so their cost follows the number of types that hold
-//! messages, not the directory's size. Senders set the bit after they link;
-//! a receiver that empties a FIFO clears it and then re-checks the FIFO.
+//! messages, not the directory's size. Senders set the bit after they link
+//! (and the type's bit in `lowest_type`); receivers leave it set when they
+//! empty a FIFO, and a scan that finds a bit stale clears it and then
+//! re-checks the FIFO, so a stream of one type pays no index update.
 
 use crate::layout::{Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
@@ -261,6 +265,30 @@ impl<'a> Directory<'a> {
         Protect::Gone
     }
 
+    /// The entry of `key` if `slot`'s hazard is on it already: an operation
+    /// leaves its hazard in place when it ends, so that the next one on the
+    /// same type skips the protect (and its fence). Protected and validated
+    /// since, the entry cannot have been reclaimed: its key and generation
+    /// are what they were.
+    fn kept(&self, slot: usize, key: i64) -> Option<EntryRef> {
+        // Relaxed: only this slot's owner writes its hazard.
+        let e = EntryRef::from_hazard(self.slots[slot].hazard.load(Ordering::Relaxed))?;
+        let entry = self.entries.get(e.index as usize)?;
+        // Relaxed: stable while protected (checked anyway, against damage).
+        let s = entry.state.load(Ordering::Relaxed);
+        let same = entry.key.load(Ordering::Relaxed) == key
+            && egen_of(s) == e.gen
+            && matches!(estatus_of(s), RESERVED | LIVE | RECLAIMING);
+        same.then_some(e)
+    }
+
+    /// Whether `slot`'s hazard is on `e` already (set and validated by an
+    /// earlier `protect` of ours, which keeps `e` from being reclaimed).
+    pub(crate) fn holds(&self, slot: usize, e: EntryRef) -> bool {
+        // Relaxed: only this slot's owner writes its hazard.
+        self.slots[slot].hazard.load(Ordering::Relaxed) == e.hazard()
+    }
+
     /// Clears `slot`'s hazard.
     pub(crate) fn unprotect(&self, slot: usize) {
         // SYNC(hazard_clear): Release, so that everything we did inside the
@@ -275,6 +303,9 @@ impl<'a> Directory<'a> {
         slot: usize,
         ops: &impl EntryFifo,
     ) -> Result<Option<EntryRef>, Corrupt> {
+        if let Some(e) = self.kept(slot, key) {
+            return Ok(Some(e));
+        }
         let h = self.home(key);
         for _ in 0..RETRY_LIMIT {
             let w = self.homes[h].load(Ordering::Acquire);
@@ -321,6 +352,9 @@ impl<'a> Directory<'a> {
         slot: usize,
         ops: &impl EntryFifo,
     ) -> Result<EntryRef, InsertError> {
+        if let Some(e) = self.kept(slot, key) {
+            return Ok(e);
+        }
         let h = self.home(key);
         let mut mine: Option<(EntryRef, NodeRef)> = None;
         let mut reclaimed_once = false;

@@ -1,6 +1,7 @@
 //! The arrival index (`engine/src/arrivals.rs`): type-0 receives find the
 //! oldest message through a ring of positions, even when a message left
-//! behind loses its place in the ring to a sender a lap later.
+//! behind loses its place in the ring to a sender a lap later (it is kept
+//! as a straggler, or, with the stragglers in use, a doubt is raised).
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -24,6 +25,28 @@ fn left_behind_stays_oldest() {
     assert_eq!(sender.join().unwrap(), 2);
     assert_eq!(got, Took::Message(0), "type 0 takes the oldest message");
     assert_eq!(r.take_oldest(), Took::Message(2));
+    assert_eq!(r.take_oldest(), Took::Empty);
+}
+
+/// A ring of 2 slots and one straggler entry (loom's size). Positions 0 and
+/// 1 stay queued; A sends positions 2 and 3, which take both slots again:
+/// position 0 becomes the straggler, position 1 finds the entry in use and
+/// raises a doubt. Meanwhile B receives with `msgtyp = 0`: whatever it sees,
+/// it gets position 0, and the rest come in order.
+fn left_behind_beyond_the_stragglers() {
+    let r = Arc::new(ArrivalRing::new(2, 4));
+    assert_eq!(r.send(), 0);
+    assert_eq!(r.send(), 1);
+    let sender = {
+        let r = r.clone();
+        loom::thread::spawn(move || (r.send(), r.send()))
+    };
+    let got = r.take_oldest();
+    assert_eq!(sender.join().unwrap(), (2, 3));
+    assert_eq!(got, Took::Message(0), "type 0 takes the oldest message");
+    for p in 1..4 {
+        assert_eq!(r.take_oldest(), Took::Message(p));
+    }
     assert_eq!(r.take_oldest(), Took::Empty);
 }
 
@@ -60,6 +83,11 @@ fn racing_senders() {
 #[test]
 fn type_zero_finds_a_message_left_behind_a_lap() {
     check(left_behind_stays_oldest);
+}
+
+#[test]
+fn type_zero_finds_messages_left_behind_beyond_the_stragglers() {
+    check(left_behind_beyond_the_stragglers);
 }
 
 #[test]
