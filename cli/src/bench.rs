@@ -25,7 +25,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// Measure round trips and 1 -> 1 streams with their two processes where
-    /// the scheduler puts them only (by default also pinned to CPUs 0 and 1)
+    /// the scheduler puts them only (by default also pinned: round trips to
+    /// one CPU and to CPUs 0 and 1, streams to CPUs 0 and 1)
     #[arg(long)]
     no_pin: bool,
     /// Run only these parts (comma-separated: rt, parked, tp, mpmc, depth,
@@ -119,6 +120,7 @@ pub(crate) fn run(dir: Option<&Path>, args: &BenchArgs) -> Result<(), Failure> {
     };
     if args.no_pin {
         plan.placements = vec![false];
+        plan.rt_placements = vec![shmq_benches::drivers::Placement::Unpinned];
     }
     if !args.parts.is_empty() {
         plan.parts =

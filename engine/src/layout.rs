@@ -137,7 +137,10 @@ pub(crate) struct QueueHeader {
     pub(crate) recv_stats: Line<Stats>,
     /// Futex word senders sleep on while the queue is full.
     pub(crate) space_word: Line<AtomicU32>,
-    /// Futex word type-0, negative-type and MSG_EXCEPT receivers sleep on.
+    /// Unused since issue 14 (receivers sleep on their own slots' words,
+    /// see `wait`); was the futex word of type-0, negative-type and
+    /// MSG_EXCEPT receivers. Kept so that the layout changes only at its end;
+    /// can go with the next layout version.
     pub(crate) any_word: Line<AtomicU32>,
     /// One more than the highest attachment slot ever claimed.
     pub(crate) slots_high: Line<AtomicU32>,
@@ -147,6 +150,30 @@ pub(crate) struct QueueHeader {
     pub(crate) arrival_doubts: Line<crate::arrivals::Doubts>,
     /// Messages that gave their arrival-index slot up (see `arrivals`).
     pub(crate) arrival_stragglers: Line<crate::arrivals::Stragglers>,
+    /// Receivers parked (or about to park) on their own slot's word; a
+    /// sender looks for one to wake only while this is not zero.
+    ///
+    /// SYNC(recv_sleepers): raised with SeqCst by a receiver after it
+    /// publishes its parked `wait_state` and before its SeqCst fence and last
+    /// re-check; read with SeqCst by a sender after its link and its SeqCst
+    /// fence (see `wait`).
+    pub(crate) recv_sleepers: Line<AtomicU32>,
+    /// What sleeping costs on this queue, learnt by its sleepers (see
+    /// `wait::Tuning`).
+    pub(crate) wait_tuning: Line<WaitTuning>,
+}
+
+/// The per-queue figures of the waiting policy (see `wait`). Plain heuristics:
+/// every access is Relaxed, a torn or stale value only changes how long
+/// someone spins.
+#[repr(C)]
+pub(crate) struct WaitTuning {
+    /// Learnt cost of a wake-up in nanoseconds (a moving average of the
+    /// latencies from a waker's stamp to the woken sleeper running), 0 until
+    /// the first is measured.
+    pub(crate) wake_ns: AtomicU32,
+    /// `CLOCK_MONOTONIC` nanoseconds at the latest wake-up of a receiver.
+    pub(crate) wake_stamp: AtomicU64,
 }
 
 /// Value of [`QueueHeader::ready`] once the file is initialised.
@@ -215,10 +242,23 @@ pub(crate) struct SlotRecord {
     /// Sequence number of the slot's latest accounting operation (see
     /// `accounting`); on its own cache line, read by other slots' flushes.
     pub(crate) acct_seq: AtomicU64,
-    /// The futex word the owner sleeps on (`wait::WordId`), 0 when awake, so
-    /// that IPC_RMID can wake it.
+    /// While the owner sleeps in `msgrcv` (or is about to): the `msgtyp`
+    /// argument of its selector (the selector's kind is in `wait_state`), so
+    /// that a sender wakes only a receiver that can take its message.
+    ///
+    /// SYNC(wait_sel): stored with Release by the owner before it publishes a
+    /// new `wait_state`; loaded with Acquire by wakers, which then validate
+    /// what they read with a CAS on `wait_state` (see `wait::SlotWait`).
     pub(crate) waiting_on: AtomicU64,
-    _pad: [u64; 6],
+    /// The owner's waiting state and the futex word a receiver sleeps on
+    /// (`wait::SlotWait`: running, spinning, parked with a selector and a
+    /// generation, or woken); written by the owner, and by a waker only to
+    /// move it from parked to woken.
+    pub(crate) wait_state: AtomicU32,
+    /// One more than the CPU the owner last ran on when it last waited (0:
+    /// unknown), for the spin-or-yield decision of its peers (`wait`).
+    pub(crate) wait_cpu: AtomicU32,
+    _pad: [u64; 5],
 }
 
 /// A type entry: one live message type and its FIFO.
@@ -633,6 +673,11 @@ pub(crate) mod zeroed {
                 count: z64(),
                 slots: std::array::from_fn(|_| z64()),
             }),
+            recv_sleepers: Line(z32()),
+            wait_tuning: Line(WaitTuning {
+                wake_ns: z32(),
+                wake_stamp: z64(),
+            }),
         }
     }
 
@@ -648,7 +693,9 @@ pub(crate) mod zeroed {
             acct_done: z64(),
             acct_seq: z64(),
             waiting_on: z64(),
-            _pad: [0; 6],
+            wait_state: z32(),
+            wait_cpu: z32(),
+            _pad: [0; 5],
         }
     }
 

@@ -89,3 +89,6 @@ pub use params::Limits;
 pub use process::{refresh_credentials, Credentials};
 #[cfg(not(loom))]
 pub use queue::{Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, RecvFlags, SendFlags};
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub use wait::futex_wake_ups;

@@ -425,7 +425,7 @@ impl Queue {
             slots_total: st.slots.len(),
             sleepers: st.slots[..high]
                 .iter()
-                .filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0)
+                .filter(|r| crate::wait::SlotWait(r.wait_state.load(Ordering::Relaxed)).is_parked())
                 .count(),
             live_types: st.directory().nonempty_positions().count(),
             file_size: st.geo.file_size,
@@ -534,12 +534,13 @@ impl Queue {
         {
             let _ = writeln!(
                 out,
-                "slot {i}: state {:#x} hazard {:#x} phase {:#x} op_node {:#x} waiting {}",
+                "slot {i}: state {:#x} hazard {:#x} phase {:#x} op_node {:#x} waiting {} wait_state {:#x}",
                 r.state.load(Ordering::Relaxed),
                 r.hazard.load(Ordering::Relaxed),
                 r.phase.load(Ordering::Relaxed),
                 r.op_node.load(Ordering::Relaxed),
-                r.waiting_on.load(Ordering::Relaxed)
+                r.waiting_on.load(Ordering::Relaxed),
+                r.wait_state.load(Ordering::Relaxed)
             );
         }
         out

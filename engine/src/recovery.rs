@@ -39,6 +39,7 @@ impl QueueState<'_> {
         for d in 0..high {
             if slots::claim_if_dead(&self.slots[d]) {
                 self.recover_slot(d);
+                self.forget_dead_sleeper(d);
                 slots::release(&self.slots[d]);
                 n += 1;
             }

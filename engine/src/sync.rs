@@ -307,9 +307,9 @@ pub enum Mutant {
     /// A sleeper parks without re-checking its condition after announcing
     /// itself.
     SleepWithoutRecheck,
-    /// IPC_RMID wakes the queue-wide words but not the per-type words that
-    /// sleepers recorded.
-    RmidSkipsTypeWords,
+    /// IPC_RMID wakes the senders' word but not the receivers parked on
+    /// their own slots' words.
+    RmidSkipsSlotWords,
     /// Recovery frees a dead sender's slot without undoing its reservation.
     RecoveryKeepsReservation,
     /// `arrivals` drops a queued message from the index without raising a
@@ -318,6 +318,12 @@ pub enum Mutant {
     /// A negative-type lookup that finds a stale bit in the lowest-type index
     /// clears it after its re-check of the type instead of before it.
     LowestTypeClearsLate,
+    /// A parking receiver publishes its parked state but does not raise the
+    /// queue's sleeper count, so senders do not look for it.
+    SleeperNotCounted,
+    /// A sender wakes the first parked receiver it finds, whatever that
+    /// receiver's selector, instead of one that can take its message.
+    WakeIgnoresSelector,
 }
 
 #[cfg(loom)]

@@ -242,13 +242,7 @@ impl<'a> QueueState<'a> {
         crate::sync::crash_point();
         self.index_arrival(seq, t.index);
         // The hazard stays on the entry (see `Directory::kept`).
-        crate::wait::notify_each(
-            &[
-                dir.arrived_word(dir.home(mtype) as u32),
-                &self.header.any_word,
-            ],
-            self.park,
-        );
+        crate::wait::wake_receiver(self.header, self.slots, self.park, mtype, seq as usize);
         Ok(())
     }
 
