@@ -16,6 +16,7 @@ use shmq_benches::drivers::depth::{Deep, Sel};
 use shmq_benches::drivers::pingpong::Pair;
 use shmq_benches::drivers::throughput::Flow;
 use shmq_benches::drivers::Contender;
+use shmq_benches::drivers::Placement;
 use shmq_benches::{mech, Mechanism, Spawner};
 use std::time::Duration;
 
@@ -30,7 +31,9 @@ fn round_trip(c: &mut Criterion, spawner: &Spawner, mechs: &[&dyn Mechanism]) {
     for size in SIZES {
         let mut g = c.benchmark_group(format!("round_trip/{size}"));
         for &m in mechs {
-            let mut pair = Pair::start(spawner, Contender::new(m), size, pin()).expect("pair");
+            let mut pair =
+                Pair::start(spawner, Contender::new(m), size, Placement::from_pin(pin()))
+                    .expect("pair");
             g.bench_function(m.name(), |b| {
                 b.iter_custom(|iters| {
                     let batch = pair.run(iters, 0).expect("round trips");
@@ -46,7 +49,8 @@ fn round_trip_parked(c: &mut Criterion, spawner: &Spawner, mechs: &[&dyn Mechani
     for size in SIZES {
         let mut g = c.benchmark_group(format!("round_trip_parked/{size}"));
         for &m in mechs.iter().filter(|m| m.can_park()) {
-            let mut pair = Pair::start(spawner, Contender::parked(m), size, false).expect("pair");
+            let mut pair = Pair::start(spawner, Contender::parked(m), size, Placement::Unpinned)
+                .expect("pair");
             g.bench_function(m.name(), |b| {
                 b.iter_custom(|iters| {
                     let batch = pair.run(iters, 0).expect("round trips");

@@ -3,7 +3,7 @@
 //! figures taken under the same conditions.
 
 use crate::drivers::depth::{self, Deep, Sel};
-use crate::drivers::{footprint, pingpong, throughput, Contender};
+use crate::drivers::{footprint, pingpong, throughput, Contender, Placement};
 use crate::mech::Shmq;
 use crate::mechanism::Mechanism;
 use crate::report::{Machine, Report};
@@ -83,10 +83,13 @@ pub struct Plan {
     pub parts: Parts,
     /// Message sizes of the round-trip and 1→1 throughput runs.
     pub sizes: Vec<usize>,
-    /// Placements of the default-mode round trips and 1→1 runs: `false`,
-    /// wherever the scheduler puts the two processes; `true`, pinned to CPUs
-    /// 0 and 1. (Parked round trips and 2×2 runs are never pinned.)
+    /// Placements of the 1→1 runs: `false`, wherever the scheduler puts the
+    /// two processes; `true`, pinned to CPUs 0 and 1. (2×2 runs are never
+    /// pinned.)
     pub placements: Vec<bool>,
+    /// Placements of the default-mode round trips. (Parked round trips are
+    /// never pinned.)
+    pub rt_placements: Vec<Placement>,
     /// Round trips, default mode.
     pub round_trip: pingpong::Opts,
     /// Round trips, parked mode.
@@ -120,12 +123,13 @@ impl Plan {
             parts: Parts::all(),
             sizes: SIZES.to_vec(),
             placements: vec![false, true],
+            rt_placements: Placement::ALL.to_vec(),
             round_trip: pingpong::Opts {
                 target: Duration::from_millis(120),
                 min: 1_000,
                 max: 200_000,
                 warmup: 500,
-                pin: false,
+                placement: Placement::Unpinned,
                 rounds: ROUNDS,
             },
             parked: pingpong::Opts {
@@ -133,7 +137,7 @@ impl Plan {
                 min: 200,
                 max: 5_000,
                 warmup: 50,
-                pin: false,
+                placement: Placement::Unpinned,
                 rounds: 1,
             },
             parked_only: Some(vec!["shmq", "sysv"]),
@@ -160,12 +164,13 @@ impl Plan {
             parts: Parts::all(),
             sizes: SIZES.to_vec(),
             placements: vec![false, true],
+            rt_placements: Placement::ALL.to_vec(),
             round_trip: pingpong::Opts {
                 target: Duration::from_millis(800),
                 min: 10_000,
                 max: 2_000_000,
                 warmup: 2_000,
-                pin: false,
+                placement: Placement::Unpinned,
                 rounds: ROUNDS,
             },
             parked: pingpong::Opts {
@@ -173,7 +178,7 @@ impl Plan {
                 min: 2_000,
                 max: 50_000,
                 warmup: 200,
-                pin: false,
+                placement: Placement::Unpinned,
                 rounds: 1,
             },
             parked_only: None,
@@ -201,12 +206,13 @@ impl Plan {
             parts: Parts::all(),
             sizes: vec![8, 1024],
             placements: vec![false, true],
+            rt_placements: Placement::ALL.to_vec(),
             round_trip: pingpong::Opts {
                 target: Duration::from_millis(1),
                 min: 20,
                 max: 50,
                 warmup: 5,
-                pin: false,
+                placement: Placement::Unpinned,
                 rounds: ROUNDS,
             },
             parked: pingpong::Opts {
@@ -214,7 +220,7 @@ impl Plan {
                 min: 5,
                 max: 10,
                 warmup: 2,
-                pin: false,
+                placement: Placement::Unpinned,
                 rounds: 1,
             },
             parked_only: None,
@@ -242,7 +248,7 @@ enum Step {
         m: usize,
         size: usize,
         parked: bool,
-        pin: bool,
+        placement: Placement,
     },
     Throughput {
         m: usize,
@@ -301,13 +307,13 @@ impl<'a> Suite<'a> {
         let mut steps = Vec::new();
         for &size in &p.sizes {
             for (m, mech) in self.mechs.iter().enumerate() {
-                for &pin in &p.placements {
+                for &placement in &p.rt_placements {
                     if on.round_trip {
                         steps.push(Step::RoundTrip {
                             m,
                             size,
                             parked: false,
-                            pin,
+                            placement,
                         });
                     }
                 }
@@ -320,7 +326,7 @@ impl<'a> Suite<'a> {
                         m,
                         size,
                         parked: true,
-                        pin: false,
+                        placement: Placement::Unpinned,
                     });
                 }
             }
@@ -373,13 +379,16 @@ impl<'a> Suite<'a> {
                 m,
                 size,
                 parked,
-                pin,
+                placement,
             } => format!(
                 "round trip {} {}{}{}",
                 name(m),
                 crate::report::fmt_size(size),
                 if parked { " parked" } else { "" },
-                if pin { " pinned" } else { "" }
+                match placement {
+                    Placement::Unpinned => String::new(),
+                    p => format!(" {}", p.label()),
+                }
             ),
             Step::Throughput { m, size, p, c, pin } => format!(
                 "throughput {p}x{c} {} {}{}",
@@ -419,7 +428,7 @@ impl<'a> Suite<'a> {
                     m,
                     size,
                     parked,
-                    pin,
+                    placement,
                 } => {
                     let who = if parked {
                         Contender::parked(self.mechs[m])
@@ -431,7 +440,7 @@ impl<'a> Suite<'a> {
                     } else {
                         self.plan.round_trip
                     };
-                    let opts = pingpong::Opts { pin, ..opts };
+                    let opts = pingpong::Opts { placement, ..opts };
                     pingpong::run(&self.spawner, who, size, opts).map(|r| {
                         if r.sleep_waits > 0 {
                             report.notes.push(format!(

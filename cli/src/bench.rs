@@ -20,12 +20,13 @@ pub(crate) struct BenchArgs {
     /// Print the report as one JSON object on standard output
     #[arg(long)]
     json: bool,
-    /// Measure only these mechanisms besides shmq (comma-separated: sysv,
-    /// posix-mq, pipe, seqpacket)
+    /// Measure only these mechanisms besides shmq and the bare-ring floor
+    /// (comma-separated: sysv, posix-mq, pipe, seqpacket)
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// Measure round trips and 1 -> 1 streams with their two processes where
-    /// the scheduler puts them only (by default also pinned to CPUs 0 and 1)
+    /// the scheduler puts them only (by default also pinned: round trips to
+    /// one CPU and to CPUs 0 and 1, streams to CPUs 0 and 1)
     #[arg(long)]
     no_pin: bool,
     /// Run only these parts (comma-separated: rt, parked, tp, mpmc, depth,
@@ -105,7 +106,9 @@ pub(crate) fn run(dir: Option<&Path>, args: &BenchArgs) -> Result<(), Failure> {
         .iter()
         .map(|m| m.as_ref() as &dyn Mechanism)
         .filter(|m| {
-            m.name() == "shmq" || args.only.is_empty() || args.only.iter().any(|o| o == m.name())
+            ["shmq", "bare-ring"].contains(&m.name())
+                || args.only.is_empty()
+                || args.only.iter().any(|o| o == m.name())
         })
         .collect();
     let mut plan = if args.smoke {
@@ -117,6 +120,7 @@ pub(crate) fn run(dir: Option<&Path>, args: &BenchArgs) -> Result<(), Failure> {
     };
     if args.no_pin {
         plan.placements = vec![false];
+        plan.rt_placements = vec![shmq_benches::drivers::Placement::Unpinned];
     }
     if !args.parts.is_empty() {
         plan.parts =

@@ -102,6 +102,12 @@ impl Counter<'_> {
         Tally::unpack(self.word.load(Ordering::Relaxed))
     }
 
+    /// Whether no message is counted (`qnum == 0`). SeqCst: `arrivals`
+    /// orders this read after its read of the doubt counter.
+    pub(crate) fn is_empty(&self) -> bool {
+        Tally::unpack(self.word.load(Ordering::SeqCst)).qnum == 0
+    }
+
     /// The sequence number `slot`'s next operation will use. The caller writes
     /// its record (what the operation is for) and then calls [`Counter::apply`].
     pub(crate) fn next_seq(&self, slot: usize) -> u64 {
@@ -126,10 +132,13 @@ impl Counter<'_> {
         qbytes: u64,
     ) -> Result<Tally, Full> {
         let rec = &self.slots[slot];
-        // SYNC(acct_seq): SeqCst store before our CAS, so that a flusher who
+        // SYNC(acct_seq): Release store before our CAS, so that a flusher who
         // reads the word we write also reads this sequence (it reads the word
-        // first, with Acquire, then `acct_seq`).
-        rec.acct_seq.store(seq, Ordering::SeqCst);
+        // first, with Acquire, then `acct_seq`); and a flusher that reads this
+        // sequence (Acquire) then sees the word our previous op wrote, or a
+        // later one, never an older tag of ours. (Release is enough for both:
+        // the chain is store -> load -> load, with no store-load pair.)
+        rec.acct_seq.store(seq, Ordering::Release);
         let parity = seq & 1;
         loop {
             // Acquire: pairs with the AcqRel CAS of the previous writer.
@@ -165,7 +174,11 @@ impl Counter<'_> {
                 .compare_exchange_weak(cur, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                rec.acct_done.fetch_max(seq, Ordering::Release);
+                // A plain store, not an RMW: every value a flusher can have
+                // raised `acct_done` to by now is at most `seq` (a flusher
+                // raises it to our `acct_seq`, which moves past `seq` only
+                // after this store), so nothing larger is overwritten.
+                rec.acct_done.store(seq, Ordering::Release);
                 return Ok(next);
             }
         }
@@ -179,11 +192,16 @@ impl Counter<'_> {
             return; // NO_SLOT, or a corrupted tag: nothing to record
         };
         // SYNC(acct_seq): this load follows our Acquire load of the word.
-        let seq = rec.acct_seq.load(Ordering::SeqCst);
+        let seq = rec.acct_seq.load(Ordering::Acquire);
         if seq & 1 == t.parity && self.word.load(Ordering::SeqCst) == cur {
             // `cur` is the writer's latest write and its parity is that of its
-            // current sequence, so that operation is applied.
-            rec.acct_done.fetch_max(seq, Ordering::Release);
+            // current sequence, so that operation is applied. Its writer
+            // records that itself right after its CAS: look before writing,
+            // so that the line is not taken from its owner for nothing.
+            // Acquire: as `was_applied` reads it.
+            if rec.acct_done.load(Ordering::Acquire) < seq {
+                rec.acct_done.fetch_max(seq, Ordering::Release);
+            }
         }
     }
 

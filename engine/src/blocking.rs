@@ -6,26 +6,55 @@
 //! Written against `&QueueState` and its [`Park`] strategy only, so that the
 //! loom models run this very code on a heap state with a modelled futex.
 //!
-//! # Which word a sleeper waits on
-//! A sender waits for space on `space_word`; a receiver of one type on that
-//! type's `arrived` word (home position of the type in the directory); any
-//! other receiver on `any_word`. A sleeper records its word in its slot
-//! (`SlotRecord::waiting_on`) so that IPC_RMID can wake exactly the words
-//! somebody sleeps on, without waking every per-type word.
+//! # Where a sleeper sleeps
+//! A sender waits for space on `space_word` (freed space wakes every such
+//! sender, each re-checks); a receiver on its own slot's `wait_state`, after
+//! publishing its selector there, so that a send wakes one receiver that can
+//! take the message (see `wait`). Before either sleeps it spins or yields
+//! while that can pay ([`QueueState::spin_while_it_pays`]).
 
 use crate::error::{RecvError, SendError};
+use crate::message::Selector;
 use crate::state::QueueState;
-use crate::sync::{AtomicU32, Ordering};
-use crate::transfer::{PathError, Selector, Taken};
+use crate::sync::Ordering;
+use crate::transfer::{PathError, Taken};
 use crate::wait::{self, Park, Woke};
 use std::time::Instant;
 
-/// `SlotRecord::waiting_on` values: which futex word a sleeper waits on.
-pub(crate) const WORD_SPACE: u64 = 1;
-/// Receivers of type 0, negative types and MSG_EXCEPT.
-pub(crate) const WORD_ANY: u64 = 2;
-/// `WORD_ARRIVED + home` for receivers of one type.
-pub(crate) const WORD_ARRIVED: u64 = 3;
+/// How long a look at the peers stays good (see `peers_recently`).
+#[cfg(not(loom))]
+const PEERS_FRESH: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// The latest look at the peers of this thread: `(queue header, slot,
+/// CPU)`, when, and what it saw.
+type PeersSeen = Option<((usize, usize, u32), Instant, wait::Peers)>;
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static PEERS_SEEN: std::cell::Cell<PeersSeen> = const { std::cell::Cell::new(None) };
+}
+
+/// What a caller waits for.
+#[derive(Clone, Copy)]
+enum Want {
+    /// Space for a message (a sender).
+    Space,
+    /// A message that this selector takes (a receiver).
+    Message(Selector),
+}
+
+impl Want {
+    /// The selector's kind and argument as `wait` records them.
+    fn kind_arg(self) -> (u32, i64) {
+        match self {
+            Want::Space => (wait::KIND_SPACE, 0),
+            Want::Message(Selector::Type(t)) => (wait::KIND_TYPE, t),
+            Want::Message(Selector::Any) => (wait::KIND_ANY, 0),
+            Want::Message(Selector::Except(t)) => (wait::KIND_EXCEPT, t),
+            Want::Message(Selector::AtMost(n)) => (wait::KIND_AT_MOST, n),
+        }
+    }
+}
 
 /// How a wait ended without its condition becoming true.
 pub(crate) enum WaitEnd {
@@ -79,15 +108,6 @@ impl Patience<'_> {
 }
 
 impl QueueState<'_> {
-    fn word(&self, id: u64) -> Option<&AtomicU32> {
-        match id {
-            WORD_SPACE => Some(&self.header.space_word),
-            WORD_ANY => Some(&self.header.any_word),
-            i if i >= WORD_ARRIVED => self.arrived.get((i - WORD_ARRIVED) as usize),
-            _ => None,
-        }
-    }
-
     /// Whether IPC_RMID removed the queue.
     pub(crate) fn is_removed(&self) -> bool {
         // SYNC(removed)
@@ -98,24 +118,18 @@ impl QueueState<'_> {
     /// sleeper (they return EIDRM).
     pub(crate) fn mark_removed(&self) {
         // SYNC(removed): store, SeqCst fence, then the loads of every slot's
-        // `waiting_on`, against the sleeper's store of `waiting_on`, SeqCst
-        // fence (in `wait::announce`), then load of `removed` (Dekker with
-        // fences, which loom checks; it treats SeqCst accesses as AcqRel).
+        // `wait_state`, against the sleeper's store of `wait_state`, SeqCst
+        // fence (in `wait::begin_park` / `wait::announce`), then load of
+        // `removed` (Dekker with fences, which loom checks; it treats SeqCst
+        // accesses as AcqRel).
         self.header.control.removed.store(1, Ordering::SeqCst);
         crate::sync::fence(Ordering::SeqCst);
         wait::notify_always(&self.header.space_word, self.park);
-        wait::notify_always(&self.header.any_word, self.park);
-        let high = (self.header.slots_high.load(Ordering::SeqCst) as usize).min(self.slots.len());
-        for rec in &self.slots[..high] {
-            // SYNC(removed): after the fence above.
-            #[cfg(loom)]
-            if crate::sync::mutant(crate::sync::Mutant::RmidSkipsTypeWords) {
-                continue;
-            }
-            if let Some(w) = self.word(rec.waiting_on.load(Ordering::SeqCst)) {
-                wait::notify_always(w, self.park);
-            }
+        #[cfg(loom)]
+        if crate::sync::mutant(crate::sync::Mutant::RmidSkipsSlotWords) {
+            return;
         }
+        wait::wake_all_receivers(self.header, self.slots, self.park);
     }
 
     /// Finishes what dead processes left in this queue (their reservations,
@@ -132,63 +146,151 @@ impl QueueState<'_> {
         let n = self.recover_dead_slots();
         if n > 0 {
             wait::notify_always(&self.header.space_word, self.park);
-            wait::notify_always(&self.header.any_word, self.park);
-            let high =
-                (self.header.slots_high.load(Ordering::Relaxed) as usize).min(self.slots.len());
-            for rec in &self.slots[..high] {
-                // Relaxed: a sleeper that records its word after this load
-                // re-checks its condition after recording it (see
-                // `wait_until`), and recovery's changes happen before.
-                if let Some(w) = self.word(rec.waiting_on.load(Ordering::Relaxed)) {
-                    wait::notify_always(w, self.park);
-                }
-            }
+            wait::wake_all_receivers(self.header, self.slots, self.park);
         }
         n
     }
 
-    /// Spins, then sleeps on futex word `word_id` until `ready()` holds, the
-    /// queue is removed, a signal arrives or the deadline passes. `ready` must be
+    /// A dead owner's slot `d`, under recovery: out of the sleepers, and any
+    /// wake-up spent on it passed on.
+    pub(crate) fn forget_dead_sleeper(&self, d: usize) {
+        wait::forget_dead_sleeper(&self.slots[d], self.header, self.slots, self.park);
+    }
+
+    /// Before sleeping: polls `ready` while a peer runs on another CPU, yields
+    /// the CPU while one shares ours, for at most the learnt spin time (see
+    /// `wait`). `Some` when the wait is over (`ready` held, or the queue was
+    /// removed); `None`: sleep.
+    #[cfg(not(loom))]
+    fn spin_while_it_pays(
+        &self,
+        slot: usize,
+        ready: &mut impl FnMut() -> bool,
+    ) -> Option<Result<(), WaitEnd>> {
+        /// Polls between two looks at the peers (a poll is a full look for
+        /// the message or the space, 60-120 ns).
+        const POLLS: u32 = 16;
+        let cap = wait::spin_cap();
+        if cap.is_zero() {
+            return None;
+        }
+        let rec = &self.slots[slot];
+        let cpu = wait::current_cpu() + 1;
+        // Relaxed: read by peers for a heuristic only.
+        rec.wait_cpu.store(cpu, Ordering::Relaxed);
+        wait::set_spinning(rec);
+        let (plain, woken) = wait::spin_limits(&self.header.wait_tuning, cap);
+        let began = Instant::now();
+        let outcome = loop {
+            if ready() {
+                break Some(Ok(()));
+            }
+            if self.is_removed() {
+                break Some(Err(WaitEnd::Removed));
+            }
+            let peers = self.peers_recently(slot, cpu);
+            let limit = if peers.waking { woken } else { plain };
+            if began.elapsed() >= limit {
+                break None;
+            }
+            if peers.same_cpu {
+                rustix::thread::sched_yield();
+            } else if peers.other_cpu {
+                for _ in 0..POLLS {
+                    if ready() {
+                        break;
+                    }
+                    crate::sync::spin_hint();
+                }
+            } else {
+                break None; // every peer sleeps: nobody comes soon
+            }
+        };
+        wait::set_running(rec);
+        outcome
+    }
+
+    /// [`Self::peers`], looked at again only after [`PEERS_FRESH`]: reading
+    /// a busy peer's slot takes its cache lines away from it (it writes them
+    /// on every operation), which cost a stream of short waits between two
+    /// CPUs about a fifth of its messages per second when every wait looked.
+    #[cfg(not(loom))]
+    fn peers_recently(&self, slot: usize, cpu: u32) -> wait::Peers {
+        let key = (self.header as *const _ as usize, slot, cpu);
+        let seen = PEERS_SEEN.with(|c| c.get());
+        if let Some((k, at, p)) = seen {
+            if k == key && at.elapsed() < PEERS_FRESH {
+                return p;
+            }
+        }
+        let p = self.peers(slot, cpu);
+        PEERS_SEEN.with(|c| c.set(Some((key, Instant::now(), p))));
+        p
+    }
+
+    /// What the owners of the other claimed slots are doing, seen from `slot`
+    /// on CPU `cpu` (plus one).
+    #[cfg(not(loom))]
+    fn peers(&self, slot: usize, cpu: u32) -> wait::Peers {
+        let high = (self.header.slots_high.load(Ordering::Relaxed) as usize).min(self.slots.len());
+        let mut peers = wait::Peers::default();
+        for (i, rec) in self.slots[..high].iter().enumerate() {
+            if i == slot || !crate::slots::in_use(rec) {
+                continue;
+            }
+            // Relaxed: a heuristic; the protocol never depends on it.
+            let s = wait::SlotWait(rec.wait_state.load(Ordering::Relaxed));
+            peers.add(s, rec.wait_cpu.load(Ordering::Relaxed), cpu);
+        }
+        peers
+    }
+
+    /// Spins while it pays, then sleeps (on `space_word` for `Want::Space`,
+    /// on the slot's own word for a message) until `ready()` holds, the queue
+    /// is removed, a signal arrives or the deadline passes. `ready` must be
     /// cheap and is re-checked after the sleeper announces itself.
     fn wait_until(
         &self,
         slot: usize,
-        word_id: u64,
+        want: Want,
         patience: Patience<'_>,
         mut ready: impl FnMut() -> bool,
     ) -> Result<(), WaitEnd> {
-        let word = self.word(word_id).expect("valid word id");
-        for _ in 0..wait::spin_budget() {
-            if ready() {
-                return Ok(());
-            }
-            if self.is_removed() {
-                return Err(WaitEnd::Removed);
-            }
-            crate::sync::spin_hint();
+        #[cfg(not(loom))]
+        if let Some(outcome) = self.spin_while_it_pays(slot, &mut ready) {
+            return outcome;
         }
         let rec = &self.slots[slot];
+        let (kind, arg) = want.kind_arg();
         let outcome = loop {
-            // SYNC(removed): see `mark_removed`; the fence is announce's.
-            rec.waiting_on.store(word_id, Ordering::SeqCst);
-            let v = wait::announce(word);
+            let parked = wait::begin_park(rec, self.header, kind, arg);
+            let (word, expected) = match want {
+                Want::Space => (
+                    &*self.header.space_word,
+                    wait::announce(&self.header.space_word),
+                ),
+                Want::Message(_) => (&rec.wait_state, parked),
+            };
             if self.is_removed() {
-                break Err(WaitEnd::Removed);
+                break self.leave_park(rec, Err(WaitEnd::Removed), &mut ready);
             }
             #[cfg(loom)]
             let skip_recheck = crate::sync::mutant(crate::sync::Mutant::SleepWithoutRecheck);
             #[cfg(not(loom))]
             let skip_recheck = false;
             if !skip_recheck && ready() {
-                break Ok(());
+                break self.leave_park(rec, Ok(()), &mut ready);
             }
             let Some(slice) = wait::slice(patience.deadline) else {
-                break Err(WaitEnd::TimedOut);
+                break self.leave_park(rec, Err(WaitEnd::TimedOut), &mut ready);
             };
             let began = Instant::now();
-            match self.park.park(word, v, slice) {
-                Woke::Interrupted => break Err(WaitEnd::Interrupted),
+            match self.park.park(word, expected, slice) {
+                Woke::Interrupted => {
+                    break self.leave_park(rec, Err(WaitEnd::Interrupted), &mut ready)
+                }
                 Woke::Recheck => {
+                    let _ = self.leave_park(rec, Ok(()), &mut ready);
                     if skip_recheck && ready() {
                         break Ok(());
                     }
@@ -202,8 +304,30 @@ impl QueueState<'_> {
                 }
             }
         };
-        rec.waiting_on.store(0, Ordering::Relaxed);
+        #[cfg(not(loom))]
+        // Relaxed: read by peers for a heuristic only.
+        rec.wait_cpu
+            .store(wait::current_cpu() + 1, Ordering::Relaxed);
         outcome
+    }
+
+    /// Step 4 of a sleeper (see `wait`), whatever ended its park: out of the
+    /// sleepers; if it was woken, the wake-up's cost is learnt and, should it
+    /// leave with `end` an error while what it waited for is there, passed on.
+    fn leave_park(
+        &self,
+        rec: &crate::layout::SlotRecord,
+        end: Result<(), WaitEnd>,
+        ready: &mut impl FnMut() -> bool,
+    ) -> Result<(), WaitEnd> {
+        let prev = wait::end_park(rec, self.header);
+        if prev.is_woken() {
+            wait::learn_wake(&self.header.wait_tuning);
+            if end.is_err() && ready() {
+                wait::wake_all_receivers(self.header, self.slots, self.park);
+            }
+        }
+        end
     }
 
     /// `msgsnd` from `slot` once the caller has validated the arguments and
@@ -228,7 +352,7 @@ impl QueueState<'_> {
                         let q = self.header.control.qbytes.load(Ordering::Relaxed);
                         self.counter().load().fits(len, q)
                     };
-                    self.wait_until(slot, WORD_SPACE, patience, fits)?;
+                    self.wait_until(slot, Want::Space, patience, fits)?;
                 }
                 Err(_) => return Err(SendError::NoMemory),
             }
@@ -251,20 +375,22 @@ impl QueueState<'_> {
         noerror: bool,
         patience: Patience<'_>,
     ) -> Result<Taken, RecvError> {
-        let word_id = match sel {
-            Selector::Type(t) => WORD_ARRIVED + self.directory().home(t) as u64,
-            _ => WORD_ANY,
-        };
         loop {
             match self.try_take(slot, sel, max, noerror) {
                 Ok(t) => return Ok(t),
-                Err(PathError::TooBig) => return Err(RecvError::TooBig),
+                Err(PathError::TooBig) => {
+                    // The message stays: if a send woke us for it, another
+                    // sleeper with a larger buffer may take it (the kernel's
+                    // pipelined_send goes on to the next receiver too).
+                    wait::pass_on(self.header, self.slots, self.park);
+                    return Err(RecvError::TooBig);
+                }
                 // Empty but for what a dead process held: look again.
                 Err(PathError::Empty) if self.recover_dead() > 0 => continue,
                 Err(PathError::Empty) if nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
                     let ready = || self.peek(slot, sel);
-                    self.wait_until(slot, word_id, patience, ready)?;
+                    self.wait_until(slot, Want::Message(sel), patience, ready)?;
                 }
                 Err(_) => return Err(RecvError::NoMemory),
             }

@@ -10,6 +10,8 @@
 //! | neighbourhood words | `AtomicU64` | `n_entries` |
 //! | arrival futex words | `AtomicU32` | `n_entries` |
 //! | non-empty index | bitmap words | `n_entries / 64`, plus a summary |
+//! | arrival index | `AtomicU64` records (see `arrivals`) | `n_arrivals` (a power of two) |
+//! | lowest-type index | bitmap trie words (see `lowest_type`) | `lowest_type::WORDS` |
 //! | nodes | [`Node`] | `n_nodes` |
 //! | node free bitmap | bitmap words | `n_nodes / 64`, plus a summary |
 //! | per data class: states, free bitmap, cells | | `class_counts[c]` |
@@ -28,14 +30,16 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 1;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 2;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
-/// Bytes of message text stored inside the node itself.
-pub(crate) const INLINE_BYTES: usize = 16;
+/// Bytes of message text stored inside the node itself: a node is two cache
+/// lines, so that texts up to 80 bytes (the 64-byte messages of most IPC)
+/// need no data cell, and so no second allocation, free and line.
+pub(crate) const INLINE_BYTES: usize = 80;
 /// Smallest data cell; class `c` holds cells of `MIN_DATA_CELL << c` bytes.
-pub(crate) const MIN_DATA_CELL: usize = 64;
+pub(crate) const MIN_DATA_CELL: usize = 128;
 /// Most data classes a queue can have (cells up to 64 << 23 = 512 MiB).
 pub(crate) const MAX_CLASSES: usize = 24;
 /// Positions a type may occupy away from its home (bits in a neighbourhood word).
@@ -133,10 +137,43 @@ pub(crate) struct QueueHeader {
     pub(crate) recv_stats: Line<Stats>,
     /// Futex word senders sleep on while the queue is full.
     pub(crate) space_word: Line<AtomicU32>,
-    /// Futex word type-0, negative-type and MSG_EXCEPT receivers sleep on.
+    /// Unused since issue 14 (receivers sleep on their own slots' words,
+    /// see `wait`); was the futex word of type-0, negative-type and
+    /// MSG_EXCEPT receivers. Kept so that the layout changes only at its end;
+    /// can go with the next layout version.
     pub(crate) any_word: Line<AtomicU32>,
     /// One more than the highest attachment slot ever claimed.
     pub(crate) slots_high: Line<AtomicU32>,
+    /// The arrival index's `head` (see `arrivals`).
+    pub(crate) arrivals_head: Line<AtomicU64>,
+    /// The arrival index's doubt counters (see `arrivals`).
+    pub(crate) arrival_doubts: Line<crate::arrivals::Doubts>,
+    /// Messages that gave their arrival-index slot up (see `arrivals`).
+    pub(crate) arrival_stragglers: Line<crate::arrivals::Stragglers>,
+    /// Receivers parked (or about to park) on their own slot's word; a
+    /// sender looks for one to wake only while this is not zero.
+    ///
+    /// SYNC(recv_sleepers): raised with SeqCst by a receiver after it
+    /// publishes its parked `wait_state` and before its SeqCst fence and last
+    /// re-check; read with SeqCst by a sender after its link and its SeqCst
+    /// fence (see `wait`).
+    pub(crate) recv_sleepers: Line<AtomicU32>,
+    /// What sleeping costs on this queue, learnt by its sleepers (see
+    /// `wait::Tuning`).
+    pub(crate) wait_tuning: Line<WaitTuning>,
+}
+
+/// The per-queue figures of the waiting policy (see `wait`). Plain heuristics:
+/// every access is Relaxed, a torn or stale value only changes how long
+/// someone spins.
+#[repr(C)]
+pub(crate) struct WaitTuning {
+    /// Learnt cost of a wake-up in nanoseconds (a moving average of the
+    /// latencies from a waker's stamp to the woken sleeper running), 0 until
+    /// the first is measured.
+    pub(crate) wake_ns: AtomicU32,
+    /// `CLOCK_MONOTONIC` nanoseconds at the latest wake-up of a receiver.
+    pub(crate) wake_stamp: AtomicU64,
 }
 
 /// Value of [`QueueHeader::ready`] once the file is initialised.
@@ -208,10 +245,23 @@ pub(crate) struct SlotRecord {
     /// Sequence number of the slot's latest accounting operation (see
     /// `accounting`); on its own cache line, read by other slots' flushes.
     pub(crate) acct_seq: AtomicU64,
-    /// The futex word the owner sleeps on (`wait::WordId`), 0 when awake, so
-    /// that IPC_RMID can wake it.
+    /// While the owner sleeps in `msgrcv` (or is about to): the `msgtyp`
+    /// argument of its selector (the selector's kind is in `wait_state`), so
+    /// that a sender wakes only a receiver that can take its message.
+    ///
+    /// SYNC(wait_sel): stored with Release by the owner before it publishes a
+    /// new `wait_state`; loaded with Acquire by wakers, which then validate
+    /// what they read with a CAS on `wait_state` (see `wait::SlotWait`).
     pub(crate) waiting_on: AtomicU64,
-    _pad: [u64; 6],
+    /// The owner's waiting state and the futex word a receiver sleeps on
+    /// (`wait::SlotWait`: running, spinning, parked with a selector and a
+    /// generation, or woken); written by the owner, and by a waker only to
+    /// move it from parked to woken.
+    pub(crate) wait_state: AtomicU32,
+    /// One more than the CPU the owner last ran on when it last waited (0:
+    /// unknown), for the spin-or-yield decision of its peers (`wait`).
+    pub(crate) wait_cpu: AtomicU32,
+    _pad: [u64; 5],
     /// The robust lock its owner (or recoverer) holds: whether that thread
     /// is alive is one load of it (see `liveness`).
     pub(crate) live: crate::liveness::LiveLock,
@@ -258,7 +308,7 @@ pub(crate) struct Node {
 // The file format's sizes (production atomics are plain integers; loom's are
 // not, and loom builds never map a file).
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Node>() == 64);
+const _: () = assert!(std::mem::size_of::<Node>() == 128);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 #[cfg(not(loom))]
@@ -310,6 +360,9 @@ pub(crate) struct Geometry {
     pub(crate) nonempty_words: usize,
     pub(crate) summary_off: usize,
     pub(crate) summary_words: usize,
+    pub(crate) arrivals_off: usize,
+    pub(crate) n_arrivals: usize,
+    pub(crate) lowest_type_off: usize,
     pub(crate) nodes_off: usize,
     pub(crate) n_nodes: usize,
     pub(crate) node_bitmap_off: usize,
@@ -394,6 +447,16 @@ impl Geometry {
         let summary_off = align_up(off, 64);
         let summary_words = bitmap_words(nonempty_words);
         off = summary_off + summary_words * 8;
+        // A message stays indexed while fewer than `n_arrivals` later ones
+        // were sent; at most `q` can be queued, so only a message left
+        // behind (a type nobody reads) ever loses its place.
+        off = align_up(off, PAGE);
+        let arrivals_off = off;
+        let n_arrivals = q.next_power_of_two().max(64);
+        off += n_arrivals * 8;
+        off = align_up(off, PAGE);
+        let lowest_type_off = off;
+        off += crate::lowest_type::WORDS * 8;
         off = align_up(off, PAGE);
         let nodes_off = off;
         off += n_nodes * std::mem::size_of::<Node>();
@@ -440,6 +503,9 @@ impl Geometry {
             nonempty_words,
             summary_off,
             summary_words,
+            arrivals_off,
+            n_arrivals,
+            lowest_type_off,
             nodes_off,
             n_nodes,
             node_bitmap_off,
@@ -481,7 +547,9 @@ mod tests {
             (g.arrived_off, g.n_entries * 4),
             (g.nonempty_off, g.nonempty_words * 8),
             (g.summary_off, g.summary_words * 8),
-            (g.nodes_off, g.n_nodes * 64),
+            (g.arrivals_off, g.n_arrivals * 8),
+            (g.lowest_type_off, crate::lowest_type::WORDS * 8),
+            (g.nodes_off, g.n_nodes * std::mem::size_of::<Node>()),
             (g.node_bitmap_off, bitmap_len(g.n_nodes) * 8),
         ];
         for c in &g.classes {
@@ -502,9 +570,10 @@ mod tests {
         let g = Geometry::compute(default_params()).unwrap();
         assert_eq!(g.class_for(0), None);
         assert_eq!(g.class_for(INLINE_BYTES), None);
+        assert_eq!(g.class_for(64), None);
         assert_eq!(g.class_for(INLINE_BYTES + 1), Some(0));
-        assert_eq!(g.class_for(64), Some(0));
-        assert_eq!(g.class_for(65), Some(1));
+        assert_eq!(g.class_for(128), Some(0));
+        assert_eq!(g.class_for(129), Some(1));
         assert_eq!(
             g.class_for(8192).map(|c| g.classes[c].cell_size),
             Some(8192)
@@ -602,6 +671,20 @@ pub(crate) mod zeroed {
             space_word: Line(z32()),
             any_word: Line(z32()),
             slots_high: Line(z32()),
+            arrivals_head: Line(z64()),
+            arrival_doubts: Line(crate::arrivals::Doubts {
+                raised: z64(),
+                cleared: z64(),
+            }),
+            arrival_stragglers: Line(crate::arrivals::Stragglers {
+                count: z64(),
+                slots: std::array::from_fn(|_| z64()),
+            }),
+            recv_sleepers: Line(z32()),
+            wait_tuning: Line(WaitTuning {
+                wake_ns: z32(),
+                wake_stamp: z64(),
+            }),
         }
     }
 
@@ -617,7 +700,9 @@ pub(crate) mod zeroed {
             acct_done: z64(),
             acct_seq: z64(),
             waiting_on: z64(),
-            _pad: [0; 6],
+            wait_state: z32(),
+            wait_cpu: z32(),
+            _pad: [0; 5],
             live: crate::liveness::LiveLock::zeroed(),
             _spare: [0; 8],
         }

@@ -29,6 +29,7 @@
 // on heap-backed state, with `model` as their entry point; the modules that
 // map files and manage namespaces are production-only.
 mod accounting;
+mod arrivals;
 mod blocking;
 mod cell_pool;
 #[cfg(not(loom))]
@@ -42,6 +43,8 @@ mod ids;
 mod kill_points;
 mod layout;
 mod liveness;
+mod lowest_type;
+mod message;
 #[cfg(loom)]
 pub mod model;
 #[cfg(not(loom))]
@@ -78,6 +81,7 @@ pub use ftok::ftok;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub use kill_points::{arm_kill_point, disarm_kill_point, KillAction, KillPoint};
+pub use message::{Received, Selector};
 #[cfg(not(loom))]
 pub use namespace::{GetFlags, Namespace, NamespaceError, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
 #[cfg(not(loom))]
@@ -85,7 +89,7 @@ pub use params::Limits;
 #[cfg(not(loom))]
 pub use process::{refresh_credentials, Credentials};
 #[cfg(not(loom))]
-pub use queue::{
-    Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, Received, RecvFlags, SendFlags,
-};
-pub use transfer::Selector;
+pub use queue::{Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, RecvFlags, SendFlags};
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub use wait::futex_wake_ups;

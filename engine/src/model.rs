@@ -17,8 +17,8 @@ use crate::state::{HeapRegions, QueueState};
 use crate::sync::{AtomicU64, Ordering};
 
 pub use crate::error::{RecvError, SendError};
+pub use crate::message::Selector;
 pub use crate::sync::{set_mutant, Crashed, Mutant};
-pub use crate::transfer::Selector;
 
 /// Makes the calling model thread process `pid` (1..=63).
 pub fn set_pid(pid: u32) {
@@ -163,6 +163,12 @@ impl Queue {
         Ok((taken.mtype, text))
     }
 
+    /// The model process stops using the type it last used: its slot's
+    /// hazard, which an operation leaves on its type's entry, is dropped.
+    pub fn idle(&self, slot: usize) {
+        self.st().directory().unprotect(slot);
+    }
+
     /// IPC_RMID's effect on the queue: flag it removed, wake every sleeper.
     pub fn remove(&self) {
         self.st().mark_removed()
@@ -247,5 +253,107 @@ impl CellPool {
         (0..self.states.len())
             .filter(|&i| self.states[i].load(Ordering::Relaxed) as u32 != 0)
             .count()
+    }
+}
+
+/// The arrival index alone (`arrivals`), on the heap, over a toy queue whose
+/// message `i` is the one stamped position `i`: its word is 1 while queued,
+/// 0 before it is sent and 2 once taken.
+pub struct ArrivalRing {
+    ring: Box<[AtomicU64]>,
+    head: AtomicU64,
+    claimed: AtomicU64,
+    doubts: crate::arrivals::Doubts,
+    stragglers: crate::arrivals::Stragglers,
+    messages: Box<[AtomicU64]>,
+}
+
+/// What [`ArrivalRing::take_oldest`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Took {
+    /// The message at this position, taken.
+    Message(u64),
+    /// The index said nothing is queued.
+    Empty,
+}
+
+impl ArrivalRing {
+    /// A ring of `slots` (a power of two) for at most `messages` sends.
+    pub fn new(slots: usize, messages: usize) -> ArrivalRing {
+        ArrivalRing {
+            ring: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            head: AtomicU64::new(0),
+            claimed: AtomicU64::new(0),
+            doubts: crate::arrivals::Doubts {
+                raised: AtomicU64::new(0),
+                cleared: AtomicU64::new(0),
+            },
+            stragglers: crate::arrivals::Stragglers {
+                count: AtomicU64::new(0),
+                slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            },
+            messages: (0..messages).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn view(&self) -> crate::arrivals::Arrivals<'_> {
+        crate::arrivals::Arrivals {
+            ring: &self.ring,
+            head: &self.head,
+            claimed: &self.claimed,
+            doubts: &self.doubts,
+            stragglers: &self.stragglers,
+        }
+    }
+
+    /// Message `node`'s stamp (its index) if it is queued.
+    fn queued(&self, node: u32) -> Option<u64> {
+        self.messages
+            .get(node as usize)
+            .is_some_and(|m| m.load(Ordering::Acquire) == 1)
+            .then_some(node as u64)
+    }
+
+    /// Sends one message: claims a position, queues it, records it.
+    pub fn send(&self) -> u64 {
+        let p = self.claimed.fetch_add(1, Ordering::Relaxed);
+        self.messages[p as usize].store(1, Ordering::Release);
+        self.view().record(p, p as u32, |n| self.queued(n));
+        p
+    }
+
+    /// A typed receiver takes the message at position `p` (never touching
+    /// the ring); `false` if it was not queued.
+    pub fn take_at(&self, p: u64) -> bool {
+        self.messages[p as usize]
+            .compare_exchange(1, 2, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// A type-0 receive: the index's oldest, or (while it is in doubt) the
+    /// lowest queued position found by a scan of every message.
+    pub fn take_oldest(&self) -> Took {
+        use crate::arrivals::Oldest;
+        for _ in 0..8 {
+            let found = self.view().oldest(|n| self.queued(n).map(|p| (p, p)));
+            let p = match found {
+                Oldest::Found(p) => p,
+                Oldest::Empty => return Took::Empty,
+                Oldest::Unsure => {
+                    let Some(p) =
+                        (0..self.messages.len() as u64).find(|&p| self.queued(p as u32).is_some())
+                    else {
+                        self.view()
+                            .settle(|| self.messages.iter().all(|m| m.load(Ordering::SeqCst) != 1));
+                        return Took::Empty;
+                    };
+                    p
+                }
+            };
+            if self.take_at(p) {
+                return Took::Message(p);
+            }
+        }
+        panic!("eight lost races in a two-thread model");
     }
 }

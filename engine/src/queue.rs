@@ -6,11 +6,12 @@
 
 use crate::blocking::Patience;
 use crate::error::{CtlError, RecvError, SendError};
+use crate::message::{Received, Selector};
 use crate::namespace::Namespace;
 use crate::shm::{my_slot, Mapped};
 use crate::state::QueueState;
 use crate::sync::Ordering;
-use crate::transfer::{PathError, Selector, Taken};
+use crate::transfer::{PathError, Taken};
 use crate::wait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,15 +45,6 @@ pub struct RecvFlags {
     pub nowait: bool,
     /// `MSG_NOERROR`: truncate a message longer than the buffer.
     pub noerror: bool,
-}
-
-/// A received message: its type and the number of text bytes copied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// The message's `mtype`.
-    pub mtype: i64,
-    /// Bytes copied into the buffer.
-    pub len: usize,
 }
 
 /// Owner and mode of a queue (`ipc_perm`).
@@ -440,7 +432,7 @@ impl Queue {
             slots_total: st.slots.len(),
             sleepers: st.slots[..high]
                 .iter()
-                .filter(|r| r.waiting_on.load(Ordering::Relaxed) != 0)
+                .filter(|r| crate::wait::SlotWait(r.wait_state.load(Ordering::Relaxed)).is_parked())
                 .count(),
             live_types: st.directory().nonempty_positions().count(),
             file_size: st.geo.file_size,
@@ -549,12 +541,13 @@ impl Queue {
         {
             let _ = writeln!(
                 out,
-                "slot {i}: state {:#x} hazard {:#x} phase {:#x} op_node {:#x} waiting {}",
+                "slot {i}: state {:#x} hazard {:#x} phase {:#x} op_node {:#x} waiting {} wait_state {:#x}",
                 r.state.load(Ordering::Relaxed),
                 r.hazard.load(Ordering::Relaxed),
                 r.phase.load(Ordering::Relaxed),
                 r.op_node.load(Ordering::Relaxed),
-                r.waiting_on.load(Ordering::Relaxed)
+                r.waiting_on.load(Ordering::Relaxed),
+                r.wait_state.load(Ordering::Relaxed)
             );
         }
         out

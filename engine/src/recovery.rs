@@ -42,6 +42,7 @@ impl QueueState<'_> {
         for d in 0..high {
             if slots::claim_if_dead(&self.slots[d]) {
                 self.recover_slot(d);
+                self.forget_dead_sleeper(d);
                 slots::release(&self.slots[d]);
                 n += 1;
             }
@@ -72,6 +73,15 @@ impl QueueState<'_> {
             }
             let k2 = counter.next_seq(d);
             slots::begin(rec, phase::RELEASE, k2, bytes, x);
+        }
+        if kind == phase::SEND {
+            // It may have died between its link and its arrival record: a
+            // message in its FIFO that type-0 receives would not find.
+            if let Some(c) = crate::type_fifo::queued_candidate(self.nodes, x.index()) {
+                if c.node == x {
+                    self.index_arrival(c.seq, x.index());
+                }
+            }
         }
         // Re-read: the branch above may have recorded a release.
         let p = rec.phase.load(Ordering::Acquire);

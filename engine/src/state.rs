@@ -27,6 +27,8 @@ pub(crate) struct QueueState<'a> {
     pub(crate) arrived: &'a [AtomicU32],
     pub(crate) nonempty: &'a [AtomicU64],
     pub(crate) summary: &'a [AtomicU64],
+    pub(crate) arrival_ring: &'a [AtomicU64],
+    pub(crate) lowest_type: &'a [AtomicU64],
     pub(crate) nodes: &'a [Node],
     pub(crate) node_pool: Pool<'a, [Node]>,
     pub(crate) classes: Vec<DataClass<'a>>,
@@ -84,6 +86,8 @@ impl<'a> QueueState<'a> {
                 arrived: region(base, geo.arrived_off, geo.n_entries),
                 nonempty: region(base, geo.nonempty_off, geo.nonempty_words),
                 summary: region(base, geo.summary_off, geo.summary_words),
+                arrival_ring: region(base, geo.arrivals_off, geo.n_arrivals),
+                lowest_type: region(base, geo.lowest_type_off, crate::lowest_type::WORDS),
                 nodes,
                 node_pool: Pool::new(nodes, node_bitmap),
                 classes,
@@ -105,6 +109,8 @@ impl<'a> QueueState<'a> {
             arrived: &heap.arrived,
             nonempty: &heap.nonempty,
             summary: &heap.summary,
+            arrival_ring: &heap.arrivals,
+            lowest_type: &heap.lowest_type,
             nodes: &heap.nodes,
             node_pool: Pool::new(&heap.nodes, &heap.node_bitmap),
             classes: heap
@@ -133,6 +139,20 @@ impl<'a> QueueState<'a> {
             slots_high: &self.header.slots_high,
             // Relaxed: immutable after creation (published by SYNC(queue_ready)).
             seed: self.header.hash_seed.load(crate::sync::Ordering::Relaxed),
+            lowest: crate::lowest_type::LowestType {
+                words: self.lowest_type,
+            },
+        }
+    }
+
+    /// The arrival index (type-0 receives).
+    pub(crate) fn arrivals(&self) -> crate::arrivals::Arrivals<'_> {
+        crate::arrivals::Arrivals {
+            ring: self.arrival_ring,
+            head: &self.header.arrivals_head,
+            claimed: &self.header.next_seq,
+            doubts: &self.header.arrival_doubts,
+            stragglers: &self.header.arrival_stragglers,
         }
     }
 
@@ -165,6 +185,8 @@ pub(crate) struct HeapRegions {
     arrived: Box<[AtomicU32]>,
     nonempty: Box<[AtomicU64]>,
     summary: Box<[AtomicU64]>,
+    arrivals: Box<[AtomicU64]>,
+    lowest_type: Box<[AtomicU64]>,
     nodes: Box<[Node]>,
     node_bitmap: Box<[AtomicU64]>,
     park: crate::wait::Parker,
@@ -195,6 +217,8 @@ impl HeapRegions {
             arrived: words(geo.n_entries, || AtomicU32::new(0)),
             nonempty: words(geo.nonempty_words, || AtomicU64::new(0)),
             summary: words(geo.summary_words, || AtomicU64::new(0)),
+            arrivals: words(geo.n_arrivals, || AtomicU64::new(0)),
+            lowest_type: words(crate::lowest_type::WORDS, || AtomicU64::new(0)),
             nodes: words(geo.n_nodes, zeroed::node),
             node_bitmap: words(bitmap_len(geo.n_nodes), || AtomicU64::new(0)),
             classes: geo

@@ -135,6 +135,15 @@ impl AtomicU32 {
     }
 }
 
+/// The one bound on every retry loop over shared state. A loop retries when
+/// another party changed a word it read (each retry is someone else's
+/// progress), so a legitimate run never comes near it; a corrupted or hostile
+/// mapping that keeps a loop failing (a candidate that can never be taken, a
+/// word that never settles) ends there with the queue reported inconsistent
+/// (ENOMEM) instead of a hang. Small under loom, so that a livelock shows as
+/// an error in a model rather than as an endless exploration.
+pub(crate) const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 20 };
+
 /// Spin-loop hint; a yield under loom so that models of spinning terminate.
 #[inline]
 pub(crate) fn spin_hint() {
@@ -298,11 +307,23 @@ pub enum Mutant {
     /// A sleeper parks without re-checking its condition after announcing
     /// itself.
     SleepWithoutRecheck,
-    /// IPC_RMID wakes the queue-wide words but not the per-type words that
-    /// sleepers recorded.
-    RmidSkipsTypeWords,
+    /// IPC_RMID wakes the senders' word but not the receivers parked on
+    /// their own slots' words.
+    RmidSkipsSlotWords,
     /// Recovery frees a dead sender's slot without undoing its reservation.
     RecoveryKeepsReservation,
+    /// `arrivals` drops a queued message from the index without raising a
+    /// doubt, so type-0 receives trust an index that misses it.
+    ArrivalsEvictSilently,
+    /// A negative-type lookup that finds a stale bit in the lowest-type index
+    /// clears it after its re-check of the type instead of before it.
+    LowestTypeClearsLate,
+    /// A parking receiver publishes its parked state but does not raise the
+    /// queue's sleeper count, so senders do not look for it.
+    SleeperNotCounted,
+    /// A sender wakes the first parked receiver it finds, whatever that
+    /// receiver's selector, instead of one that can take its message.
+    WakeIgnoresSelector,
     /// The liveness lock of a slot whose owner died reads as held by a live
     /// owner (the kernel's `FUTEX_OWNER_DIED` mark is ignored).
     DeadOwnerLooksAlive,

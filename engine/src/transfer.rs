@@ -10,66 +10,36 @@
 //! 3. find or create the type's entry (`type_dir`, which leaves our hazard on
 //!    it), stamp the queue-wide sequence number, mark the node `QUEUED` and link
 //!    it at the tail of the type's FIFO (`type_fifo`);
-//! 4. set the entry's bit in the non-empty index, drop the hazard, record
-//!    `IDLE`, and wake sleepers only if the futex words say someone sleeps.
+//! 4. set the entry's bits in the non-empty and lowest-type indexes, record
+//!    the message's position in the arrival index (`arrivals`), record
+//!    `IDLE` (the hazard stays on the entry for the next operation on the
+//!    type), and wake sleepers only if the futex words say someone sleeps.
 //!
 //! # Receive
-//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); otherwise a scan of
-//! the non-empty index, O(types holding messages)), check E2BIG, record
-//! `RECV(k, node)`, take it with one CAS on the node's state, copy the text,
-//! free the data cell, release the accounting, mark the node `DONE`, move the
-//! FIFO's head past consumed nodes, record `IDLE`, wake senders if any sleep.
-//! A failed take means another receiver won: look again.
+//! Find a candidate (`msgtyp > 0`: the type's entry, O(1); `msgtyp == 0`:
+//! the arrival index, O(1) amortised; `msgtyp < 0`: the lowest-type index,
+//! O(1); MSG_EXCEPT, or an index in doubt: a scan of the non-empty index,
+//! O(types holding messages)), check E2BIG, record `RECV(k, node)`, take it
+//! with one CAS on the node's state, copy the text, free the data cell,
+//! release the accounting, mark the node `DONE`, move the FIFO's head past
+//! consumed nodes, record `IDLE`, wake senders if any sleep. A failed take
+//! means another receiver won: look again.
 //!
 //! Each step that another party cannot undo is preceded by a record in the
 //! slot, which is what `recovery` reads when the process dies.
 
 use crate::accounting::{Delta, Full};
+use crate::arrivals::Oldest;
 use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
+#[cfg(not(loom))]
+use crate::message::Received;
+use crate::message::Selector;
 use crate::slots::{self, phase};
 use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::type_dir::{EntryFifo, EntryRef, InsertError};
 use crate::type_fifo::{nil_next, node_owner, status, Candidate, Corrupt, Fifo};
-
-/// Which message a receive wants (`msgtyp` and MSG_EXCEPT, decoded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selector {
-    /// `msgtyp == 0`: the oldest message.
-    Any,
-    /// `msgtyp > 0`: the oldest message of this type.
-    Type(i64),
-    /// `msgtyp > 0` with `MSG_EXCEPT`: the oldest message of any other type.
-    Except(i64),
-    /// `msgtyp < 0`: the oldest message of the lowest type `<= |msgtyp|`.
-    AtMost(i64),
-}
-
-impl Selector {
-    /// Decodes `msgtyp` and `MSG_EXCEPT` as Linux's `convert_mode` does.
-    pub fn from_msgtyp(msgtyp: i64, except: bool) -> Selector {
-        if msgtyp == 0 {
-            Selector::Any
-        } else if msgtyp < 0 {
-            // -LONG_MIN overflows; the kernel clamps it the same way.
-            Selector::AtMost(msgtyp.checked_neg().unwrap_or(i64::MAX))
-        } else if except {
-            Selector::Except(msgtyp)
-        } else {
-            Selector::Type(msgtyp)
-        }
-    }
-
-    fn matches(self, mtype: i64) -> bool {
-        match self {
-            Selector::Any => true,
-            Selector::Type(t) => mtype == t,
-            Selector::Except(t) => mtype != t,
-            Selector::AtMost(t) => mtype <= t,
-        }
-    }
-}
 
 /// Why a step of the data path could not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,10 +55,6 @@ pub(crate) enum PathError {
     /// MSG_COPY with MSG_NOERROR and a short buffer (Linux: EINVAL).
     Invalid,
 }
-
-/// Attempts of one [`QueueState::try_take`] before it reports the queue
-/// inconsistent (see there).
-const TAKE_ATTEMPTS: usize = if cfg!(loom) { 64 } else { 1 << 16 };
 
 impl From<Corrupt> for PathError {
     fn from(_: Corrupt) -> Self {
@@ -256,10 +222,8 @@ impl<'a> QueueState<'a> {
         n.entry.store(e.pack(), Ordering::Relaxed);
         // Relaxed: the stamp only orders messages; uniqueness and the per-
         // location total order of the counter are all type-0 receives need.
-        n.seq.store(
-            self.header.next_seq.fetch_add(1, Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
+        let seq = self.header.next_seq.fetch_add(1, Ordering::Relaxed);
+        n.seq.store(seq, Ordering::Relaxed);
         // Relaxed: the node is unreachable until the link publishes it.
         n.state.store(
             make_state(t.gen, node_owner(status::QUEUED, 0)),
@@ -276,15 +240,43 @@ impl<'a> QueueState<'a> {
         crate::sync::crash_point();
         dir.set_nonempty(e.index);
         crate::sync::crash_point();
-        dir.unprotect(slot);
-        crate::wait::notify_each(
-            &[
-                dir.arrived_word(dir.home(mtype) as u32),
-                &self.header.any_word,
-            ],
-            self.park,
-        );
+        self.index_arrival(seq, t.index);
+        // The hazard stays on the entry (see `Directory::kept`).
+        crate::wait::wake_receiver(self.header, self.slots, self.park, mtype, seq as usize);
         Ok(())
+    }
+
+    /// Records the message in `node`, stamped `seq`, in the arrival index
+    /// (after its link: see `arrivals`).
+    pub(crate) fn index_arrival(&self, seq: u64, node: u32) {
+        self.arrivals().record(seq, node, |n| {
+            crate::type_fifo::queued_candidate(self.nodes, n).map(|c| c.seq)
+        });
+    }
+
+    /// The oldest queued message `sel` accepts (`Any`: every one; `Except`:
+    /// those not of its type): from the arrival index, or by a scan of the
+    /// type heads while the index is in doubt or passes over too many.
+    fn find_oldest(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
+        /// Queued messages of the excluded type a MSG_EXCEPT receive passes
+        /// over in the arrival index before it scans the types instead.
+        const EXCEPT_PASSES: usize = 64;
+        let found = self.arrivals().oldest_wanted(
+            |n| crate::type_fifo::queued_candidate(self.nodes, n).map(|c| (c.seq, c)),
+            |c| sel.matches(c.mtype),
+            EXCEPT_PASSES,
+        );
+        match found {
+            Oldest::Found(c) => Ok(Some(c)),
+            Oldest::Empty => Ok(None),
+            Oldest::Unsure => {
+                let best = self.scan_heads(slot, sel)?;
+                if best.is_none() {
+                    self.arrivals().settle(|| self.counter().is_empty());
+                }
+                Ok(best)
+            }
+        }
     }
 
     /// Frees a node this slot holds (`HELD`) and its data cell.
@@ -322,6 +314,78 @@ impl<'a> QueueState<'a> {
             };
             return Ok(ops.fifo(e)?.first_queued()?);
         }
+        #[cfg(loom)]
+        let first_found = crate::sync::mutant(crate::sync::Mutant::SelectFirstFound);
+        #[cfg(not(loom))]
+        let first_found = false;
+        if sel == Selector::Any && !first_found {
+            return self.find_oldest(slot, sel);
+        }
+        if let Selector::Except(_) = sel {
+            if !first_found {
+                return self.find_oldest(slot, sel);
+            }
+        }
+        if let Selector::AtMost(d) = sel {
+            if !first_found {
+                if let Some(found) = self.find_lowest(slot, d)? {
+                    return Ok(found);
+                }
+            }
+        }
+        self.scan_heads(slot, sel)
+    }
+
+    /// The oldest message of the lowest type `<= d` through the lowest-type
+    /// index; `None` when the index cannot say (no indexed type holds a
+    /// message but `d` reaches past the indexed types). Leaves `slot`'s
+    /// hazard on the entry of a candidate it returns.
+    fn find_lowest(&self, slot: usize, d: i64) -> Result<Option<Option<Candidate>>, PathError> {
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
+        // Each round clears one stale bit; a corrupted index runs out of them.
+        for _ in 0..crate::sync::RETRY_LIMIT {
+            let Some(t) = dir.lowest.lowest() else {
+                let covered = d < crate::lowest_type::INDEXED_TYPES as i64;
+                return Ok(covered.then_some(None));
+            };
+            if t > d {
+                return Ok(Some(None));
+            }
+            if let Some(e) = dir.lookup(t, slot, &ops)? {
+                if let Some(c) = ops.fifo(e)?.first_queued()? {
+                    return Ok(Some(Some(c)));
+                }
+            }
+            // Stale: type `t` holds nothing. Clear its bit, then look again
+            // (SYNC(lowest_type): clear, fence, re-check, against a sender's
+            // link, fence, look at the bit).
+            #[cfg(loom)]
+            let late = crate::sync::mutant(crate::sync::Mutant::LowestTypeClearsLate);
+            #[cfg(not(loom))]
+            let late = false;
+            if !late {
+                dir.lowest.unmark(t);
+            }
+            crate::sync::fence(Ordering::SeqCst);
+            if let Some(e) = dir.lookup(t, slot, &ops)? {
+                if ops.fifo(e)?.first_queued()?.is_some() {
+                    dir.lowest.mark(t);
+                }
+            }
+            if late {
+                dir.lowest.unmark(t);
+            }
+            dir.unprotect(slot);
+        }
+        Ok(None)
+    }
+
+    /// The message `sel` wants, by a scan of every type's first queued
+    /// message: O(types holding messages).
+    fn scan_heads(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
+        let ops = EntryOps { st: self, slot };
+        let dir = self.directory();
         let mut best: Option<Candidate> = None;
         for p in dir.nonempty_positions() {
             let e = EntryRef { index: p, gen: 0 };
@@ -373,7 +437,7 @@ impl<'a> QueueState<'a> {
         // Each lost race below is another receiver's win, so a legitimate run
         // never comes near the bound; it ends a corrupted mapping's livelock
         // (a candidate that `find` offers and `take` can never win).
-        for _ in 0..TAKE_ATTEMPTS {
+        for _ in 0..crate::sync::RETRY_LIMIT {
             let found = self.find(slot, sel);
             let c = match found {
                 Ok(Some(c)) => c,
@@ -497,13 +561,18 @@ impl<'a> QueueState<'a> {
         if let Ok(f) = ops.fifo(m.entry) {
             let _ = f.finish(m.node, slot);
             crate::sync::crash_point();
-            // Tidy the FIFO under our hazard (it may already be ours).
-            if dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held {
+            // Tidy the FIFO under our hazard (a typed receive still holds the
+            // one its lookup set). The entry's non-empty bits are left set:
+            // whoever next relies on them (a scan, a negative-type lookup)
+            // clears a stale one, with the re-check, so that a stream of one
+            // type pays no index update per message.
+            if dir.holds(slot, m.entry)
+                || dir.protect(m.entry, slot, &ops) == crate::type_dir::Protect::Held
+            {
                 let _ = f.advance();
-                dir.clear_nonempty_if_empty(m.entry, &ops);
             }
         }
-        dir.unprotect(slot);
+        // The hazard stays on the entry (see `Directory::kept`).
         slots::end(rec);
         crate::wait::notify(&self.header.space_word, self.park);
     }
@@ -526,7 +595,7 @@ impl QueueState<'_> {
         index: i64,
         buf: &mut [u8],
         noerror: bool,
-    ) -> Result<crate::queue::Received, PathError> {
+    ) -> Result<Received, PathError> {
         let ops = EntryOps { st: self, slot: 0 };
         'retry: for _ in 0..64 {
             let mut queued: Vec<(u64, NodeRef)> = Vec::new();
@@ -585,7 +654,7 @@ impl QueueState<'_> {
             // Acquire: our reads of the text happen before this re-check.
             crate::sync::fence(Ordering::Acquire);
             if n.state.load(Ordering::Acquire) == expect {
-                return Ok(crate::queue::Received { mtype, len: size });
+                return Ok(Received { mtype, len: size });
             }
         }
         Err(PathError::NoMemory)

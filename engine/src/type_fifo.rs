@@ -39,7 +39,7 @@
 
 use crate::cell_pool::{gen_of, make_state, owner_of, Pool};
 use crate::layout::{Entry, Node, NodeRef, NIL};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, RETRY_LIMIT};
 
 /// Node statuses (bits 16..24 of the owner half of `state`).
 pub(crate) mod status {
@@ -80,12 +80,6 @@ pub(crate) fn is_unlinked(state: u64) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Corrupt;
 
-/// Retries allowed to one CAS loop before it concludes the mapping is corrupt.
-/// Each failed CAS means another operation made progress, so legitimate
-/// contention never gets near this.
-/// Small under loom, so that a livelock shows as an error (see `type_dir`).
-const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 22 };
-
 /// The FIFO of one type entry.
 pub(crate) struct Fifo<'a> {
     pub(crate) nodes: &'a [Node],
@@ -103,6 +97,29 @@ pub(crate) struct Candidate {
     pub(crate) mtype: i64,
     /// `EntryRef` of the node's entry, packed.
     pub(crate) entry: u64,
+}
+
+/// The message node `index` holds, if it is queued now (read as
+/// `first_queued` reads a node: the fields are kept only if the state word,
+/// generation included, is the same before and after).
+pub(crate) fn queued_candidate(nodes: &[Node], index: u32) -> Option<Candidate> {
+    let n = nodes.get(index as usize)?;
+    // Acquire: the caller reached the node through SYNC(link) or
+    // SYNC(arrival); this and the re-read below validate the fields.
+    let s = n.state.load(Ordering::Acquire);
+    if s != make_state(gen_of(s), node_owner(status::QUEUED, 0)) {
+        return None;
+    }
+    // Relaxed (all): validated by the re-read of the state below.
+    let c = Candidate {
+        node: NodeRef::new(index, gen_of(s)),
+        seq: n.seq.load(Ordering::Relaxed),
+        size: n.size.load(Ordering::Relaxed),
+        data: n.data.load(Ordering::Relaxed),
+        mtype: n.mtype.load(Ordering::Relaxed),
+        entry: n.entry.load(Ordering::Relaxed),
+    };
+    (n.state.load(Ordering::Acquire) == s).then_some(c)
 }
 
 /// The nil `next` of a node of generation `gen`.

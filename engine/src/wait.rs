@@ -1,19 +1,56 @@
-//! Sleeping and waking: spin briefly, then park on a futex word in the mapping.
+//! Sleeping and waking: the waiting policy (spin, hand the CPU over, or
+//! sleep) and the two futex protocols that sleepers use.
 //!
-//! # Protocol (a counter with a waiter bit)
+//! # Senders: a counter with a waiter bit (`space_word`)
 //! A futex word is `count << 1 | waiters`. A sleeper
 //! 1. sets the waiter bit (`fetch_or`, SeqCst) and remembers the word's value,
-//! 2. re-checks its condition (the message it wants, space in the queue, the
-//!    removed flag) — *after* step 1, or a wake-up could fall between them —,
+//! 2. re-checks its condition (space in the queue, the removed flag) —
+//!    *after* step 1, or a wake-up could fall between them —,
 //! 3. `FUTEX_WAIT`s for the word to differ from the remembered value.
 //!
-//! A waker, after it made the change (linked a message, released space),
-//! issues a SeqCst fence and loads the word: if the waiter bit is clear, no one
-//! can be between steps 1 and 3 without seeing its change, so it makes no
-//! system call at all; if it is set, it bumps the count, clearing the bit, and
-//! `FUTEX_WAKE`s everyone on the word. This is the "waiter count raised before
-//! the last re-check" rule of DESIGN.md §4, with a one-bit count (a stale set
-//! bit costs one spurious wake, never a lost one).
+//! A waker, after it released space, issues a SeqCst fence and loads the
+//! word: if the waiter bit is clear, no one can be between steps 1 and 3
+//! without seeing its change, so it makes no system call at all; if it is set,
+//! it bumps the count, clearing the bit, and `FUTEX_WAKE`s everyone on the
+//! word (freed space may let several senders in; each re-checks). This is the
+//! "waiter count raised before the last re-check" rule of DESIGN.md §4, with
+//! a one-bit count (a stale set bit costs one spurious wake, never a lost one).
+//!
+//! # Receivers: a word per sleeper, woken one at a time ([`SlotWait`])
+//! One message can be taken by one receiver, so a send wakes at most one
+//! sleeper, and only one whose selector takes the message (as the kernel's
+//! `pipelined_send` does). Each receiver sleeps on its own slot's
+//! `wait_state`, where it has published what it waits for:
+//! 1. stores its `msgtyp` in `waiting_on` and its parked state (selector kind,
+//!    a new generation) in `wait_state`, raises `recv_sleepers`, fence;
+//! 2. re-checks (the message it wants, the removed flag);
+//! 3. `FUTEX_WAIT`s on `wait_state` while it still holds the parked value;
+//! 4. on the way out swaps `wait_state` back to running and lowers
+//!    `recv_sleepers`.
+//!
+//! A sender, after it linked a message, fences and loads `recv_sleepers`:
+//! zero, and it makes no system call and reads no slot. Otherwise it looks for
+//! a parked receiver whose selector takes the message, moves its word from
+//! parked to woken with a CAS (so two senders never spend their wake-ups on the
+//! same sleeper while another sleeps on) and `FUTEX_WAKE`s it. The generation
+//! in the word makes the CAS fail if the sleeper has woken and parked again
+//! since the sender read its selector. A woken receiver that leaves without a
+//! message (signal, timeout) while one is there for it passes the wake-up on
+//! (to every parked receiver: a rare path), so no message waits beside a
+//! sleeper that could take it.
+//!
+//! # The policy: spin only where spinning can pay
+//! Before a caller sleeps it looks at the other slots: each records which CPU
+//! its owner last ran on and whether it is running, spinning, parked, or just
+//! woken. While a peer that could satisfy us runs on **another** CPU, we
+//! poll; while one shares **our** CPU we `sched_yield` to it instead (it
+//! cannot make progress while we spin); when every peer sleeps, we sleep at
+//! once. Spinning lasts a time, not a count of polls: the cost of a wake-up
+//! learnt on this queue ([`crate::layout::WaitTuning`], a moving average of
+//! the latencies that woken receivers measure), capped at [`SPIN_CAP`] (so a
+//! caller waiting for something that never comes sleeps within about 50 µs
+//! and then costs no CPU), longer only while a peer we woke is on its way
+//! (it will run within about one wake-up's latency, and then answer).
 //!
 //! # Why always a timeout
 //! An untimed `FUTEX_WAIT` interrupted by a handler installed with
@@ -25,6 +62,7 @@
 //!
 //! The system calls sit behind [`Park`] so that loom can replace them.
 
+use crate::layout::{QueueHeader, SlotRecord, WaitTuning};
 use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -59,6 +97,19 @@ pub(crate) type Parker = ModelFutex;
 #[cfg(not(loom))]
 pub(crate) struct Futex;
 
+/// `FUTEX_WAIT`s of this process that ended because someone woke them (not
+/// a timeout, a signal or a changed value): what the wake-up tests count.
+#[cfg(not(loom))]
+static WAKE_UPS: crate::sync::local::AtomicU64 = crate::sync::local::AtomicU64::new(0);
+
+/// How many of this process's futex sleeps (in any queue) ended with a
+/// wake-up, since it started. For tests and benchmarks that count wake-ups.
+#[cfg(not(loom))]
+pub fn futex_wake_ups() -> u64 {
+    // Relaxed: a statistic.
+    WAKE_UPS.load(Ordering::Relaxed)
+}
+
 #[cfg(not(loom))]
 impl Park for Futex {
     fn park(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> Woke {
@@ -69,6 +120,11 @@ impl Park for Futex {
         };
         match futex::wait(word.as_std(), futex::Flags::empty(), expected, Some(&ts)) {
             Err(rustix::io::Errno::INTR) => Woke::Interrupted,
+            Ok(_) => {
+                // Relaxed: a statistic.
+                WAKE_UPS.fetch_add(1, Ordering::Relaxed);
+                Woke::Recheck
+            }
             _ => Woke::Recheck,
         }
     }
@@ -85,8 +141,12 @@ impl Park for Futex {
 /// The futex as loom models it: `park` compares the word and sleeps under one
 /// lock, `unpark_all` wakes under the same lock, which is the atomicity the
 /// kernel's futex hash-bucket lock gives `FUTEX_WAIT` against `FUTEX_WAKE`.
-/// Timeouts are not modelled: a model sleeper sleeps until woken, so a lost
-/// wake-up shows as a deadlock, which loom reports.
+/// One condition variable serves every word, so a model sleeper goes back to
+/// sleep until its own word has changed (every waker here changes the word
+/// before it wakes it, so a real futex sleeper woken with its word unchanged
+/// would only re-check and sleep again). Timeouts are not modelled: a model
+/// sleeper sleeps until woken, so a lost wake-up shows as a deadlock, which
+/// loom reports.
 #[cfg(loom)]
 #[derive(Default)]
 pub(crate) struct ModelFutex {
@@ -97,13 +157,12 @@ pub(crate) struct ModelFutex {
 #[cfg(loom)]
 impl Park for ModelFutex {
     fn park(&self, word: &AtomicU32, expected: u32, _timeout: Duration) -> Woke {
-        let guard = self.lock.lock().unwrap();
+        let mut guard = self.lock.lock().unwrap();
         // Relaxed would do for the kernel's compare; SeqCst keeps the model no
         // weaker than the futex's full barrier.
-        if word.load(Ordering::SeqCst) != expected {
-            return Woke::Recheck;
+        while word.load(Ordering::SeqCst) == expected {
+            guard = self.woken.wait(guard).unwrap();
         }
-        drop(self.woken.wait(guard).unwrap());
         Woke::Recheck
     }
 
@@ -161,39 +220,6 @@ pub(crate) fn notify_always(word: &AtomicU32, park: &impl Park) {
     park.unpark_all(word);
 }
 
-/// How long to spin before parking, in polls of the condition. Loom models
-/// park at once (spinning only multiplies the interleavings).
-#[cfg(loom)]
-pub(crate) fn spin_budget() -> u32 {
-    0
-}
-
-/// How long to spin before parking, in polls of the condition.
-#[cfg(not(loom))]
-pub(crate) fn spin_budget() -> u32 {
-    use crate::sync::local::AtomicU32 as Local;
-    static BUDGET: Local = Local::new(u32::MAX);
-    let b = BUDGET.load(std::sync::atomic::Ordering::Relaxed);
-    if b != u32::MAX {
-        return b;
-    }
-    let b = std::env::var("SHMQ_SPIN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_SPIN);
-    BUDGET.store(b, std::sync::atomic::Ordering::Relaxed);
-    b
-}
-
-/// Default polls before parking. A poll is a full look for the message (or
-/// for space), 60-120 ns here, so 64 polls are a few microseconds: enough to
-/// catch a ping-pong partner running on another CPU (a round trip is about
-/// 1.2 µs), short enough that a spinner sharing a CPU with its partner gives
-/// the CPU up soon. The first default, 2000 polls, spun 120-250 µs, and
-/// `shmq bench` measured a 243 µs round trip for two processes on one CPU
-/// (BENCHMARKS.md); `SHMQ_SPIN` overrides it.
-pub(crate) const DEFAULT_SPIN: u32 = 64;
-
 /// The remaining time until `deadline`, capped at [`MAX_SLEEP`]; `None` once
 /// the deadline has passed.
 pub(crate) fn slice(deadline: Option<Instant>) -> Option<Duration> {
@@ -202,6 +228,356 @@ pub(crate) fn slice(deadline: Option<Instant>) -> Option<Duration> {
         Some(d) => {
             let now = Instant::now();
             (d > now).then(|| (d - now).min(MAX_SLEEP))
+        }
+    }
+}
+
+/// A slot's waiting state: the value of `SlotRecord::wait_state`.
+///
+/// ```text
+/// gen << 8 | kind << 2 | status
+/// status: RUNNING 0, SPINNING 1, PARKED 2, WOKEN 3
+/// kind (when PARKED): what the owner waits for, see the `KIND_*` values
+/// RUNNING --spin--> SPINNING --> PARKED(gen + 1, kind) --waker's CAS--> WOKEN
+///    ^----------------------owner's swap, from any of them------------------'
+/// ```
+/// Only the owner moves its slot out of RUNNING and back; another process
+/// only moves it from PARKED to WOKEN (a waker, or IPC_RMID), or back to
+/// RUNNING once the owner is dead (recovery). `gen` changes with every park,
+/// so a waker's CAS from a parked value it read fails once the owner has left
+/// that park, whatever it parked for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotWait(pub(crate) u32);
+
+/// Sending: waits for space (sleeps on `space_word`, not on its slot).
+pub(crate) const KIND_SPACE: u32 = 1;
+/// Receiving one type (`waiting_on` = the type).
+pub(crate) const KIND_TYPE: u32 = 2;
+/// Receiving any type.
+pub(crate) const KIND_ANY: u32 = 3;
+/// Receiving any type but one (`waiting_on` = that type).
+pub(crate) const KIND_EXCEPT: u32 = 4;
+/// Receiving the lowest type up to a bound (`waiting_on` = the bound).
+pub(crate) const KIND_AT_MOST: u32 = 5;
+
+const RUNNING: u32 = 0;
+const SPINNING: u32 = 1;
+const PARKED: u32 = 2;
+const WOKEN: u32 = 3;
+
+impl SlotWait {
+    fn status(self) -> u32 {
+        self.0 & 3
+    }
+    fn kind(self) -> u32 {
+        (self.0 >> 2) & 0x3f
+    }
+    fn gen(self) -> u32 {
+        self.0 >> 8
+    }
+    fn with(self, status: u32) -> SlotWait {
+        SlotWait(self.0 & !0xff | status)
+    }
+    fn parked_next(self, kind: u32) -> SlotWait {
+        SlotWait((self.gen().wrapping_add(1) & 0xff_ffff) << 8 | kind << 2 | PARKED)
+    }
+    /// Parked, for a message (not for space).
+    pub(crate) fn is_parked_receiver(self) -> bool {
+        self.status() == PARKED && self.kind() != KIND_SPACE
+    }
+    /// Parked for anything.
+    pub(crate) fn is_parked(self) -> bool {
+        self.status() == PARKED
+    }
+    /// Woken by someone and not yet running again: it will run soon.
+    pub(crate) fn is_woken(self) -> bool {
+        self.status() == WOKEN
+    }
+    /// Counted in `recv_sleepers` (parked for a message, or woken from it).
+    fn counts_as_sleeper(self) -> bool {
+        self.is_parked_receiver() || self.is_woken()
+    }
+}
+
+/// Whether a receiver parked as `kind` with argument `arg` can take a message
+/// of type `mtype` (the selectors of `transfer::Selector`).
+fn takes(kind: u32, arg: i64, mtype: i64) -> bool {
+    match kind {
+        KIND_TYPE => mtype == arg,
+        KIND_ANY => true,
+        KIND_EXCEPT => mtype != arg,
+        KIND_AT_MOST => mtype <= arg,
+        _ => false,
+    }
+}
+
+/// Marks the owner of `rec` as spinning (or yielding) before it sleeps.
+pub(crate) fn set_spinning(rec: &SlotRecord) {
+    let s = SlotWait(rec.wait_state.load(Ordering::Relaxed));
+    // Relaxed: read by peers only to decide whether to spin (a heuristic);
+    // the owner is the only writer while it is not parked.
+    rec.wait_state.store(s.with(SPINNING).0, Ordering::Relaxed);
+}
+
+/// Marks the owner of `rec` as running again after a spin that ended without
+/// parking.
+pub(crate) fn set_running(rec: &SlotRecord) {
+    let s = SlotWait(rec.wait_state.load(Ordering::Relaxed));
+    // Relaxed: as in `set_spinning`.
+    rec.wait_state.store(s.with(RUNNING).0, Ordering::Relaxed);
+}
+
+/// Step 1 of a parking receiver (or of a sender, `KIND_SPACE`, which only
+/// says so here and sleeps on `space_word`): publishes what it waits for and
+/// returns the value its slot's word holds while it sleeps. The caller then
+/// re-checks its condition and parks on `rec.wait_state` with that value
+/// (receivers), and calls [`end_park`] on the way out, whatever happens.
+pub(crate) fn begin_park(rec: &SlotRecord, header: &QueueHeader, kind: u32, arg: i64) -> u32 {
+    // SYNC(wait_sel): Release, so that a waker that reads this selector also
+    // sees our previous park's end (see `wake_receiver`).
+    rec.waiting_on.store(arg as u64, Ordering::Release);
+    let s = SlotWait(rec.wait_state.load(Ordering::Relaxed)).parked_next(kind);
+    // SYNC(recv_sleepers): the parked state before the count, both SeqCst,
+    // then the fence before the re-check.
+    rec.wait_state.store(s.0, Ordering::SeqCst);
+    if kind != KIND_SPACE {
+        #[cfg(loom)]
+        let skip = crate::sync::mutant(crate::sync::Mutant::SleeperNotCounted);
+        #[cfg(not(loom))]
+        let skip = false;
+        if !skip {
+            header.recv_sleepers.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fence(Ordering::SeqCst);
+    s.0
+}
+
+/// Step 4: the owner of `rec` leaves its park; returns the state it left
+/// (woken by someone, or still parked).
+pub(crate) fn end_park(rec: &SlotRecord, header: &QueueHeader) -> SlotWait {
+    let s = SlotWait(rec.wait_state.load(Ordering::Relaxed));
+    // SeqCst RMW: a waker's CAS and this swap are ordered; exactly one of
+    // the owner and recovery sees the parked (or woken) value and lowers the
+    // count.
+    let prev = SlotWait(rec.wait_state.swap(s.with(RUNNING).0, Ordering::SeqCst));
+    if prev.counts_as_sleeper() {
+        header.recv_sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+    prev
+}
+
+/// Recovery of a dead owner's slot: takes it out of the sleepers as
+/// [`end_park`] would; if a wake-up was spent on it, passes it on.
+pub(crate) fn forget_dead_sleeper(
+    rec: &SlotRecord,
+    header: &QueueHeader,
+    slots: &[SlotRecord],
+    park: &impl Park,
+) {
+    let prev = end_park(rec, header);
+    if prev.is_woken() {
+        wake_all_receivers(header, slots, park);
+    }
+}
+
+/// Moves slot `rec` from parked (as a receiver) to woken and wakes it, if it
+/// is parked and `wanted` accepts its selector; returns whether it did.
+fn wake_slot(rec: &SlotRecord, park: &impl Park, wanted: impl Fn(u32, i64) -> bool) -> bool {
+    loop {
+        // SYNC(recv_sleepers): after the waker's fence.
+        let s = SlotWait(rec.wait_state.load(Ordering::SeqCst));
+        if !s.is_parked_receiver() {
+            return false;
+        }
+        // SYNC(wait_sel): Acquire; a selector newer than `s` means the owner
+        // left the park `s` names, so the CAS below fails and we read again.
+        let arg = rec.waiting_on.load(Ordering::Acquire) as i64;
+        if !wanted(s.kind(), arg) {
+            return false;
+        }
+        if rec
+            .wait_state
+            .compare_exchange(s.0, s.with(WOKEN).0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            park.unpark_all(&rec.wait_state);
+            return true;
+        }
+    }
+}
+
+/// The sender's side, after it linked a message of type `mtype`: wakes one
+/// parked receiver that can take it, if any sleeps. `start` spreads the
+/// wake-ups over the slots (any number; the message's stamp will do).
+pub(crate) fn wake_receiver(
+    header: &QueueHeader,
+    slots: &[SlotRecord],
+    park: &impl Park,
+    mtype: i64,
+    start: usize,
+) {
+    // SYNC(recv_sleepers): our link, this fence, then the count (Dekker with
+    // the sleeper's parked state, count, fence, re-check).
+    fence(Ordering::SeqCst);
+    if header.recv_sleepers.load(Ordering::SeqCst) == 0 {
+        return; // nobody sleeps: no system call, no slot read
+    }
+    let high = (header.slots_high.load(Ordering::SeqCst) as usize).min(slots.len());
+    if high == 0 {
+        return;
+    }
+    let start = start % high;
+    for i in (start..high).chain(0..start) {
+        #[cfg(loom)]
+        if crate::sync::mutant(crate::sync::Mutant::WakeIgnoresSelector) {
+            if wake_slot(&slots[i], park, |_, _| true) {
+                return;
+            }
+            continue;
+        }
+        if wake_slot(&slots[i], park, |kind, arg| takes(kind, arg, mtype)) {
+            stamp_wake(&header.wait_tuning);
+            return;
+        }
+    }
+}
+
+/// Wakes every parked receiver (IPC_RMID, and a wake-up passed on).
+pub(crate) fn wake_all_receivers(header: &QueueHeader, slots: &[SlotRecord], park: &impl Park) {
+    let high = (header.slots_high.load(Ordering::SeqCst) as usize).min(slots.len());
+    for rec in &slots[..high] {
+        wake_slot(rec, park, |_, _| true);
+    }
+}
+
+/// A receiver that leaves a message it was maybe woken for (E2BIG): wakes
+/// the parked receivers, if any, so that one that can take it does.
+pub(crate) fn pass_on(header: &QueueHeader, slots: &[SlotRecord], park: &impl Park) {
+    // SYNC(recv_sleepers): a plain look; this is a courtesy on top of the
+    // protocol (the sender's own wake-up), not a part of it.
+    if header.recv_sleepers.load(Ordering::SeqCst) != 0 {
+        wake_all_receivers(header, slots, park);
+    }
+}
+
+/// Default for the spin cap, in microseconds (`SHMQ_SPIN` overrides it).
+pub(crate) const SPIN_CAP: Duration = Duration::from_micros(50);
+/// The wake-up cost assumed until one has been measured on a queue.
+const DEFAULT_WAKE: Duration = Duration::from_micros(30);
+/// Shortest spin that the policy allows while a peer runs on another CPU.
+const MIN_SPIN: Duration = Duration::from_micros(2);
+
+/// The spin cap of this process: `SHMQ_SPIN` microseconds (0: never spin,
+/// always sleep at once), [`SPIN_CAP`] by default.
+#[cfg(not(loom))]
+pub(crate) fn spin_cap() -> Duration {
+    use crate::sync::local::AtomicU64 as Local;
+    static CAP_NS: Local = Local::new(u64::MAX);
+    // Relaxed: a process-local cache of an environment variable.
+    let c = CAP_NS.load(Ordering::Relaxed);
+    if c != u64::MAX {
+        return Duration::from_nanos(c);
+    }
+    let cap = std::env::var("SHMQ_SPIN")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(SPIN_CAP, Duration::from_micros);
+    CAP_NS.store(cap.as_nanos() as u64, Ordering::Relaxed);
+    cap
+}
+
+/// How long to spin: `(plain, woken)`. `plain` while peers run on other CPUs
+/// (the learnt cost of a wake-up, within `[MIN_SPIN, cap]`); `woken`, longer,
+/// while a peer we woke is on its way (twice the learnt cost, within
+/// `[plain, 4 * cap]`).
+pub(crate) fn spin_limits(t: &WaitTuning, cap: Duration) -> (Duration, Duration) {
+    // Relaxed: a heuristic figure (see `WaitTuning`).
+    let learnt = match t.wake_ns.load(Ordering::Relaxed) {
+        0 => DEFAULT_WAKE,
+        ns => Duration::from_nanos(ns as u64),
+    };
+    let plain = learnt.clamp(MIN_SPIN.min(cap), cap);
+    let woken = (learnt * 2).clamp(plain, cap * 4);
+    (plain, woken)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process.
+#[cfg(not(loom))]
+fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Records when a receiver was woken, for it to measure what waking cost.
+fn stamp_wake(t: &WaitTuning) {
+    #[cfg(not(loom))]
+    // Relaxed: a heuristic figure (see `WaitTuning`).
+    t.wake_stamp.store(now_ns(), Ordering::Relaxed);
+    #[cfg(loom)]
+    let _ = t;
+}
+
+/// A woken receiver, running again: folds the latency since its waker's
+/// stamp into the queue's learnt wake-up cost (a moving average over about
+/// eight wake-ups; outliers above 2 ms, a sleeper descheduled or a stamp of
+/// another wake-up, are left out).
+pub(crate) fn learn_wake(t: &WaitTuning) {
+    #[cfg(not(loom))]
+    {
+        // Relaxed: heuristic figures (see `WaitTuning`).
+        let stamp = t.wake_stamp.load(Ordering::Relaxed);
+        let lat = now_ns().saturating_sub(stamp);
+        if stamp == 0 || lat == 0 || lat > 2_000_000 {
+            return;
+        }
+        let old = t.wake_ns.load(Ordering::Relaxed) as u64;
+        let new = if old == 0 {
+            lat
+        } else {
+            old - old / 8 + lat / 8
+        };
+        t.wake_ns.store(new as u32, Ordering::Relaxed);
+    }
+    #[cfg(loom)]
+    let _ = t;
+}
+
+/// The CPU this thread runs on now (0 if unknown).
+#[cfg(not(loom))]
+pub(crate) fn current_cpu() -> u32 {
+    // SAFETY: `sched_getcpu` takes no arguments and only reads the calling
+    // thread's CPU number (glibc: from its rseq area or the vDSO).
+    let c = unsafe { libc::sched_getcpu() };
+    c.max(0) as u32
+}
+
+/// What the other slots' owners are doing, as seen from a caller about to
+/// wait on CPU `cpu`: whether spinning could pay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Peers {
+    /// A peer runs (or spins) on another CPU, or on one we do not know.
+    pub(crate) other_cpu: bool,
+    /// A peer runs (or spins, or was just woken) on our CPU.
+    pub(crate) same_cpu: bool,
+    /// A peer was woken and has not run since.
+    pub(crate) waking: bool,
+}
+
+impl Peers {
+    /// Folds in a peer in state `s`, last seen on `peer_cpu` (plus one; 0:
+    /// unknown), as seen from `cpu` (plus one).
+    pub(crate) fn add(&mut self, s: SlotWait, peer_cpu: u32, cpu: u32) {
+        if s.is_parked() {
+            return;
+        }
+        if s.is_woken() {
+            self.waking = true;
+        }
+        if peer_cpu != 0 && peer_cpu == cpu {
+            self.same_cpu = true;
+        } else {
+            self.other_cpu = true;
         }
     }
 }

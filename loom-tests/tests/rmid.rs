@@ -6,7 +6,7 @@ use loom::sync::Arc;
 use shmq::model::{Config, Queue, RecvError, Selector, SendError};
 use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
-/// A receiver of type 1 (sleeping on the type's own word) and a sender on a
+/// A receiver of type 1 (sleeping on its own slot's word) and a sender on a
 /// full queue block while the queue is removed.
 fn model() {
     let q = Arc::new(Queue::new(Config::default()));
@@ -25,6 +25,6 @@ fn rmid_wakes_every_blocked_caller_with_eidrm() {
 }
 
 #[test]
-fn rmid_mutant_skipping_type_words_is_caught() {
-    expect_caught(Mutant::RmidSkipsTypeWords, model);
+fn rmid_mutant_skipping_slot_words_is_caught() {
+    expect_caught(Mutant::RmidSkipsSlotWords, model);
 }

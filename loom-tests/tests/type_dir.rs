@@ -17,6 +17,10 @@ fn model() {
     let sender = spawn_process(&q, 2, move |q, slot| {
         q.send(slot, 1, &text(1, 0), false).unwrap();
         q.send(slot, 1, &text(1, 1), false).unwrap();
+        // An operation leaves its hazard on its type's entry (the next one
+        // on that type skips the protect): until A uses another type or
+        // idles, the entry stays.
+        q.idle(slot);
     });
     let slot = become_process(&q, 3);
     let first = q.recv(slot, Selector::Type(1), false).unwrap();

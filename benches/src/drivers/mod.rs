@@ -58,9 +58,9 @@ impl<'a> Contender<'a> {
     }
 
     /// Environment changes for its children: shmq's spinning is off in parked
-    /// mode and at its built-in default otherwise (a user's `SHMQ_SPIN` is
-    /// not inherited; `SHMQ_BENCH_SPIN`, if set, replaces the default, for
-    /// experiments).
+    /// mode (`SHMQ_SPIN=0`) and at its built-in policy otherwise (a user's
+    /// `SHMQ_SPIN` is not inherited; `SHMQ_BENCH_SPIN`, if set, is passed as
+    /// `SHMQ_SPIN`, a spin cap in microseconds, for experiments).
     pub fn env(&self) -> Vec<(String, Option<String>)> {
         let spin = if self.parked {
             Some("0".to_string())
@@ -68,6 +68,67 @@ impl<'a> Contender<'a> {
             std::env::var("SHMQ_BENCH_SPIN").ok()
         };
         vec![("SHMQ_SPIN".to_string(), spin)]
+    }
+}
+
+/// Where the two processes of a round trip run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Wherever the scheduler puts them.
+    Unpinned,
+    /// Both pinned to CPU 0: they take turns on one CPU.
+    OneCpu,
+    /// Pinned to CPUs 0 and 1 (on a one-CPU machine: unpinned).
+    TwoCpus,
+}
+
+impl Placement {
+    /// Every placement, in the order the reports show them.
+    pub const ALL: [Placement; 3] = [Placement::Unpinned, Placement::OneCpu, Placement::TwoCpus];
+
+    /// `pin` as the throughput runs mean it: pinned to CPUs 0 and 1, or not.
+    pub fn from_pin(pin: bool) -> Placement {
+        if pin {
+            Placement::TwoCpus
+        } else {
+            Placement::Unpinned
+        }
+    }
+
+    /// The CPUs to pin the two processes to.
+    pub fn cpus(self) -> [Option<usize>; 2] {
+        match self {
+            Placement::Unpinned => [None, None],
+            Placement::OneCpu => [Some(0), Some(0)],
+            Placement::TwoCpus => pair_cpus(true),
+        }
+    }
+
+    /// What actually happens on this machine (two CPUs on a one-CPU
+    /// machine are no pinning at all).
+    pub fn effective(self) -> Placement {
+        match self {
+            Placement::TwoCpus if pair_cpus(true)[0].is_none() => Placement::Unpinned,
+            p => p,
+        }
+    }
+
+    /// `unpinned`, `one CPU`, `two CPUs`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::OneCpu => "one CPU",
+            Placement::TwoCpus => "two CPUs",
+        }
+    }
+
+    /// `unpinned`, `one-cpu`, `two-cpus` (JSON, command lines).
+    pub fn key(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::OneCpu => "one-cpu",
+            Placement::TwoCpus => "two-cpus",
+        }
     }
 }
 

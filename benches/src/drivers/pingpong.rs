@@ -2,7 +2,7 @@
 //! sends one of type 2 back, A receives it; the round trip is timed in A, one
 //! sample per round trip.
 
-use super::{scale, Contender, ANSWER_TIMEOUT};
+use super::{scale, Contender, Placement, ANSWER_TIMEOUT};
 use crate::mechanism::{ChannelConfig, End};
 use crate::session::{ChildSpec, Session, Spawner};
 use crate::stats::Summary;
@@ -21,8 +21,8 @@ pub struct Opts {
     pub max: u64,
     /// Untimed round trips first (also the calibration run).
     pub warmup: u64,
-    /// Pin the two processes to CPUs 0 and 1.
-    pub pin: bool,
+    /// Where the two processes run.
+    pub placement: Placement,
     /// Rounds, each with a fresh pair of processes (which the scheduler may
     /// place differently); the figures are the medians of the rounds'.
     pub rounds: u32,
@@ -35,8 +35,8 @@ pub struct RoundTrip {
     pub mech: String,
     /// Parked mode.
     pub parked: bool,
-    /// The two processes were pinned to CPUs 0 and 1.
-    pub pinned: bool,
+    /// Where the two processes ran.
+    pub placement: Placement,
     /// Message size in bytes.
     pub size: usize,
     /// Round-trip times, nanoseconds: p50 and p99 (and the others) are the
@@ -62,7 +62,7 @@ impl Pair {
         spawner: &Spawner,
         who: Contender<'_>,
         size: usize,
-        pin: bool,
+        placement: Placement,
     ) -> io::Result<Pair> {
         if who.parked && size < 8 {
             return Err(io::Error::other(
@@ -70,7 +70,7 @@ impl Pair {
             ));
         }
         let env = who.env();
-        let [ca, cb] = super::pair_cpus(pin);
+        let [ca, cb] = placement.cpus();
         let kids = [
             ChildSpec::new(End::A).with_env(&env).on_cpu(ca),
             ChildSpec::new(End::B).with_env(&env).on_cpu(cb),
@@ -150,7 +150,7 @@ pub fn run(
     let rounds = opts.rounds.max(1);
     let mut batches = Vec::new();
     for _ in 0..rounds {
-        let mut pair = Pair::start(spawner, who, size, opts.pin)?;
+        let mut pair = Pair::start(spawner, who, size, opts.placement)?;
         let warm = pair.run(opts.warmup.max(1), 0)?;
         let target = opts.target / rounds;
         let n = scale(target, opts.warmup.max(1), warm.wall_ns, opts.min, opts.max);
@@ -172,7 +172,7 @@ pub fn run(
         round_p50s,
         mech: who.mech.name().to_string(),
         parked: who.parked,
-        pinned: opts.pin && super::pair_cpus(true)[0].is_some(),
+        placement: opts.placement.effective(),
         size,
         summary,
         sleep_waits,

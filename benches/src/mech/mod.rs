@@ -1,11 +1,13 @@
 //! The built-in contenders: shmq itself and the kernel's mechanisms.
 
+mod bare_ring;
 mod pipe;
 mod posix_mq;
 mod seqpacket;
 mod shmq;
 mod sysv;
 
+pub use self::bare_ring::BareRing;
 pub use self::pipe::Pipe;
 pub use self::posix_mq::PosixMq;
 pub use self::seqpacket::SeqPacket;
@@ -15,11 +17,13 @@ pub use self::sysv::{created_ids as sysv_created_ids, queue_exists as sysv_queue
 use crate::mechanism::Mechanism;
 use std::path::PathBuf;
 
-/// Every built-in mechanism, shmq first; shmq's queues go to namespace `dir`
-/// (`None`: `$SHMQ_DIR`, else `/dev/shm/shmq`).
+/// Every built-in mechanism, shmq first, then the floor it is measured
+/// against (the bare ring); shmq's queues go to namespace `dir` (`None`:
+/// `$SHMQ_DIR`, else `/dev/shm/shmq`).
 pub fn builtin(dir: Option<PathBuf>) -> Vec<Box<dyn Mechanism + Send>> {
     vec![
         Box::new(Shmq::new(dir)),
+        Box::new(BareRing),
         Box::new(SysV),
         Box::new(PosixMq),
         Box::new(Pipe),

@@ -219,9 +219,15 @@ pub(super) fn queue(d: &mut Doctor<'_>, ns: &Namespace, idx: usize, id: i32, key
         return;
     }
     let data = DataMap::of_file(&m.file, st.geo.file_size as u64);
+    let findings_before = d.findings.len();
     check_header(d, &subject, st);
     check_slots(d, &subject, st, &data);
     check_regions(d, &subject, id, st, &data, &m.file);
+    if !d.opts.dry_run && d.findings.len() > findings_before {
+        // A repair may have moved messages behind the arrival index's back:
+        // type-0 receives scan the types until the queue is next empty.
+        st.arrivals().raise_doubt();
+    }
 }
 
 fn check_header(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>) {
