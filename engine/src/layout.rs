@@ -36,10 +36,12 @@ pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 2;
 pub(crate) const PAGE: usize = 4096;
 /// Bytes of message text stored inside the node itself: a node is two cache
 /// lines, so that texts up to 80 bytes (the 64-byte messages of most IPC)
-/// need no data cell, and so no second allocation, free and line.
-pub(crate) const INLINE_BYTES: usize = 80;
+/// need no data cell, and so no second allocation, free and line. The loom
+/// models keep 16 (and 64-byte cells), so that their small texts (every byte
+/// a modelled cell) still take the data-cell path and its crash points.
+pub(crate) const INLINE_BYTES: usize = if cfg!(loom) { 16 } else { 80 };
 /// Smallest data cell; class `c` holds cells of `MIN_DATA_CELL << c` bytes.
-pub(crate) const MIN_DATA_CELL: usize = 128;
+pub(crate) const MIN_DATA_CELL: usize = if cfg!(loom) { 64 } else { 128 };
 /// Most data classes a queue can have (cells up to 64 << 23 = 512 MiB).
 pub(crate) const MAX_CLASSES: usize = 24;
 /// Positions a type may occupy away from its home (bits in a neighbourhood word).
