@@ -303,37 +303,28 @@ impl<'a> QueueState<'a> {
         }
     }
 
-    /// Finds the message `sel` wants. For `Selector::Type`, leaves `slot`'s
-    /// hazard on the type's entry (the caller clears it).
+    /// Finds the message `sel` wants. For `Selector::Type` and `AtMost`,
+    /// leaves `slot`'s hazard on the entry of the candidate's type.
     fn find(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
-        let ops = EntryOps { st: self, slot };
-        let dir = self.directory();
-        if let Selector::Type(t) = sel {
-            let Some(e) = dir.lookup(t, slot, &ops)? else {
-                return Ok(None);
-            };
-            return Ok(ops.fifo(e)?.first_queued()?);
-        }
-        #[cfg(loom)]
-        let first_found = crate::sync::mutant(crate::sync::Mutant::SelectFirstFound);
-        #[cfg(not(loom))]
-        let first_found = false;
-        if sel == Selector::Any && !first_found {
-            return self.find_oldest(slot, sel);
-        }
-        if let Selector::Except(_) = sel {
-            if !first_found {
-                return self.find_oldest(slot, sel);
+        match sel {
+            Selector::Type(t) => {
+                let ops = EntryOps { st: self, slot };
+                let Some(e) = self.directory().lookup(t, slot, &ops)? else {
+                    return Ok(None);
+                };
+                Ok(ops.fifo(e)?.first_queued()?)
             }
-        }
-        if let Selector::AtMost(d) = sel {
-            if !first_found {
-                if let Some(found) = self.find_lowest(slot, d)? {
-                    return Ok(found);
-                }
+            // The selection mutant is a bug of the scan: its models go there.
+            #[cfg(loom)]
+            _ if crate::sync::mutant(crate::sync::Mutant::SelectFirstFound) => {
+                self.scan_heads(slot, sel)
             }
+            Selector::Any | Selector::Except(_) => self.find_oldest(slot, sel),
+            Selector::AtMost(d) => match self.find_lowest(slot, d)? {
+                Some(found) => Ok(found),
+                None => self.scan_heads(slot, sel),
+            },
         }
-        self.scan_heads(slot, sel)
     }
 
     /// The oldest message of the lowest type `<= d` through the lowest-type

@@ -197,81 +197,63 @@ fn pause(spins: &mut u32) {
     }
 }
 
+impl RingEnd {
+    /// Claims the next position of ring `ring` through its counter `at`
+    /// (`tail` for a producer, `head` for a consumer): the position whose
+    /// cell's sequence equals it plus `lag` (0: the cell is free for it; 1:
+    /// it holds its message), waiting while there is none. Returns the
+    /// position; the cell is ours until we store its next sequence.
+    fn claim(&self, ring: usize, at: &AtomicU64, lag: u64) -> u64 {
+        let (s, m) = (self.shape, &self.map);
+        let mask = s.cells - 1;
+        let mut pos = at.load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            // Acquire: the other side's release of the cell.
+            let seq = m.seq(s, ring, pos as usize & mask).load(Ordering::Acquire);
+            let dif = seq.wrapping_sub(pos + lag) as i64;
+            if dif == 0 {
+                match at.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return pos,
+                    Err(now) => pos = now,
+                }
+            } else {
+                if dif < 0 {
+                    pause(&mut spins); // full (producer) or empty (consumer)
+                }
+                pos = at.load(Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 impl Endpoint for RingEnd {
     fn send(&mut self, _mtype: i64, msg: &[u8]) -> io::Result<()> {
         let (s, m, ring) = (self.shape, &self.map, self.tx);
-        let mask = s.cells - 1;
-        let tail = m.tail(s, ring);
-        let mut pos = tail.load(Ordering::Relaxed);
-        let mut spins = 0;
-        loop {
-            let i = pos as usize & mask;
-            // Acquire: the consumer's release of the cell.
-            let seq = m.seq(s, ring, i).load(Ordering::Acquire);
-            let dif = seq.wrapping_sub(pos) as i64;
-            if dif == 0 {
-                match tail.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
-                {
-                    Ok(_) => {
-                        let n = msg.len().min(s.cell - 8);
-                        // SAFETY: the cell is ours until we publish it below;
-                        // `n` fits its text.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(msg.as_ptr(), m.text(s, ring, i), n)
-                        };
-                        // Release: publishes the text to the consumer.
-                        m.seq(s, ring, i).store(pos + 1, Ordering::Release);
-                        return Ok(());
-                    }
-                    Err(now) => pos = now,
-                }
-            } else if dif < 0 {
-                pause(&mut spins); // full
-                pos = tail.load(Ordering::Relaxed);
-            } else {
-                pos = tail.load(Ordering::Relaxed);
-            }
-        }
+        let pos = self.claim(ring, m.tail(s, ring), 0);
+        let i = pos as usize & (s.cells - 1);
+        let n = msg.len().min(s.cell - 8);
+        // SAFETY: the cell is ours until we publish it below; `n` fits its
+        // text.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), m.text(s, ring, i), n) };
+        // Release: publishes the text to the consumer.
+        m.seq(s, ring, i).store(pos + 1, Ordering::Release);
+        Ok(())
     }
 
     fn recv(&mut self, _mtype: i64) -> io::Result<&[u8]> {
         let (s, ring) = (self.shape, self.rx);
-        let mask = s.cells - 1;
-        let head = self.map.head(s, ring);
-        let mut pos = head.load(Ordering::Relaxed);
-        let mut spins = 0;
-        loop {
-            let i = pos as usize & mask;
-            // Acquire: the producer's release of the text.
-            let seq = self.map.seq(s, ring, i).load(Ordering::Acquire);
-            let dif = seq.wrapping_sub(pos + 1) as i64;
-            if dif == 0 {
-                match head.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
-                {
-                    Ok(_) => {
-                        let n = self.buf.len().min(s.cell - 8);
-                        // SAFETY: the cell is ours until we free it below.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                self.map.text(s, ring, i),
-                                self.buf.as_mut_ptr(),
-                                n,
-                            )
-                        };
-                        // Release: our read of the text before the reuse.
-                        self.map
-                            .seq(s, ring, i)
-                            .store(pos + s.cells as u64, Ordering::Release);
-                        return Ok(&self.buf);
-                    }
-                    Err(now) => pos = now,
-                }
-            } else if dif < 0 {
-                pause(&mut spins); // empty
-                pos = head.load(Ordering::Relaxed);
-            } else {
-                pos = head.load(Ordering::Relaxed);
-            }
-        }
+        let pos = self.claim(ring, self.map.head(s, ring), 1);
+        let i = pos as usize & (s.cells - 1);
+        let n = self.buf.len().min(s.cell - 8);
+        // SAFETY: the cell is ours until we free it below.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.text(s, ring, i), self.buf.as_mut_ptr(), n)
+        };
+        // Release: our read of the text before the reuse.
+        self.map
+            .seq(s, ring, i)
+            .store(pos + s.cells as u64, Ordering::Release);
+        Ok(&self.buf)
     }
 }
