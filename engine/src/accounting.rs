@@ -205,6 +205,16 @@ impl Counter<'_> {
         }
     }
 
+    /// Records that `slot`'s operation `seq` was applied (as a flush does),
+    /// for recovery acting as a dead slot that applied it but did not say so.
+    pub(crate) fn record_applied(&self, slot: usize, seq: u64) {
+        if let Some(rec) = self.slots.get(slot) {
+            // Release: as the owner's store after its CAS (read by
+            // `was_applied` with Acquire).
+            rec.acct_done.fetch_max(seq, Ordering::Release);
+        }
+    }
+
     /// Whether `slot`'s operation `seq` has been applied. Meaningful when the
     /// slot's owner is dead (nobody else writes with its tag).
     pub(crate) fn was_applied(&self, slot: usize, seq: u64) -> bool {

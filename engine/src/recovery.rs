@@ -71,6 +71,12 @@ impl QueueState<'_> {
                     .state
                     .compare_exchange(queued, held, Ordering::AcqRel, Ordering::Relaxed);
             }
+            // Op `k` may be applied by the word's tag alone (the sender died
+            // between its CAS and recording it): record it as a flusher
+            // would, or `next_seq` would hand the release the same number,
+            // which `was_applied` then reports as done, and the reservation
+            // would stay counted for good.
+            counter.record_applied(d, k);
             let k2 = counter.next_seq(d);
             slots::begin(rec, phase::RELEASE, k2, bytes, x);
         }
