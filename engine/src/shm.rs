@@ -338,11 +338,17 @@ struct ThreadSlots {
 }
 
 impl ThreadSlots {
-    /// Gives back the slots of removed queues (and lets their mappings go).
-    fn release_removed(&mut self) {
+    /// Gives back the slots of removed queues, and of mappings that nothing
+    /// but this entry refers to any more (every handle and namespace that
+    /// opened them dropped, no other thread holding a slot in them), and
+    /// lets those mappings go. Without the second kind, a thread that opens
+    /// the namespace again and again keeps a slot per opening until the
+    /// queue runs out of slots (ENOMEM; the corruption test's control round
+    /// found it).
+    fn release_unused(&mut self) {
         self.held.retain(|_, (m, slot)| {
             let st = m.state();
-            if !st.is_removed() {
+            if Arc::strong_count(m) > 1 && !st.is_removed() {
                 return true;
             }
             st.directory().unprotect(*slot);
@@ -410,7 +416,7 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
     };
     let stored = MINE.try_with(|t| {
         let mut t = t.borrow_mut();
-        t.release_removed();
+        t.release_unused();
         t.held.insert(key, (m.clone(), slot));
         t.last = (key, slot);
     });
