@@ -1,24 +1,38 @@
-//! Byte and message accounting: `cbytes` and `qnum` in one atomic word, tagged
-//! with its last writer so that a process killed mid-update can be recovered.
+//! Byte and message accounting: `cbytes` and `qnum` as the difference of two
+//! running sums, one written only by senders and one only by receivers, each
+//! tagged with its last writer so that a process killed mid-update can be
+//! recovered.
 //!
-//! # The problem
-//! A sender reserves `(msgsz, 1)` with a CAS before it allocates (so that the
-//! full check `cbytes + msgsz <= qbytes && qnum + 1 <= qbytes` of Linux's
-//! `msg_fits_inqueue` is exact), and a receiver releases the same amount when it
-//! is done. A process killed right after its CAS, before it could note that the
-//! CAS happened, leaves recovery unable to tell whether to undo it.
+//! # Two sums
+//! The *sent* word sums `(bytes, messages)` over every reservation a sender
+//! made (minus the reservations undone for messages that were never linked);
+//! the *received* word sums them over every message a receiver released.
+//! `cbytes = sent - received` and `qnum` likewise, modulo the fields' widths
+//! (the true counts are below them, so the difference is exact). A sender
+//! reserves `(msgsz, 1)` with a CAS on the sent word, admitted only if
+//! Linux's `msg_fits_inqueue` holds (`cbytes + msgsz <= qbytes` and
+//! `qnum + 1 <= qbytes`); a receiver adds its message to the received word.
+//! So senders and receivers never write the same word, and a stream from one
+//! sender to one receiver moves no accounting line between them per message.
 //!
-//! # Last-writer tagging with helping
-//! The word is `cbytes:26 | qnum:25 | slot:12 | parity:1` (low to high). Each
-//! slot numbers its accounting operations `k = 1, 2, ...` in its record
-//! (`acct_seq`), and an operation writes the word exactly once, tagged
-//! `(slot, k & 1)`; `acct_seq` moves to `k + 1` only after `k` was applied, so a
-//! refused reservation (queue full) does not use up a number. Before anyone
-//! overwrites a word tagged `(t, p)` it *flushes* it: if slot `t`'s `acct_seq`
-//! has parity `p` and the word is unchanged, that operation is applied, so it
-//! raises `t`'s `acct_done` to it. Hence for every slot:
+//! A sender checks the fit against the received sum it last read (kept in its
+//! own slot record): received only grows, so a stale value can only make the
+//! queue look fuller than it is. Only when the message does not fit that way
+//! does it read the received word again, after its read of the sent word, so
+//! that a refusal ("queue full") is exact at that read, and an admission,
+//! exact at the CAS.
 //!
-//! > operation `k` was applied  <=>  `acct_done >= k`, or the word is tagged
+//! # Last-writer tagging with helping (per word)
+//! Each word is `bytes:26 | msgs:25 | slot:12 | parity:1` (low to high). Each
+//! slot numbers its operations on each word `k = 1, 2, ...` in its record
+//! (`seq`), and an operation writes its word exactly once, tagged
+//! `(slot, k & 1)`; `seq` moves to `k + 1` only after `k` was applied, so a
+//! refused reservation does not use up a number. Before anyone overwrites a
+//! word tagged `(t, p)` it *flushes* it: if slot `t`'s `seq` for that word has
+//! parity `p` and the word is unchanged, that operation is applied, so it
+//! raises `t`'s `done` to it. Hence for every slot and word:
+//!
+//! > operation `k` was applied  <=>  `done >= k`, or the word is tagged
 //! > `(slot, k & 1)`.
 //!
 //! which is what [`Counter::was_applied`] evaluates for a dead slot. This is the
@@ -28,99 +42,181 @@
 //! The widths cap `qbytes` at 2^25 - 1 and a queue at 4095 slots; `layout`
 //! enforces both.
 
-use crate::layout::SlotRecord;
+use crate::layout::{AcctRecord, SlotRecord};
 use crate::sync::{AtomicU64, Ordering};
 
-const CBYTES_BITS: u32 = 26;
-const QNUM_BITS: u32 = 25;
+const BYTES_BITS: u32 = 26;
+const MSGS_BITS: u32 = 25;
 const SLOT_BITS: u32 = 12;
-const QNUM_SHIFT: u32 = CBYTES_BITS;
-const SLOT_SHIFT: u32 = CBYTES_BITS + QNUM_BITS;
+const BYTES_MASK: u64 = (1 << BYTES_BITS) - 1;
+const MSGS_MASK: u64 = (1 << MSGS_BITS) - 1;
+const MSGS_SHIFT: u32 = BYTES_BITS;
+const SLOT_SHIFT: u32 = BYTES_BITS + MSGS_BITS;
 const PARITY_SHIFT: u32 = SLOT_SHIFT + SLOT_BITS;
 /// The tag of a word no slot has written yet.
-pub(crate) const NO_SLOT: u32 = (1 << SLOT_BITS) - 1;
+const NO_SLOT: u32 = (1 << SLOT_BITS) - 1;
 
-/// The initial value of a queue's accounting word.
+/// The initial value of both of a queue's accounting words.
 pub(crate) const INITIAL: u64 = (NO_SLOT as u64) << SLOT_SHIFT;
 
-/// The fields of an accounting word.
+/// The fields of one accounting word: running sums and the last writer's tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Tally {
-    pub(crate) cbytes: u64,
-    pub(crate) qnum: u64,
-    pub(crate) slot: u32,
-    pub(crate) parity: u64,
+struct Sum {
+    bytes: u64,
+    msgs: u64,
+    slot: u32,
+    parity: u64,
 }
 
-impl Tally {
-    pub(crate) fn unpack(v: u64) -> Tally {
-        Tally {
-            cbytes: v & ((1 << CBYTES_BITS) - 1),
-            qnum: (v >> QNUM_SHIFT) & ((1 << QNUM_BITS) - 1),
+impl Sum {
+    fn unpack(v: u64) -> Sum {
+        Sum {
+            bytes: v & BYTES_MASK,
+            msgs: (v >> MSGS_SHIFT) & MSGS_MASK,
             slot: ((v >> SLOT_SHIFT) & ((1 << SLOT_BITS) - 1)) as u32,
             parity: v >> PARITY_SHIFT,
         }
     }
 
+    fn pack(self) -> u64 {
+        (self.bytes & BYTES_MASK)
+            | (self.msgs & MSGS_MASK) << MSGS_SHIFT
+            | (self.slot as u64) << SLOT_SHIFT
+            | (self.parity & 1) << PARITY_SHIFT
+    }
+
+    /// The counts queued when `self` is the sent word and `received` the
+    /// received word.
+    fn minus(self, received: Sum) -> Tally {
+        Tally {
+            cbytes: self.bytes.wrapping_sub(received.bytes) & BYTES_MASK,
+            qnum: self.msgs.wrapping_sub(received.msgs) & MSGS_MASK,
+        }
+    }
+}
+
+/// A queue's counts: `cbytes` and `qnum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) cbytes: u64,
+    pub(crate) qnum: u64,
+}
+
+impl Tally {
     /// Whether one more message of `len` bytes fits a capacity of `qbytes`
     /// (Linux's `msg_fits_inqueue`: bytes and message count both bounded).
     pub(crate) fn fits(self, len: u64, qbytes: u64) -> bool {
         self.cbytes + len <= qbytes && self.qnum < qbytes
     }
+}
 
-    fn pack(self) -> u64 {
-        self.cbytes
-            | self.qnum << QNUM_SHIFT
-            | (self.slot as u64) << SLOT_SHIFT
-            | (self.parity & 1) << PARITY_SHIFT
-    }
+/// Which of the two words an operation writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The senders' word.
+    Sent,
+    /// The receivers' word.
+    Received,
 }
 
 /// What an accounting operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Delta {
-    /// Add one message of this many bytes, if it fits `qbytes`.
+    /// A sender adds one message of this many bytes, if it fits `qbytes`.
     Reserve(u64),
-    /// Remove one message of this many bytes.
+    /// A sender takes back a reservation whose message was never linked.
+    Unreserve(u64),
+    /// A receiver removes one message of this many bytes.
     Release(u64),
+}
+
+impl Delta {
+    /// The word this operation writes.
+    pub(crate) fn side(self) -> Side {
+        match self {
+            Delta::Reserve(_) | Delta::Unreserve(_) => Side::Sent,
+            Delta::Release(_) => Side::Received,
+        }
+    }
 }
 
 /// The reservation does not fit the queue's capacity now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Full;
 
-/// A queue's accounting word and the slot records that tag it.
+/// A queue's accounting words and the slot records that tag them.
 pub(crate) struct Counter<'a> {
-    pub(crate) word: &'a AtomicU64,
+    pub(crate) sent: &'a AtomicU64,
+    pub(crate) received: &'a AtomicU64,
     pub(crate) slots: &'a [SlotRecord],
 }
 
+/// Reads of a consistent pair before [`Counter::load`] settles for a
+/// conservative one (a receiver finishing a message between the two reads of
+/// the received word is what makes a pair inconsistent).
+const CONSISTENT_TRIES: usize = 64;
+
 impl Counter<'_> {
-    /// Current `(cbytes, qnum)`.
+    fn word(&self, side: Side) -> &AtomicU64 {
+        match side {
+            Side::Sent => self.sent,
+            Side::Received => self.received,
+        }
+    }
+
+    fn record<'r>(&self, rec: &'r SlotRecord, side: Side) -> &'r AcctRecord {
+        match side {
+            Side::Sent => &rec.sent_acct,
+            Side::Received => &rec.received_acct,
+        }
+    }
+
+    /// Current `(cbytes, qnum)`: the counts at one instant, or (after many
+    /// receives raced with the reads) counts that include some messages
+    /// received meanwhile, never fewer than were queued.
     pub(crate) fn load(&self) -> Tally {
-        // Relaxed: a statistic; no memory is published through it.
-        Tally::unpack(self.word.load(Ordering::Relaxed))
+        // Acquire (all): the received word first, so that every message it
+        // counts is counted in the sent word read after it (a receive
+        // follows its message's reservation), and the difference is never
+        // negative.
+        let mut first = self.received.load(Ordering::Acquire);
+        let mut sent = self.sent.load(Ordering::Acquire);
+        for _ in 0..CONSISTENT_TRIES {
+            let again = self.received.load(Ordering::Acquire);
+            if again == first {
+                break; // unchanged around the read of `sent`
+            }
+            first = again;
+            sent = self.sent.load(Ordering::Acquire);
+        }
+        Sum::unpack(sent).minus(Sum::unpack(first))
     }
 
     /// Whether no message is counted (`qnum == 0`). SeqCst: `arrivals`
-    /// orders this read after its read of the doubt counter.
+    /// orders these reads after its read of the doubt counter. The received
+    /// word first: if the sent word read after it counts as many messages,
+    /// none was queued at that second read.
     pub(crate) fn is_empty(&self) -> bool {
-        Tally::unpack(self.word.load(Ordering::SeqCst)).qnum == 0
+        let received = Sum::unpack(self.received.load(Ordering::SeqCst));
+        let sent = Sum::unpack(self.sent.load(Ordering::SeqCst));
+        sent.minus(received).qnum == 0
     }
 
-    /// The sequence number `slot`'s next operation will use. The caller writes
-    /// its record (what the operation is for) and then calls [`Counter::apply`].
-    pub(crate) fn next_seq(&self, slot: usize) -> u64 {
-        // Relaxed: `acct_done` of our own slot is only raised to values of ours.
+    /// The sequence number `slot`'s next operation on `side` will use. The
+    /// caller writes its record (what the operation is for) and then calls
+    /// [`Counter::apply`].
+    pub(crate) fn next_seq(&self, slot: usize, side: Side) -> u64 {
+        // Relaxed: `done` of our own slot is only raised to values of ours.
         // Wrapping: a corrupted mapping may hold any value here (it then
         // miscounts, but must not panic).
-        self.slots[slot]
-            .acct_done
+        self.record(&self.slots[slot], side)
+            .done
             .load(Ordering::Relaxed)
             .wrapping_add(1)
     }
 
-    /// Applies `delta` as `slot`'s operation `seq` (from [`Counter::next_seq`]).
+    /// Applies `delta` as `slot`'s operation `seq` on its word (from
+    /// [`Counter::next_seq`]).
     ///
     /// A reservation that does not fit `qbytes` is refused with [`Full`] and
     /// leaves no trace; the same `seq` is then used by the slot's next attempt.
@@ -130,100 +226,182 @@ impl Counter<'_> {
         seq: u64,
         delta: Delta,
         qbytes: u64,
-    ) -> Result<Tally, Full> {
-        let rec = &self.slots[slot];
+    ) -> Result<(), Full> {
+        let side = delta.side();
+        let word = self.word(side);
+        let rec = self.record(&self.slots[slot], side);
         // SYNC(acct_seq): Release store before our CAS, so that a flusher who
         // reads the word we write also reads this sequence (it reads the word
-        // first, with Acquire, then `acct_seq`); and a flusher that reads this
+        // first, with Acquire, then `seq`); and a flusher that reads this
         // sequence (Acquire) then sees the word our previous op wrote, or a
         // later one, never an older tag of ours. (Release is enough for both:
         // the chain is store -> load -> load, with no store-load pair.)
-        rec.acct_seq.store(seq, Ordering::Release);
+        rec.seq.store(seq, Ordering::Release);
         let parity = seq & 1;
         loop {
             // Acquire: pairs with the AcqRel CAS of the previous writer.
-            let cur = self.word.load(Ordering::Acquire);
-            self.flush(cur);
-            let t = Tally::unpack(cur);
-            let (cbytes, qnum) = match delta {
+            let cur = word.load(Ordering::Acquire);
+            self.flush(side, cur);
+            let s = Sum::unpack(cur);
+            let (bytes, msgs) = match delta {
                 Delta::Reserve(n) => {
-                    if !t.fits(n, qbytes) {
+                    if !self.fits(slot, s, n, qbytes) {
                         return Err(Full);
                     }
-                    (t.cbytes + n, t.qnum + 1)
+                    (s.bytes + n, s.msgs + 1)
                 }
-                // Saturate: only a corrupted mapping could make these negative.
-                Delta::Release(n) => (t.cbytes.saturating_sub(n), t.qnum.saturating_sub(1)),
+                // Wrapping: sums are taken modulo the fields' widths.
+                Delta::Unreserve(n) => (s.bytes.wrapping_sub(n), s.msgs.wrapping_sub(1)),
+                Delta::Release(n) => (s.bytes + n, s.msgs + 1),
             };
-            let next = Tally {
-                cbytes,
-                qnum,
+            let next = Sum {
+                bytes,
+                msgs,
                 slot: slot as u32,
                 parity,
-            };
+            }
+            .pack();
             #[cfg(loom)]
             if crate::sync::mutant(crate::sync::Mutant::AccountingLoadStore) {
-                self.word.store(next.pack(), Ordering::Release);
-                rec.acct_done.fetch_max(seq, Ordering::Release);
-                return Ok(next);
+                word.store(next, Ordering::Release);
+                rec.done.fetch_max(seq, Ordering::Release);
+                return Ok(());
             }
             // SYNC(acct_word): AcqRel pairs with the Acquire loads of the next
-            // writer and of flushers.
-            if self
-                .word
-                .compare_exchange_weak(cur, next.pack(), Ordering::AcqRel, Ordering::Relaxed)
+            // writer, of flushers and of readers of the counts.
+            if word
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                // Killed here, the operation is applied by the tag alone
+                // (what recovery's `record_applied` is for).
+                crate::sync::crash_point();
                 // A plain store, not an RMW: every value a flusher can have
-                // raised `acct_done` to by now is at most `seq` (a flusher
-                // raises it to our `acct_seq`, which moves past `seq` only
-                // after this store), so nothing larger is overwritten.
-                rec.acct_done.store(seq, Ordering::Release);
-                return Ok(next);
+                // raised `done` to by now is at most `seq` (a flusher raises
+                // it to our `seq`, which moves past `seq` only after this
+                // store), so nothing larger is overwritten.
+                rec.done.store(seq, Ordering::Release);
+                return Ok(());
             }
         }
     }
 
-    /// Records, in the slot that wrote `cur`, that its operation was applied,
-    /// if `cur` is still the word's value.
-    fn flush(&self, cur: u64) {
-        let t = Tally::unpack(cur);
-        let Some(rec) = self.slots.get(t.slot as usize) else {
+    /// Whether one more message of `n` bytes fits beside what the sent word
+    /// `sent` counts: against the received sum `slot` last read, and if that
+    /// says no, against the received word read now.
+    fn fits(&self, slot: usize, sent: Sum, n: u64, qbytes: u64) -> bool {
+        let seen = &self.slots[slot].received_seen;
+        // Relaxed: our own slot's cache of an earlier read of the word.
+        if sent
+            .minus(Sum::unpack(seen.load(Ordering::Relaxed)))
+            .fits(n, qbytes)
+        {
+            return true; // received only grows: it fits now too
+        }
+        // Acquire: SYNC(acct_word); after our read of the sent word, so a
+        // refusal is exact at this read.
+        let now = self.received.load(Ordering::Acquire);
+        seen.store(now, Ordering::Relaxed);
+        sent.minus(Sum::unpack(now)).fits(n, qbytes)
+    }
+
+    /// Records, in the slot that wrote `cur` to `side`'s word, that its
+    /// operation was applied, if `cur` is still the word's value.
+    fn flush(&self, side: Side, cur: u64) {
+        let s = Sum::unpack(cur);
+        let Some(rec) = self.slots.get(s.slot as usize) else {
             return; // NO_SLOT, or a corrupted tag: nothing to record
         };
+        let rec = self.record(rec, side);
         // SYNC(acct_seq): this load follows our Acquire load of the word.
-        let seq = rec.acct_seq.load(Ordering::Acquire);
-        if seq & 1 == t.parity && self.word.load(Ordering::SeqCst) == cur {
+        let seq = rec.seq.load(Ordering::Acquire);
+        if seq & 1 == s.parity && self.word(side).load(Ordering::SeqCst) == cur {
             // `cur` is the writer's latest write and its parity is that of its
             // current sequence, so that operation is applied. Its writer
             // records that itself right after its CAS: look before writing,
             // so that the line is not taken from its owner for nothing.
             // Acquire: as `was_applied` reads it.
-            if rec.acct_done.load(Ordering::Acquire) < seq {
-                rec.acct_done.fetch_max(seq, Ordering::Release);
+            if rec.done.load(Ordering::Acquire) < seq {
+                rec.done.fetch_max(seq, Ordering::Release);
             }
         }
     }
 
-    /// Records that `slot`'s operation `seq` was applied (as a flush does),
-    /// for recovery acting as a dead slot that applied it but did not say so.
-    pub(crate) fn record_applied(&self, slot: usize, seq: u64) {
+    /// Records that `slot`'s operation `seq` on `side` was applied (as a
+    /// flush does), for recovery acting as a dead slot that applied it but
+    /// did not say so.
+    pub(crate) fn record_applied(&self, slot: usize, side: Side, seq: u64) {
         if let Some(rec) = self.slots.get(slot) {
             // Release: as the owner's store after its CAS (read by
             // `was_applied` with Acquire).
-            rec.acct_done.fetch_max(seq, Ordering::Release);
+            self.record(rec, side)
+                .done
+                .fetch_max(seq, Ordering::Release);
         }
     }
 
-    /// Whether `slot`'s operation `seq` has been applied. Meaningful when the
-    /// slot's owner is dead (nobody else writes with its tag).
-    pub(crate) fn was_applied(&self, slot: usize, seq: u64) -> bool {
-        let rec = &self.slots[slot];
-        if rec.acct_done.load(Ordering::Acquire) >= seq {
+    /// Whether `slot`'s operation `seq` on `side` has been applied.
+    /// Meaningful when the slot's owner is dead (nobody else writes with its
+    /// tag).
+    pub(crate) fn was_applied(&self, slot: usize, side: Side, seq: u64) -> bool {
+        let rec = self.record(&self.slots[slot], side);
+        if rec.done.load(Ordering::Acquire) >= seq {
             return true;
         }
-        let t = Tally::unpack(self.word.load(Ordering::SeqCst));
-        t.slot as usize == slot && t.parity == seq & 1
+        let s = Sum::unpack(self.word(side).load(Ordering::SeqCst));
+        s.slot as usize == slot && s.parity == seq & 1
+    }
+
+    /// The raw words `(sent, received)`, for the doctor's before-and-after
+    /// comparison of a pass.
+    pub(crate) fn raw(&self) -> (u64, u64) {
+        // Acquire: what is read after this is at least as new.
+        (
+            self.sent.load(Ordering::Acquire),
+            self.received.load(Ordering::Acquire),
+        )
+    }
+
+    /// The counts the raw words `(sent, received)` stand for.
+    pub(crate) fn counts_of(raw: (u64, u64)) -> Tally {
+        Sum::unpack(raw.0).minus(Sum::unpack(raw.1))
+    }
+
+    /// Whether a slot record's `done` and `seq` for `side` are consistent
+    /// (`done` never passes `seq`), for the doctor.
+    pub(crate) fn record_is_consistent(rec: &SlotRecord, side: Side) -> bool {
+        let r = match side {
+            Side::Sent => &rec.sent_acct,
+            Side::Received => &rec.received_acct,
+        };
+        // `done` first: it never passes `seq`, which only grows.
+        let done = r.done.load(Ordering::Acquire);
+        done <= r.seq.load(Ordering::SeqCst)
+    }
+
+    /// Rewrites the sent word, seen as `raw.0` beside the received word
+    /// `raw.1`, so that the counts are `(qnum, cbytes)`, keeping its tag (so
+    /// that [`Counter::was_applied`] answers as before); fails if either word
+    /// changed meanwhile. The doctor's repair of a quiet queue's counts.
+    pub(crate) fn correct(&self, raw: (u64, u64), qnum: u64, cbytes: u64) -> Result<(), String> {
+        if qnum > MSGS_MASK || cbytes > BYTES_MASK {
+            return Err("counts do not fit the accounting word".into());
+        }
+        let (sent, received) = (Sum::unpack(raw.0), Sum::unpack(raw.1));
+        let fixed = Sum {
+            bytes: received.bytes + cbytes,
+            msgs: received.msgs + qnum,
+            ..sent
+        }
+        .pack();
+        // SYNC(acct_word): AcqRel, as every writer of the word.
+        self.sent
+            .compare_exchange(raw.0, fixed, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| "the queue changed meanwhile; run the doctor again".to_string())?;
+        if self.received.load(Ordering::Acquire) != raw.1 {
+            return Err("the queue changed meanwhile; run the doctor again".into());
+        }
+        Ok(())
     }
 }
 
@@ -232,74 +410,155 @@ mod tests {
     use super::*;
     use crate::test_support::slot_records;
 
+    fn counter<'a>(words: &'a [AtomicU64; 2], slots: &'a [SlotRecord]) -> Counter<'a> {
+        Counter {
+            sent: &words[0],
+            received: &words[1],
+            slots,
+        }
+    }
+
+    fn fresh() -> [AtomicU64; 2] {
+        [AtomicU64::new(INITIAL), AtomicU64::new(INITIAL)]
+    }
+
     #[test]
     fn pack_round_trips() {
-        let t = Tally {
-            cbytes: (1 << 26) - 1,
-            qnum: (1 << 25) - 1,
+        let s = Sum {
+            bytes: (1 << 26) - 1,
+            msgs: (1 << 25) - 1,
             slot: 4094,
             parity: 1,
         };
-        assert_eq!(Tally::unpack(t.pack()), t);
-        assert_eq!(Tally::unpack(INITIAL).slot, NO_SLOT);
+        assert_eq!(Sum::unpack(s.pack()), s);
+        assert_eq!(Sum::unpack(INITIAL).slot, NO_SLOT);
     }
 
     #[test]
     fn reserve_respects_qbytes_like_linux() {
         let slots = slot_records(2);
-        let word = AtomicU64::new(INITIAL);
-        let c = Counter {
-            word: &word,
-            slots: &slots,
-        };
-        let s = c.next_seq(0);
+        let words = fresh();
+        let c = counter(&words, &slots);
+        let s = c.next_seq(0, Side::Sent);
         assert!(c.apply(0, s, Delta::Reserve(10), 16).is_ok());
-        let s = c.next_seq(0);
+        let s = c.next_seq(0, Side::Sent);
         assert_eq!(c.apply(0, s, Delta::Reserve(7), 16), Err(Full));
-        assert_eq!(c.next_seq(0), s, "a refused reservation keeps its number");
+        assert_eq!(
+            c.next_seq(0, Side::Sent),
+            s,
+            "a refused reservation keeps its number"
+        );
         assert!(c.apply(0, s, Delta::Reserve(6), 16).is_ok());
         assert_eq!((c.load().cbytes, c.load().qnum), (16, 2));
         // Zero-length messages are limited by qnum + 1 <= qbytes.
-        let word = AtomicU64::new(INITIAL);
-        let c = Counter {
-            word: &word,
-            slots: &slots,
-        };
+        let words = fresh();
+        let c = counter(&words, &slots);
         for _ in 0..3 {
-            let s = c.next_seq(1);
+            let s = c.next_seq(1, Side::Sent);
             c.apply(1, s, Delta::Reserve(0), 3).unwrap();
         }
-        let s = c.next_seq(1);
+        let s = c.next_seq(1, Side::Sent);
         assert_eq!(c.apply(1, s, Delta::Reserve(0), 3), Err(Full));
+    }
+
+    #[test]
+    fn a_stale_received_sum_is_read_again_before_refusing() {
+        let slots = slot_records(2);
+        let words = fresh();
+        let c = counter(&words, &slots);
+        for _ in 0..2 {
+            let s = c.next_seq(0, Side::Sent);
+            c.apply(0, s, Delta::Reserve(8), 16).unwrap();
+        }
+        let s = c.next_seq(0, Side::Sent);
+        assert_eq!(c.apply(0, s, Delta::Reserve(1), 16), Err(Full));
+        // Slot 1 receives one: slot 0's cached sum is now stale.
+        let r = c.next_seq(1, Side::Received);
+        c.apply(1, r, Delta::Release(8), 16).unwrap();
+        assert!(c.apply(0, s, Delta::Reserve(8), 16).is_ok());
+        assert_eq!(
+            c.load(),
+            Tally {
+                cbytes: 16,
+                qnum: 2
+            }
+        );
+        assert!(c.next_seq(0, Side::Sent) > s);
+    }
+
+    #[test]
+    fn sums_wrap_and_the_difference_stays_exact() {
+        let slots = slot_records(2);
+        let near = Sum {
+            bytes: BYTES_MASK - 3,
+            msgs: MSGS_MASK,
+            slot: NO_SLOT,
+            parity: 0,
+        }
+        .pack();
+        let words = [AtomicU64::new(near), AtomicU64::new(near)];
+        let c = counter(&words, &slots);
+        assert!(c.is_empty());
+        let s = c.next_seq(0, Side::Sent);
+        c.apply(0, s, Delta::Reserve(10), 100).unwrap();
+        assert_eq!(
+            c.load(),
+            Tally {
+                cbytes: 10,
+                qnum: 1
+            }
+        );
+        let r = c.next_seq(1, Side::Received);
+        c.apply(1, r, Delta::Release(10), 100).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(c.load(), Tally { cbytes: 0, qnum: 0 });
     }
 
     #[test]
     fn applied_is_decidable_after_the_fact() {
         let slots = slot_records(3);
-        let word = AtomicU64::new(INITIAL);
-        let c = Counter {
-            word: &word,
-            slots: &slots,
-        };
-        // Slot 0 applies op 1 and "dies" before acknowledging it.
-        slots[0].acct_seq.store(1, Ordering::SeqCst);
-        word.store(
-            Tally {
-                cbytes: 5,
-                qnum: 1,
+        let words = fresh();
+        let c = counter(&words, &slots);
+        // Slot 0 applies sent op 1 and "dies" before acknowledging it.
+        slots[0].sent_acct.seq.store(1, Ordering::SeqCst);
+        words[0].store(
+            Sum {
+                bytes: 5,
+                msgs: 1,
                 slot: 0,
                 parity: 1,
             }
             .pack(),
             Ordering::SeqCst,
         );
-        assert!(c.was_applied(0, 1));
+        assert!(c.was_applied(0, Side::Sent, 1));
+        assert!(!c.was_applied(0, Side::Received, 1), "the other word");
         // Slot 1 overwrites the word: it must flush slot 0's op first.
-        let s = c.next_seq(1);
+        let s = c.next_seq(1, Side::Sent);
         c.apply(1, s, Delta::Reserve(1), 100).unwrap();
-        assert!(c.was_applied(0, 1), "flushed into acct_done");
+        assert!(c.was_applied(0, Side::Sent, 1), "flushed into done");
         // Slot 2 announced op 1 but died before its CAS: not applied.
-        slots[2].acct_seq.store(1, Ordering::SeqCst);
-        assert!(!c.was_applied(2, 1));
+        slots[2].sent_acct.seq.store(1, Ordering::SeqCst);
+        assert!(!c.was_applied(2, Side::Sent, 1));
+    }
+
+    #[test]
+    fn correct_keeps_the_tag_and_sets_the_counts() {
+        let slots = slot_records(2);
+        let words = fresh();
+        let c = counter(&words, &slots);
+        let s = c.next_seq(0, Side::Sent);
+        c.apply(0, s, Delta::Reserve(10), 100).unwrap();
+        let raw = c.raw();
+        c.correct(raw, 3, 42).unwrap();
+        assert_eq!(
+            c.load(),
+            Tally {
+                cbytes: 42,
+                qnum: 3
+            }
+        );
+        assert!(c.was_applied(0, Side::Sent, s));
+        assert!(c.correct(raw, 0, 0).is_err(), "the word changed since");
     }
 }

@@ -76,6 +76,26 @@ fn lap_of(p: u64, shift: u32) -> u32 {
     ((p >> shift) as u32).wrapping_add(1)
 }
 
+/// Slots of the ring on one cache line.
+const SLOTS_PER_LINE: usize = 64 / std::mem::size_of::<u64>();
+
+/// The ring index of position `p` in a ring of `r` slots (a power of two):
+/// consecutive positions go to consecutive cache lines, and positions on the
+/// same line are `r / SLOTS_PER_LINE` apart. Without this spread a sender
+/// recording position `p + 1` would take back the line a receiver is reading
+/// position `p` from, once per message; with it, the two share a line only
+/// when the queue is `r / SLOTS_PER_LINE` positions deep. A bijection of
+/// `p mod r`, so the ring holds what it did.
+fn spread(p: u64, r: usize) -> usize {
+    let mask = r - 1;
+    if r < SLOTS_PER_LINE * SLOTS_PER_LINE {
+        return (p as usize) & mask; // too small to spread (loom models)
+    }
+    let lines = r / SLOTS_PER_LINE;
+    let p = (p as usize) & mask;
+    (p % lines) * SLOTS_PER_LINE + p / lines
+}
+
 /// Laps compared as distances on a circle of 2^32 laps.
 fn lap_cmp(a: u32, b: u32) -> std::cmp::Ordering {
     (a.wrapping_sub(b) as i32).cmp(&0)
@@ -159,8 +179,8 @@ impl Arrivals<'_> {
     }
 
     fn slot(&self, p: u64) -> &AtomicU64 {
-        // `ring.len()` is a power of two (`layout`), so the mask is in bounds.
-        &self.ring[(p as usize) & (self.ring.len() - 1)]
+        // `ring.len()` is a power of two (`layout`), so the index is in bounds.
+        &self.ring[spread(p, self.ring.len())]
     }
 
     /// Records that the message in `node` (stamped `p`) is queued. Called by
@@ -277,6 +297,10 @@ impl Arrivals<'_> {
         max_unwanted: usize,
     ) -> Oldest<C> {
         let candidate = |node: u32, p: u64| probe(node).filter(|(s, _)| *s == p).map(|(_, c)| c);
+        if let Some(found) = self.wanted_at_head(&candidate, &wanted) {
+            let best = self.with_stragglers(Some(found), &probe, &wanted);
+            return self.unsure_or(best.map_or(Oldest::Empty, |(_, c)| Oldest::Found(c)));
+        }
         let shift = self.shift();
         let r = self.ring.len() as u64;
         // Relaxed: a bound; positions claimed later are sends not yet done.
@@ -344,6 +368,61 @@ impl Arrivals<'_> {
                 None => break,
             }
         }
+        let best = self.with_stragglers(best, &probe, &wanted);
+        self.unsure_or(best.map_or(Oldest::Empty, |(_, c)| Oldest::Found(c)))
+    }
+
+    /// The fast path of [`Arrivals::oldest_wanted`]: the message at `head`,
+    /// moving `head` over at most a few settled positions first. Needs no
+    /// read of the position counter, which every sender writes: a receiver
+    /// keeping up with a sender then shares only the ring's slots with it.
+    /// `None` when the general lookup must decide (a position in flight or
+    /// never claimed, a slot of a later lap, an unwanted message).
+    ///
+    /// Equivalent to the general lookup's first pass when that pass finds its
+    /// candidate before any position in flight: positions below `head` are
+    /// settled, so nothing older can be in flight.
+    fn wanted_at_head<C>(
+        &self,
+        candidate: &impl Fn(u32, u64) -> Option<C>,
+        wanted: &impl Fn(&C) -> bool,
+    ) -> Option<(u64, C)> {
+        /// Settled positions the fast path moves `head` over before it
+        /// leaves the rest to the general lookup.
+        const FAST_STEPS: usize = 8;
+        let shift = self.shift();
+        // Acquire: SYNC(arrivals_head).
+        let mut p = self.head.load(Ordering::Acquire);
+        for _ in 0..FAST_STEPS {
+            // Acquire: SYNC(arrival).
+            let rec = Record(self.slot(p).load(Ordering::Acquire));
+            if rec == Record::NONE || !lap_cmp(rec.lap(), lap_of(p, shift)).is_eq() {
+                return None;
+            }
+            if let Some(c) = candidate(rec.node(), p) {
+                return wanted(&c).then_some((p, c));
+            }
+            // Settled. Release: SYNC(arrivals_head); a failure means another
+            // lookup moved it, from where we go on.
+            p = match self
+                .head
+                .compare_exchange(p, p + 1, Ordering::Release, Ordering::Acquire)
+            {
+                Ok(_) => p + 1,
+                Err(now) => now,
+            };
+        }
+        None
+    }
+
+    /// `best` or an older message among the stragglers that `wanted` accepts
+    /// (freeing entries whose message is gone).
+    fn with_stragglers<C>(
+        &self,
+        mut best: Option<(u64, C)>,
+        probe: &impl Fn(u32) -> Option<(u64, C)>,
+        wanted: &impl Fn(&C) -> bool,
+    ) -> Option<(u64, C)> {
         // Messages that gave their slot up are older than their slot's new
         // record; read after the ring (SYNC(stragglers)).
         if self.stragglers.count.load(Ordering::SeqCst) != 0 {
@@ -370,7 +449,7 @@ impl Arrivals<'_> {
                 }
             }
         }
-        self.unsure_or(best.map_or(Oldest::Empty, |(_, c)| Oldest::Found(c)))
+        best
     }
 
     /// `answer`, unless a doubt is pending (checked after the lookup, so a
@@ -389,8 +468,8 @@ impl Arrivals<'_> {
     fn catch_up<C>(&self, end: u64, candidate: &impl Fn(u32, u64) -> Option<C>) -> u64 {
         let shift = self.shift();
         let mut low = end;
-        for (i, slot) in self.ring.iter().enumerate() {
-            let i = i as u64;
+        for i in 0..self.ring.len() as u64 {
+            let slot = self.slot(i);
             if i >= end {
                 break; // never claimed
             }
@@ -486,6 +565,27 @@ mod tests {
 
     fn oldest(r: &Ring, queued: &[Option<u64>]) -> Oldest<u64> {
         r.view().oldest(|n| probe(queued, n))
+    }
+
+    #[test]
+    fn spread_is_a_bijection_that_puts_neighbours_on_different_lines() {
+        for r in [4usize, 64, 128, 1024] {
+            let mut seen = vec![false; r];
+            for p in 0..r as u64 {
+                let i = spread(p, r);
+                assert!(!seen[i], "r = {r}: index {i} twice");
+                seen[i] = true;
+                assert_eq!(spread(p + r as u64, r), i, "depends on p mod r only");
+                if r >= 64 {
+                    let next = spread(p + 1, r);
+                    assert_ne!(
+                        i / SLOTS_PER_LINE,
+                        next / SLOTS_PER_LINE,
+                        "r = {r}, p = {p}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

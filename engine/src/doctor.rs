@@ -180,7 +180,7 @@ pub enum Activity {
         bytes: u64,
     },
     /// Giving back the accounting of a message that was never linked.
-    Releasing {
+    Unreserving {
         /// Text length.
         bytes: u64,
     },
@@ -199,7 +199,9 @@ impl fmt::Display for Activity {
             Activity::Idle => f.write_str("idle"),
             Activity::Sending { bytes } => write!(f, "sending {bytes} bytes"),
             Activity::Receiving { bytes } => write!(f, "receiving {bytes} bytes"),
-            Activity::Releasing { bytes } => write!(f, "releasing {bytes} bytes"),
+            Activity::Unreserving { bytes } => {
+                write!(f, "taking back a reservation of {bytes} bytes")
+            }
             Activity::Recovering => f.write_str("recovering another slot"),
             Activity::Unknown { phase } => write!(f, "unknown phase {phase:#x}"),
         }

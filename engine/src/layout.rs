@@ -30,7 +30,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 2;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 3;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -129,8 +129,11 @@ pub(crate) struct QueueHeader {
     pub(crate) perm: Line<Perm>,
     /// `removed` flag and the rest of IPC_SET's fields.
     pub(crate) control: Line<Control>,
-    /// The tagged accounting word (see `accounting`).
-    pub(crate) counter: Line<AtomicU64>,
+    /// The senders' accounting word: sums over reservations (see
+    /// `accounting`).
+    pub(crate) sent_sum: Line<AtomicU64>,
+    /// The receivers' accounting word: sums over released messages.
+    pub(crate) received_sum: Line<AtomicU64>,
     /// Queue-wide send stamp: the order that type-0 receives follow.
     pub(crate) next_seq: Line<AtomicU64>,
     /// `lspid` and `stime`, written by senders.
@@ -241,12 +244,13 @@ pub(crate) struct SlotRecord {
     pub(crate) helper_start: AtomicU64,
     /// Bytes that the current accounting operation adds or removes.
     pub(crate) op_bytes: AtomicU64,
-    /// Highest accounting sequence known to have been applied (written by the
-    /// owner and, rarely, by flushers; see `accounting`).
-    pub(crate) acct_done: AtomicU64,
-    /// Sequence number of the slot's latest accounting operation (see
-    /// `accounting`); on its own cache line, read by other slots' flushes.
-    pub(crate) acct_seq: AtomicU64,
+    /// The received sum this slot last read, against which it checks that a
+    /// message fits before it reads the received word again (see
+    /// `accounting`). Written and read by the owner only.
+    pub(crate) received_seen: AtomicU64,
+    /// The slot's operations on the sent word (see `accounting`); on a line
+    /// apart from the first, read by other slots' flushes.
+    pub(crate) sent_acct: AcctRecord,
     /// While the owner sleeps in `msgrcv` (or is about to): the `msgtyp`
     /// argument of its selector (the selector's kind is in `wait_state`), so
     /// that a sender wakes only a receiver that can take its message.
@@ -263,23 +267,39 @@ pub(crate) struct SlotRecord {
     /// One more than the CPU the owner last ran on when it last waited (0:
     /// unknown), for the spin-or-yield decision of its peers (`wait`).
     pub(crate) wait_cpu: AtomicU32,
-    _pad: [u64; 5],
+    _pad: [u64; 4],
     /// The robust lock its owner (or recoverer) holds: whether that thread
     /// is alive is one load of it (see `liveness`).
     pub(crate) live: crate::liveness::LiveLock,
-    _spare: [u64; 8],
+    /// The slot's operations on the received word (see `accounting`).
+    pub(crate) received_acct: AcctRecord,
+    _spare: [u64; 6],
+}
+
+/// One slot's operations on one accounting word (see `accounting`).
+#[repr(C)]
+pub(crate) struct AcctRecord {
+    /// Sequence number of the slot's latest operation on the word.
+    pub(crate) seq: AtomicU64,
+    /// Highest sequence known to have been applied (written by the owner
+    /// and, rarely, by flushers).
+    pub(crate) done: AtomicU64,
 }
 
 /// A type entry: one live message type and its FIFO.
 ///
 /// `state` is `gen << 32 | status << 16 | slot`; see `type_dir` for the
 /// protocol. `head` and `tail` are [`NodeRef`]s of the FIFO (see `type_fifo`).
-#[repr(C)]
+///
+/// Senders write `tail` and receivers `head`: each on a line of its own, so
+/// that a stream of one type does not move one line between them twice per
+/// message. `state` and `key`, read by both, share the senders' line.
+#[repr(C, align(64))]
 pub(crate) struct Entry {
     pub(crate) state: AtomicU64,
     pub(crate) key: AtomicI64,
-    pub(crate) head: AtomicU64,
     pub(crate) tail: AtomicU64,
+    pub(crate) head: Line<AtomicU64>,
 }
 
 /// A message node: header of one message, or the dummy at the front of a FIFO.
@@ -312,7 +332,7 @@ pub(crate) struct Node {
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Node>() == 128);
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+const _: () = assert!(std::mem::size_of::<Entry>() == 128);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<SlotRecord>() == 256);
 #[cfg(not(loom))]
@@ -544,7 +564,7 @@ mod tests {
         let mut regions = vec![
             (0, PAGE),
             (g.slots_off, g.n_slots * std::mem::size_of::<SlotRecord>()),
-            (g.entries_off, g.n_entries * 32),
+            (g.entries_off, g.n_entries * std::mem::size_of::<Entry>()),
             (g.homes_off, g.n_entries * 8),
             (g.arrived_off, g.n_entries * 4),
             (g.nonempty_off, g.nonempty_words * 8),
@@ -660,7 +680,8 @@ pub(crate) mod zeroed {
                 ctime: AtomicI64::new(0),
                 removed: z32(),
             }),
-            counter: Line(z64()),
+            sent_sum: Line(z64()),
+            received_sum: Line(z64()),
             next_seq: Line(z64()),
             send_stats: Line(Stats {
                 pid: z32(),
@@ -699,14 +720,21 @@ pub(crate) mod zeroed {
             op_node: z64(),
             op_bytes: z64(),
             helper_start: z64(),
-            acct_done: z64(),
-            acct_seq: z64(),
+            received_seen: z64(),
+            sent_acct: AcctRecord {
+                seq: z64(),
+                done: z64(),
+            },
             waiting_on: z64(),
             wait_state: z32(),
             wait_cpu: z32(),
-            _pad: [0; 5],
+            _pad: [0; 4],
             live: crate::liveness::LiveLock::zeroed(),
-            _spare: [0; 8],
+            received_acct: AcctRecord {
+                seq: z64(),
+                done: z64(),
+            },
+            _spare: [0; 6],
         }
     }
 
@@ -714,8 +742,8 @@ pub(crate) mod zeroed {
         Entry {
             state: z64(),
             key: AtomicI64::new(0),
-            head: z64(),
             tail: z64(),
+            head: Line(z64()),
         }
     }
 

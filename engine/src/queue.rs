@@ -499,10 +499,11 @@ impl Queue {
         let st = self.st();
         let mut out = String::new();
         let t = st.counter().load();
+        let (sent, received) = st.counter().raw();
         let _ = writeln!(
             out,
-            "counter: cbytes {} qnum {} slot {} parity {}",
-            t.cbytes, t.qnum, t.slot, t.parity
+            "counter: cbytes {} qnum {} (words: sent {sent:#x} received {received:#x})",
+            t.cbytes, t.qnum
         );
         for (i, e) in st.entries.iter().enumerate() {
             let s = e.state.load(Ordering::Relaxed);

@@ -10,11 +10,12 @@
 //!
 //! | recorded phase | what the dead owner may have done | recovery |
 //! | --- | --- | --- |
-//! | `SEND(k)` | reserved op `k` (or not); took a node and data cell; linked it (or not) | if `k` was applied and the node is not linked: take the node back, record `RELEASE(k')`, release; free every node still `HELD` by the slot |
-//! | `RECV(k, x)` | took `x` (or not), copied, freed the text, released `k` | if `x` is still `TAKEN` by the slot: free its text, release `k` unless applied, mark it `DONE` (the message is lost, as when a process dies as `msgrcv` returns) |
-//! | `RELEASE(k)` | a release that may not have happened | apply it unless applied |
+//! | `SEND(k)` | reserved op `k` on the sent word (or not); took a node and data cell; linked it (or not) | if `k` was applied and the node is not linked: take the node back, record `UNRESERVE(k')`, unreserve; free every node still `HELD` by the slot |
+//! | `RECV(k, x)` | took `x` (or not), copied, freed the text, released it as op `k` on the received word | if `x` is still `TAKEN` by the slot: free its text, release `k` unless applied, mark it `DONE` (the message is lost, as when a process dies as `msgrcv` returns) |
+//! | `UNRESERVE(k)` | an unreservation that may not have happened | apply it unless applied |
 //!
-//! "Was op `k` applied" is decided by `accounting::Counter::was_applied`. A
+//! "Was op `k` applied" is decided by `accounting::Counter::was_applied`, on
+//! the word the phase names. A
 //! `QUEUED` node of a dead sender is linked iff it is reachable from its
 //! entry's head: `head` only moves past consumed nodes, so a queued node once
 //! linked stays reachable until taken, and a dead sender links nothing more.
@@ -23,7 +24,7 @@
 //! message). Every step is idempotent, so a recoverer that dies is recovered
 //! in turn. Finally the pools' bitmaps are healed and the slot is freed.
 
-use crate::accounting::Delta;
+use crate::accounting::{Delta, Side};
 use crate::cell_pool::{gen_of, make_state, owner_of};
 use crate::layout::NodeRef;
 use crate::slots::{self, phase};
@@ -63,7 +64,7 @@ impl QueueState<'_> {
         let (kind, k) = (phase::kind(p), phase::seq(p));
         let held = make_state(x.gen(), node_owner(status::HELD, d));
 
-        if kind == phase::SEND && counter.was_applied(d, k) && !self.is_linked(x) {
+        if kind == phase::SEND && counter.was_applied(d, Side::Sent, k) && !self.is_linked(x) {
             // Take an unlinked queued node back, so the sweep below frees it.
             if let Some(n) = self.nodes.get(x.index() as usize) {
                 let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
@@ -73,12 +74,18 @@ impl QueueState<'_> {
             }
             // Op `k` may be applied by the word's tag alone (the sender died
             // between its CAS and recording it): record it as a flusher
-            // would, or `next_seq` would hand the release the same number,
+            // would, or `next_seq` would hand the unreservation the same number,
             // which `was_applied` then reports as done, and the reservation
             // would stay counted for good.
-            counter.record_applied(d, k);
-            let k2 = counter.next_seq(d);
-            slots::begin(rec, phase::RELEASE, k2, bytes, x);
+            #[cfg(loom)]
+            let forget = crate::sync::mutant(crate::sync::Mutant::RecoveryForgetsTagApplied);
+            #[cfg(not(loom))]
+            let forget = false;
+            if !forget {
+                counter.record_applied(d, Side::Sent, k);
+            }
+            let k2 = counter.next_seq(d, Side::Sent);
+            slots::begin(rec, phase::UNRESERVE, k2, bytes, x);
         }
         if kind == phase::SEND {
             // It may have died between its link and its arrival record: a
@@ -89,15 +96,15 @@ impl QueueState<'_> {
                 }
             }
         }
-        // Re-read: the branch above may have recorded a release.
+        // Re-read: the branch above may have recorded an unreservation.
         let p = rec.phase.load(Ordering::Acquire);
         let (kind, k) = (phase::kind(p), phase::seq(p));
         match kind {
             #[cfg(loom)]
-            phase::RELEASE
+            phase::UNRESERVE
                 if crate::sync::mutant(crate::sync::Mutant::RecoveryKeepsReservation) => {}
-            phase::RELEASE if !counter.was_applied(d, k) => {
-                let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
+            phase::UNRESERVE if !counter.was_applied(d, Side::Sent, k) => {
+                let _ = counter.apply(d, k, Delta::Unreserve(bytes), qbytes);
             }
             phase::RECV => self.recover_receive(d, x, k, bytes, qbytes),
             _ => {}
@@ -133,7 +140,7 @@ impl QueueState<'_> {
         if s & !(1 << 24) == taken {
             self.free_data_of(x);
             let counter = self.counter();
-            if !counter.was_applied(d, k) {
+            if !counter.was_applied(d, Side::Received, k) {
                 let _ = counter.apply(d, k, Delta::Release(bytes), qbytes);
             }
             if let Ok(f) = ops.fifo(entry) {

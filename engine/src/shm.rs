@@ -250,7 +250,8 @@ impl Mapped {
         h.perm.mode.store(who.mode & 0o777, relaxed);
         h.control.qbytes.store(who.qbytes, relaxed);
         h.control.ctime.store(crate::process::now_secs(), relaxed);
-        h.counter.store(crate::accounting::INITIAL, relaxed);
+        h.sent_sum.store(crate::accounting::INITIAL, relaxed);
+        h.received_sum.store(crate::accounting::INITIAL, relaxed);
         kill_point(KillPoint::CreateHeaderWritten);
         // SYNC(queue_ready): Release publishes every field above.
         h.ready.store(READY, Ordering::Release);

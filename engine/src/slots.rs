@@ -54,12 +54,15 @@ fn make(pid: u32, status: u64, gen: u64) -> u64 {
 pub(crate) mod phase {
     /// Between operations.
     pub(crate) const IDLE: u64 = 0;
-    /// Sending: reserving accounting op `k`, then filling and linking `op_node`.
+    /// Sending: reserving op `k` on the sent word, then filling and linking
+    /// `op_node`.
     pub(crate) const SEND: u64 = 1;
-    /// Receiving `op_node`: taking it, then releasing accounting op `k`.
+    /// Receiving `op_node`: taking it, then releasing it as op `k` on the
+    /// received word.
     pub(crate) const RECV: u64 = 2;
-    /// Recovery is releasing accounting op `k` for a message that never got linked.
-    pub(crate) const RELEASE: u64 = 3;
+    /// Taking back reservation op `k` (on the sent word) for a message that
+    /// never got linked: its sender after a failed allocation, or recovery.
+    pub(crate) const UNRESERVE: u64 = 3;
 
     pub(crate) fn make(kind: u64, k: u64) -> u64 {
         kind | k << 8

@@ -156,10 +156,11 @@ impl<'a> QueueState<'a> {
         }
     }
 
-    /// The accounting word.
+    /// The accounting words.
     pub(crate) fn counter(&self) -> crate::accounting::Counter<'_> {
         crate::accounting::Counter {
-            word: &self.header.counter,
+            sent: &self.header.sent_sum,
+            received: &self.header.received_sum,
             slots: self.slots,
         }
     }
@@ -207,7 +208,8 @@ impl HeapRegions {
         header.msgmax.store(geo.params.msgmax, r);
         header.qbytes_max.store(geo.params.qbytes_max, r);
         header.control.qbytes.store(qbytes, r);
-        header.counter.store(crate::accounting::INITIAL, r);
+        header.sent_sum.store(crate::accounting::INITIAL, r);
+        header.received_sum.store(crate::accounting::INITIAL, r);
         header.hash_seed.store(0x9e37_79b9_7f4a_7c15, r);
         header.perm.mode.store(0o666, r);
         HeapRegions {

@@ -312,6 +312,10 @@ pub enum Mutant {
     RmidSkipsSlotWords,
     /// Recovery frees a dead sender's slot without undoing its reservation.
     RecoveryKeepsReservation,
+    /// Recovery numbers a dead sender's unreservation without first
+    /// recording a reservation applied by the word's tag alone (the sender
+    /// killed between its CAS and recording it), so both get the same number.
+    RecoveryForgetsTagApplied,
     /// `arrivals` drops a queued message from the index without raising a
     /// doubt, so type-0 receives trust an index that misses it.
     ArrivalsEvictSilently,

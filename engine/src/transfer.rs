@@ -2,18 +2,19 @@
 //!
 //! # Send
 //! 1. record `SEND(k)` in the slot, then reserve `(msgsz, 1)` in the
-//!    accounting word (`accounting`; a refused reservation is Linux's "queue
-//!    full": wait or EAGAIN);
+//!    senders' accounting word (`accounting`; a refused reservation is
+//!    Linux's "queue full": wait or EAGAIN);
 //! 2. take a node (`HELD` by our slot) and, for texts longer than
 //!    [`INLINE_BYTES`], a data cell of the smallest class that holds it (owned
 //!    by the node); copy the text;
 //! 3. find or create the type's entry (`type_dir`, which leaves our hazard on
 //!    it), stamp the queue-wide sequence number, mark the node `QUEUED` and link
 //!    it at the tail of the type's FIFO (`type_fifo`);
-//! 4. set the entry's bits in the non-empty and lowest-type indexes, record
-//!    the message's position in the arrival index (`arrivals`), record
-//!    `IDLE` (the hazard stays on the entry for the next operation on the
-//!    type), and wake sleepers only if the futex words say someone sleeps.
+//! 4. record the message's position in the arrival index (`arrivals`); one
+//!    SeqCst fence; set the entry's bits in the non-empty and lowest-type
+//!    indexes if clear, record `IDLE` (the hazard stays on the entry for the
+//!    next operation on the type), and wake sleepers only if the futex words
+//!    say someone sleeps.
 //!
 //! # Receive
 //! Find a candidate (`msgtyp > 0`: the type's entry, O(1); `msgtyp == 0`:
@@ -21,14 +22,14 @@
 //! O(1); MSG_EXCEPT, or an index in doubt: a scan of the non-empty index,
 //! O(types holding messages)), check E2BIG, record `RECV(k, node)`, take it
 //! with one CAS on the node's state, copy the text, free the data cell,
-//! release the accounting, mark the node `DONE`, move the FIFO's head past
+//! add it to the receivers' accounting word, mark the node `DONE`, move the FIFO's head past
 //! consumed nodes, record `IDLE`, wake senders if any sleep. A failed take
 //! means another receiver won: look again.
 //!
 //! Each step that another party cannot undo is preceded by a record in the
 //! slot, which is what `recovery` reads when the process dies.
 
-use crate::accounting::{Delta, Full};
+use crate::accounting::{Delta, Full, Side};
 use crate::arrivals::Oldest;
 use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
@@ -140,7 +141,7 @@ impl<'a> QueueState<'a> {
         let rec = &self.slots[slot];
         let len = text.len() as u64;
         let counter = self.counter();
-        let k = counter.next_seq(slot);
+        let k = counter.next_seq(slot, Side::Sent);
         slots::begin(rec, phase::SEND, k, len, NodeRef::NIL);
         crate::sync::crash_point();
         // Relaxed: qbytes is a limit read at the start of the operation, as
@@ -158,9 +159,9 @@ impl<'a> QueueState<'a> {
             }
             Err(e) => {
                 // Undo the reservation as a new accounting operation.
-                let k2 = counter.next_seq(slot);
-                slots::begin(rec, phase::RELEASE, k2, len, NodeRef::NIL);
-                let _ = counter.apply(slot, k2, Delta::Release(len), qbytes);
+                let k2 = counter.next_seq(slot, Side::Sent);
+                slots::begin(rec, phase::UNRESERVE, k2, len, NodeRef::NIL);
+                let _ = counter.apply(slot, k2, Delta::Unreserve(len), qbytes);
                 slots::end(rec);
                 Err(e)
             }
@@ -238,9 +239,15 @@ impl<'a> QueueState<'a> {
             return Err(PathError::NoMemory);
         }
         crate::sync::crash_point();
-        dir.set_nonempty(e.index);
-        crate::sync::crash_point();
         self.index_arrival(seq, t.index);
+        crate::sync::crash_point();
+        // One fence after both publishes (the link, the arrival record) for
+        // the three Dekker pairs that follow: SYNC(nonempty) and
+        // SYNC(lowest_type) in `set_nonempty_fenced`, SYNC(recv_sleepers) in
+        // `wake_receiver`. Each needs only our publish before a
+        // SeqCst fence and its load after it.
+        crate::sync::fence(Ordering::SeqCst);
+        dir.set_nonempty_fenced(e.index);
         // The hazard stays on the entry (see `Directory::kept`).
         crate::wait::wake_receiver(self.header, self.slots, self.park, mtype, seq as usize);
         Ok(())
@@ -445,8 +452,7 @@ impl<'a> QueueState<'a> {
                 dir.unprotect(slot);
                 return Err(PathError::TooBig);
             }
-            let counter = self.counter();
-            let k = counter.next_seq(slot);
+            let k = self.counter().next_seq(slot, Side::Received);
             slots::begin(rec, phase::RECV, k, c.size as u64, c.node);
             crate::sync::crash_point();
             let entry = EntryRef::unpack(c.entry);

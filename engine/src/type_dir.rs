@@ -613,10 +613,6 @@ impl<'a> Directory<'a> {
 
     /// Marks entry `index` as possibly holding a message.
     pub(crate) fn set_nonempty(&self, index: u32) {
-        let (w, b) = (index as usize / 64, 1u64 << (index % 64));
-        let Some(word) = self.nonempty.get(w) else {
-            return;
-        };
         // SYNC(nonempty): the sender links, SeqCst fence, loads the bit (and
         // sets it if clear); a receiver that empties the FIFO clears the bit,
         // SeqCst fence, re-checks the FIFO (`clear_nonempty_if_empty`). Dekker
@@ -624,6 +620,17 @@ impl<'a> Directory<'a> {
         // clear and set it. (SeqCst accesses without the fences would not do:
         // the link and the re-check are not SeqCst; loom found this.)
         fence(Ordering::SeqCst);
+        self.set_nonempty_fenced(index);
+    }
+
+    /// [`Directory::set_nonempty`] for a caller that has issued the SeqCst
+    /// fence itself, after its link (a sender shares one fence between this
+    /// and its look for sleepers).
+    pub(crate) fn set_nonempty_fenced(&self, index: u32) {
+        let (w, b) = (index as usize / 64, 1u64 << (index % 64));
+        let Some(word) = self.nonempty.get(w) else {
+            return;
+        };
         if word.load(Ordering::Relaxed) & b == 0 {
             word.fetch_or(b, Ordering::SeqCst);
             // SYNC(nonempty_summary): the same pattern one level up, against

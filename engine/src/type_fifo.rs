@@ -299,9 +299,16 @@ impl<'a> Fifo<'a> {
             if st != status::TAKEN && st != status::DONE {
                 return Ok(()); // the next node still holds a message
             }
-            let t = self.entry.tail.load(Ordering::Acquire);
-            if t == h.0 {
-                // Never let head pass tail. Release: see SYNC(link).
+            // Never let head pass tail. `tail` is the last node or the one
+            // before it (an enqueue links only at a node whose `next` is nil,
+            // after helping `tail` there), so while `next` has a successor
+            // `tail` cannot be `h`, and the senders' line need not be read.
+            // `next` is not freed while `head` is `h` (only nodes `head` has
+            // passed are), so its `next` is what the CAS below relies on.
+            let has_successor = !NodeRef(nn.next.load(Ordering::Acquire)).is_nil();
+            if !has_successor && self.entry.tail.load(Ordering::Acquire) == h.0 {
+                let t = h.0;
+                // Release: see SYNC(link).
                 let _ = self.entry.tail.compare_exchange(
                     t,
                     next.0,

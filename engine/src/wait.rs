@@ -410,6 +410,11 @@ fn wake_slot(rec: &SlotRecord, park: &impl Park, wanted: impl Fn(u32, i64) -> bo
 /// The sender's side, after it linked a message of type `mtype`: wakes one
 /// parked receiver that can take it, if any sleeps. `start` spreads the
 /// wake-ups over the slots (any number; the message's stamp will do).
+///
+/// SYNC(recv_sleepers): the caller has issued a SeqCst fence after its link
+/// and its arrival record (the data path shares that fence with the
+/// non-empty index); then the count is read here (Dekker with the sleeper's
+/// parked state, count, fence, re-check).
 pub(crate) fn wake_receiver(
     header: &QueueHeader,
     slots: &[SlotRecord],
@@ -417,9 +422,6 @@ pub(crate) fn wake_receiver(
     mtype: i64,
     start: usize,
 ) {
-    // SYNC(recv_sleepers): our link, this fence, then the count (Dekker with
-    // the sleeper's parked state, count, fence, re-check).
-    fence(Ordering::SeqCst);
     if header.recv_sleepers.load(Ordering::SeqCst) == 0 {
         return; // nobody sleeps: no system call, no slot read
     }

@@ -12,7 +12,13 @@ use shmq_loom_tests::{check, expect_caught, Mutant};
 /// position 1 is taken by a typed receiver. Then A sends position 2, which
 /// needs slot 0 again, while B receives with `msgtyp = 0`: B must get
 /// position 0, the oldest, whether or not A's record is there yet.
-fn left_behind_stays_oldest() {
+///
+/// `sender_first`: B yields before its receive, so that loom starts from the
+/// interleaving where A's whole send comes first. Without the yield, once a
+/// receive's fast path started at the ring rather than at the position
+/// counter A writes, loom (2 preemptions) ran 6 interleavings, all with B's
+/// first read before A's send, and no longer caught the mutant below.
+fn left_behind_stays_oldest(sender_first: bool) {
     let r = Arc::new(ArrivalRing::new(2, 3));
     assert_eq!(r.send(), 0);
     assert_eq!(r.send(), 1);
@@ -21,6 +27,9 @@ fn left_behind_stays_oldest() {
         let r = r.clone();
         loom::thread::spawn(move || r.send())
     };
+    if sender_first {
+        loom::thread::yield_now();
+    }
     let got = r.take_oldest();
     assert_eq!(sender.join().unwrap(), 2);
     assert_eq!(got, Took::Message(0), "type 0 takes the oldest message");
@@ -33,7 +42,8 @@ fn left_behind_stays_oldest() {
 /// position 0 becomes the straggler, position 1 finds the entry in use and
 /// raises a doubt. Meanwhile B receives with `msgtyp = 0`: whatever it sees,
 /// it gets position 0, and the rest come in order.
-fn left_behind_beyond_the_stragglers() {
+/// `sender_first` as in [`left_behind_stays_oldest`].
+fn left_behind_beyond_the_stragglers(sender_first: bool) {
     let r = Arc::new(ArrivalRing::new(2, 4));
     assert_eq!(r.send(), 0);
     assert_eq!(r.send(), 1);
@@ -41,6 +51,9 @@ fn left_behind_beyond_the_stragglers() {
         let r = r.clone();
         loom::thread::spawn(move || (r.send(), r.send()))
     };
+    if sender_first {
+        loom::thread::yield_now();
+    }
     let got = r.take_oldest();
     assert_eq!(sender.join().unwrap(), (2, 3));
     assert_eq!(got, Took::Message(0), "type 0 takes the oldest message");
@@ -82,12 +95,14 @@ fn racing_senders() {
 
 #[test]
 fn type_zero_finds_a_message_left_behind_a_lap() {
-    check(left_behind_stays_oldest);
+    check(|| left_behind_stays_oldest(false));
+    check(|| left_behind_stays_oldest(true));
 }
 
 #[test]
 fn type_zero_finds_messages_left_behind_beyond_the_stragglers() {
-    check(left_behind_beyond_the_stragglers);
+    check(|| left_behind_beyond_the_stragglers(false));
+    check(|| left_behind_beyond_the_stragglers(true));
 }
 
 #[test]
@@ -97,5 +112,7 @@ fn racing_senders_are_each_received_once() {
 
 #[test]
 fn mutant_evicting_silently_is_caught() {
-    expect_caught(Mutant::ArrivalsEvictSilently, left_behind_stays_oldest);
+    expect_caught(Mutant::ArrivalsEvictSilently, || {
+        left_behind_stays_oldest(true)
+    });
 }

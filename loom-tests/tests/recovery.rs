@@ -12,9 +12,9 @@ use shmq::model::{crash_after, run_until_crash, set_pid, Config, Queue, RecvErro
 use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// Crash points a send passes (see `crash_point` in `engine/src/transfer.rs`).
-const SEND_POINTS: u32 = 7;
+const SEND_POINTS: u32 = 8;
 /// Crash points a receive passes.
-const RECV_POINTS: u32 = 5;
+const RECV_POINTS: u32 = 6;
 
 fn config() -> Config {
     Config {
@@ -180,6 +180,13 @@ fn recovery_mutant_keeping_the_reservation_is_caught() {
     // Killed after reserving and before linking: only recovery can give the
     // bytes back.
     expect_caught(Mutant::RecoveryKeepsReservation, || dead_sender(2));
+}
+
+#[test]
+fn recovery_mutant_forgetting_a_reservation_applied_by_tag_is_caught() {
+    // Crash point 2 is right after the reservation's CAS, before the sender
+    // records it: only the word's tag says it was applied.
+    expect_caught(Mutant::RecoveryForgetsTagApplied, || dead_sender(2));
 }
 
 /// `SHMQ_LOOM_CRASH_POINT=n` runs crash point `n` alone (for a deeper bound).

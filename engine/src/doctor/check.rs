@@ -13,6 +13,7 @@
 use super::{
     open_queue, Activity, Advice, Doctor, FifoFault, Outcome, Place, PoolKind, Problem, Subject,
 };
+use crate::accounting::{Counter, Side};
 use crate::cell_pool::{gen_of, owner_of};
 use crate::ids::rstate;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL, PAGE};
@@ -106,7 +107,8 @@ impl DataMap {
 /// What decides whether a pass saw the queue between operations.
 #[derive(Debug, PartialEq, Eq)]
 struct Signature {
-    counter: u64,
+    /// The accounting words `(sent, received)`.
+    counter: (u64, u64),
     next_seq: u64,
     /// `(state, phase)` of every slot in use.
     slots: Vec<(usize, u64, u64)>,
@@ -119,7 +121,7 @@ impl Signature {
         // Acquire (all): what a pass reads after this signature is at least
         // as new as it; two equal signatures around a pass mean that no
         // operation started, ended or moved the counts in between.
-        let counter = st.header.counter.load(Ordering::Acquire);
+        let counter = st.counter().raw();
         let next_seq = st.header.next_seq.load(Ordering::Acquire);
         let mut slots = Vec::new();
         let mut quiet = true;
@@ -276,7 +278,7 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
         }
         if status == slots::ACTIVE || status == slots::RECOVERING {
             let p = rec.phase.load(Ordering::Acquire);
-            if phase::kind(p) > phase::RELEASE {
+            if phase::kind(p) > phase::UNRESERVE {
                 problems.push(bad("phase", p));
             }
             let hazard = rec.hazard.load(Ordering::Relaxed);
@@ -288,11 +290,10 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
             if !op.is_nil() && op.index() as usize >= geo.n_nodes {
                 problems.push(bad("op_node", op.0));
             }
-            // `acct_done` first: it never passes `acct_seq`, which only grows.
-            let done = rec.acct_done.load(Ordering::Acquire);
-            let seq = rec.acct_seq.load(Ordering::SeqCst);
-            if done > seq {
-                problems.push(bad("acct_done", done));
+            for (side, field) in [(Side::Sent, "sent_acct"), (Side::Received, "received_acct")] {
+                if !Counter::record_is_consistent(rec, side) {
+                    problems.push(bad(field, p));
+                }
             }
             let pid = slots::pid_of(s);
             // The slot's liveness lock (or, before its claimer locked it,
@@ -306,7 +307,7 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
                         phase::IDLE => Activity::Idle,
                         phase::SEND => Activity::Sending { bytes },
                         phase::RECV => Activity::Receiving { bytes },
-                        phase::RELEASE => Activity::Releasing { bytes },
+                        phase::UNRESERVE => Activity::Unreserving { bytes },
                         _ => Activity::Unknown { phase: p },
                     }
                 };
@@ -448,7 +449,7 @@ fn report_quiet_pass(
     if p.broken {
         return; // the counts are partial; the FIFO findings say what to do
     }
-    let t = crate::accounting::Tally::unpack(sig.counter);
+    let t = Counter::counts_of(sig.counter);
     if (t.qnum, t.cbytes) != (p.queued, p.bytes) {
         let problem = Problem::AccountingWrong {
             qnum: t.qnum,
@@ -457,7 +458,7 @@ fn report_quiet_pass(
             bytes: p.bytes,
         };
         d.repair(subject.clone(), problem, || {
-            correct_counter(st, sig.counter, p.queued, p.bytes)
+            st.counter().correct(sig.counter, p.queued, p.bytes)
         });
     }
     // Nodes and cells nobody holds: what a dead process held that recovery
@@ -522,36 +523,6 @@ fn report_quiet_pass(
             },
         );
     }
-}
-
-/// Rewrites the accounting word `seen` with the counts the FIFOs hold,
-/// keeping its tag (so that `Counter::was_applied` answers as before), if
-/// nobody changed it meanwhile.
-fn correct_counter(st: &QueueState<'_>, seen: u64, qnum: u64, cbytes: u64) -> Result<(), String> {
-    use crate::accounting::Tally;
-    let old = Tally::unpack(seen);
-    // The fields' positions, found from `Tally::unpack` rather than assumed.
-    let field = |pick: fn(&Tally) -> u64| {
-        (0..64)
-            .find(|b| pick(&Tally::unpack(1u64 << b)) == 1)
-            .unwrap_or(64)
-    };
-    let (qnum_shift, cbytes_shift) = (field(|t| t.qnum), field(|t| t.cbytes));
-    if qnum_shift == 64 || cbytes_shift == 64 {
-        return Err("unknown accounting layout".into());
-    }
-    let cleared = seen & !(old.qnum << qnum_shift) & !(old.cbytes << cbytes_shift);
-    let fixed = cleared | qnum << qnum_shift | cbytes << cbytes_shift;
-    let t = Tally::unpack(fixed);
-    if (t.qnum, t.cbytes, t.slot, t.parity) != (qnum, cbytes, old.slot, old.parity) {
-        return Err("counts do not fit the accounting word".into());
-    }
-    // SYNC(acct_word): AcqRel, as every writer of the word.
-    st.header
-        .counter
-        .compare_exchange(seen, fixed, Ordering::AcqRel, Ordering::Relaxed)
-        .map(|_| ())
-        .map_err(|_| "the queue changed meanwhile; run the doctor again".into())
 }
 
 /// How many free cells of a pool of `count` cells, whose bitmap starts at

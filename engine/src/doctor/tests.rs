@@ -3,7 +3,7 @@
 //! Each test has its own namespace under /dev/shm, removed even on failure.
 
 use super::*;
-use crate::accounting::Delta;
+use crate::accounting::{Delta, Side};
 use crate::layout::{NodeRef, PAGE};
 use crate::message::Selector;
 use crate::namespace::GetFlags;
@@ -509,7 +509,7 @@ fn dead_sender_holding_a_reservation_is_recovered() {
         .slots_high
         .fetch_max(d as u32 + 1, Ordering::SeqCst);
     let counter = s.counter();
-    let k = counter.next_seq(d);
+    let k = counter.next_seq(d, Side::Sent);
     crate::slots::begin(rec, crate::slots::phase::SEND, k, 10, NodeRef::NIL);
     let qbytes = s.header.control.qbytes.load(Ordering::Relaxed);
     counter.apply(d, k, Delta::Reserve(10), qbytes).unwrap();
@@ -560,9 +560,9 @@ fn wrong_accounting_is_corrected() {
     let s = st(&a);
     let before = s.counter().load();
     // Two more messages and 100 more bytes than the FIFOs hold.
-    let raw = s.header.counter.load(Ordering::Relaxed);
+    let raw = s.header.sent_sum.load(Ordering::Relaxed);
     s.header
-        .counter
+        .sent_sum
         .store(raw + 100 + (2 << 26), Ordering::Relaxed);
     let bad = s.counter().load();
     assert_eq!(
