@@ -4,7 +4,7 @@
 //! created it), receives one message of type TYPE (waiting for it if needed)
 //! and prints its text.
 
-use shmq::{GetFlags, Namespace, RecvFlags, Selector};
+use shmq::{GetOptions, Namespace, Selector};
 
 fn main() {
     if let Err(e) = run() {
@@ -22,13 +22,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let key: i32 = key.parse()?;
     let mtype: i64 = mtype.parse()?;
     let ns = Namespace::open_default()?;
-    let q = ns.get(key, GetFlags::default())?;
+    let q = ns.get(key, GetOptions::new())?;
     let mut buf = vec![0u8; ns.limits().msgmax as usize];
-    let m = q.recv(
-        &mut buf,
-        Selector::from_msgtyp(mtype, false),
-        RecvFlags::default(),
-    )?;
+    let m = q.recv(&mut buf, Selector::from_msgtyp(mtype, false))?;
     println!("{}", String::from_utf8_lossy(&buf[..m.len]));
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! namespace (`$SHMQ_DIR` or /dev/shm/shmq), sends TEXT as a message of type
 //! TYPE, and exits. The message waits in the queue for a receiver.
 
-use shmq::{GetFlags, Namespace, SendFlags};
+use shmq::{GetOptions, Namespace};
 
 fn main() {
     if let Err(e) = run() {
@@ -22,15 +22,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let key: i32 = key.parse()?;
     let mtype: i64 = mtype.parse()?;
     let ns = Namespace::open_default()?;
-    let q = ns.get(
-        key,
-        GetFlags {
-            create: true,
-            exclusive: false,
-            mode: 0o660,
-        },
-    )?;
-    q.send(mtype, text.as_bytes(), SendFlags::default())?;
+    let q = ns.get(key, GetOptions::new().create(true).mode(0o660))?;
+    q.send(mtype, text.as_bytes())?;
     println!(
         "sent {} bytes of type {mtype} to queue {}",
         text.len(),

@@ -8,16 +8,12 @@
 //! ```
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shmq::{GetFlags, Namespace, RecvFlags, Selector, SendFlags, IPC_PRIVATE};
+use shmq::{GetOptions, Namespace, Selector, IPC_PRIVATE};
 
 fn pair(c: &mut Criterion) {
     let dir = std::path::PathBuf::from(format!("/dev/shm/shmq-bench-pair-{}", std::process::id()));
     let ns = Namespace::open(&dir).expect("namespace");
-    let flags = GetFlags {
-        create: true,
-        exclusive: true,
-        mode: 0o600,
-    };
+    let flags = GetOptions::new().create(true).exclusive(true).mode(0o600);
     let q = ns.get(IPC_PRIVATE, flags).expect("queue");
     let mut g = c.benchmark_group("send_recv_pair");
     for size in [8usize, 64, 1024] {
@@ -27,8 +23,8 @@ fn pair(c: &mut Criterion) {
         for (name, sel) in [("type", Selector::Type(1)), ("any", Selector::Any)] {
             g.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
                 b.iter(|| {
-                    q.send(1, &text, SendFlags::default()).unwrap();
-                    q.recv(&mut buf, sel, RecvFlags::default()).unwrap()
+                    q.send(1, &text).unwrap();
+                    q.recv(&mut buf, sel).unwrap()
                 })
             });
         }

@@ -1,7 +1,9 @@
 //! How the command fails: one line on stderr and an exit code.
 //!
 //! Messages read `shmq: <what>: <message> (<ERRNO NAME>)`; the engine's
-//! error types already end their `Display` with the errno name.
+//! error types already end their `Display` with the errno name. A namespace
+//! that cannot be opened ends with what is wrong instead (`(corrupted or
+//! foreign file)`, `(permission denied)`, ...).
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -59,12 +61,12 @@ impl Failure {
     }
 
     /// The namespace is unusable.
-    pub(crate) fn namespace(e: &shmq::NamespaceError) -> Failure {
-        let name = errno_name(e.kind.errno());
+    pub(crate) fn namespace(e: &shmq::OpenError) -> Failure {
         let message = format!(
-            "shmq: namespace {}: {} ({name})",
+            "shmq: namespace {}: {} ({})",
             e.path.display(),
-            e.detail
+            e.detail,
+            e.kind
         );
         Failure {
             message: Some(message),
@@ -86,16 +88,5 @@ impl Failure {
             eprintln!("{m}");
         }
         ExitCode::from(self.code)
-    }
-}
-
-/// The symbolic name of the errnos an [`shmq::OpenError`] maps to.
-fn errno_name(errno: i32) -> String {
-    match errno {
-        libc::EACCES => "EACCES".into(),
-        libc::EBADF => "EBADF".into(),
-        libc::EIO => "EIO".into(),
-        libc::EINVAL => "EINVAL".into(),
-        n => format!("errno {n}"),
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn snapshot(ns: &Namespace) -> Vec<Row> {
         .filter_map(|id| match ns.queue(id) {
             Ok(q) => Some(Row {
                 id,
-                stat: q.stat_unchecked(),
+                stat: q.stat_any(),
             }),
             Err(_) => {
                 if let Some(p) = ns.file_problem(id) {

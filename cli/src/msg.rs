@@ -3,7 +3,7 @@
 
 use crate::args::{parse_duration, parse_mode, parse_public_key, Key};
 use crate::errors::Failure;
-use shmq::{GetFlags, Namespace, Queue, RecvError, RecvFlags, Selector, SendError, SendFlags};
+use shmq::{GetOptions, Namespace, Queue, RecvError, RecvOptions, Selector, SendError};
 use std::ffi::OsString;
 use std::io::{Read, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
@@ -87,17 +87,15 @@ pub(crate) struct RecvArgs {
 
 /// `msgget` of `key`, creating the queue if asked to.
 fn open(ns: &Namespace, key: &Key, open: &OpenArgs) -> Result<Queue, Failure> {
-    let flags = GetFlags {
-        create: open.create,
-        exclusive: false,
-        mode: open.mode.unwrap_or(0o660),
-    };
+    let flags = GetOptions::new()
+        .create(open.create)
+        .mode(open.mode.unwrap_or(0o660));
     // Without IPC_CREAT the mode only asks for access; send and receive
     // check what they need themselves.
     let flags = if open.create {
         flags
     } else {
-        GetFlags::default()
+        GetOptions::new()
     };
     ns.get(key.value, flags)
         .map_err(|e| Failure::get(ns, key, key.value, e))
@@ -121,14 +119,12 @@ pub(crate) fn send(ns: &Namespace, args: &SendArgs) -> Result<(), Failure> {
         }
     };
     let q = open(ns, &args.key, &args.open)?;
-    q.send(
-        args.mtype,
-        &text,
-        SendFlags {
-            nowait: args.nowait,
-        },
-    )
-    .map_err(|e| match e {
+    let sent = if args.nowait {
+        q.try_send(args.mtype, &text)
+    } else {
+        q.send(args.mtype, &text)
+    };
+    sent.map_err(|e| match e {
         SendError::Invalid if text.len() as u64 >= limit => Failure::op(
             format_args!(
                 "msgsnd {} (text longer than msgmax, {})",
@@ -155,15 +151,17 @@ pub(crate) fn recv(ns: &Namespace, args: &RecvArgs) -> Result<(), Failure> {
     // No message is longer than msgmax: a larger buffer would only waste memory.
     let mut buf = vec![0u8; args.max_size.unwrap_or(msgmax).min(msgmax)];
     let sel = Selector::from_msgtyp(args.msgtyp, args.except);
-    let flags = RecvFlags {
-        nowait: args.nowait,
-        noerror: args.noerror,
+    let opts = if args.noerror {
+        RecvOptions::new(sel).truncate()
+    } else {
+        RecvOptions::new(sel)
     };
     let mut stdout = std::io::stdout().lock();
     for _ in 0..args.count {
         let got = match args.timeout {
-            Some(t) => q.recv_timeout(&mut buf, sel, flags, t),
-            None => q.recv(&mut buf, sel, flags),
+            _ if args.nowait => q.try_recv(&mut buf, opts),
+            Some(t) => q.recv_timeout(&mut buf, opts, t),
+            None => q.recv(&mut buf, opts),
         };
         let m = got.map_err(|e| recv_failure(&args.key, e, buf.len()))?;
         let mut write = || -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 
 use crate::args::{parse_key, Key};
 use crate::errors::{Failure, EXIT_FAILED};
-use shmq::{CtlError, GetError, GetFlags, Namespace};
+use shmq::{CtlError, GetError, GetOptions, Namespace};
 
 /// The prefix of ipcrm's messages, kept so that scripts that parse them
 /// keep working.
@@ -80,7 +80,7 @@ fn remove_key(ns: &Namespace, key: &Key, verbose: bool) -> bool {
         eprintln!("{PREFIX}: illegal key ({})", key.typed);
         return false;
     }
-    match ns.get(key.value, GetFlags::default()) {
+    match ns.get(key.value, GetOptions::new()) {
         Ok(q) => remove_id(ns, q.id(), Some(key), verbose),
         Err(e) => {
             match e {

@@ -28,7 +28,7 @@
 #![allow(unsafe_code)]
 
 use crate::errors::{Failure, EXIT_FAILED};
-use shmq::{GetFlags, Namespace, Queue, RecvError, RecvFlags, Selector, SendFlags};
+use shmq::{GetOptions, Namespace, Queue, RecvError, Selector};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -332,7 +332,7 @@ fn produce(
         if len < HEADER {
             t.add(T_TINY_TRIED + ti, 1);
         }
-        match q.send(mtype, &buf[..len], SendFlags::default()) {
+        match q.send(mtype, &buf[..len]) {
             Ok(()) => {}
             Err(shmq::SendError::Removed) | Err(shmq::SendError::Invalid) => return Ok(()),
             Err(err) => {
@@ -356,7 +356,7 @@ fn consume(q: &Queue, t: &Tally, a: &ChildArgs, msgmax: usize) -> Result<(), Fai
     let sel = Selector::from_msgtyp(a.n, false);
     let mut buf = vec![0u8; msgmax];
     for _ in 0..a.quota {
-        let r = match q.recv(&mut buf, sel, RecvFlags::default()) {
+        let r = match q.recv(&mut buf, sel) {
             Ok(r) => r,
             Err(RecvError::Removed) | Err(RecvError::Invalid) => return Ok(()),
             Err(err) => {
@@ -720,11 +720,7 @@ pub(crate) fn run(dir: Option<&Path>, args: &SoakArgs) -> Result<(), Failure> {
     let tally_dir = PathBuf::from(format!("/dev/shm/shmq-soak-{pid}-tally"));
     std::fs::create_dir(&tally_dir).map_err(|e| Failure::op("soak: tally directory", e))?;
     let ns = Namespace::open(&ns_dir).map_err(|e| Failure::namespace(&e))?;
-    let flags = GetFlags {
-        create: true,
-        exclusive: true,
-        mode: 0o600,
-    };
+    let flags = GetOptions::new().create(true).exclusive(true).mode(0o600);
     let q = ns
         .get(shmq::IPC_PRIVATE, flags)
         .map_err(|e| Failure::op("soak: creating the queue", e))?;

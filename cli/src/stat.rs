@@ -3,7 +3,7 @@
 
 use crate::args::{parse_public_key, Key};
 use crate::errors::Failure;
-use shmq::{GetFlags, Namespace};
+use shmq::{GetOptions, Namespace};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -24,7 +24,7 @@ pub(crate) struct StatArgs {
 pub(crate) fn run(ns: &Namespace, args: &StatArgs) -> Result<(), Failure> {
     let q = match (&args.key, args.id) {
         (Some(key), _) => ns
-            .get(key.value, GetFlags::default())
+            .get(key.value, GetOptions::new())
             .map_err(|e| Failure::get(ns, key, key.value, e))?,
         (None, Some(id)) => ns.queue(id).map_err(|e| {
             Failure::op(format!("msgctl {id} IPC_STAT"), e).with_file_problem(ns.file_problem(id))

@@ -1076,7 +1076,7 @@ impl Namespace {
         match Namespace::open(dir) {
             Ok(ns) => ns.doctor_open(d, &names),
             Err(e) => {
-                let problem = if e.kind == crate::error::OpenError::Access {
+                let problem = if e.kind == crate::error::OpenErrorKind::Access {
                     Problem::Unreadable { error: e.detail }
                 } else {
                     Problem::IdTableDamaged { detail: e.detail }

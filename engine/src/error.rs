@@ -1,7 +1,20 @@
 //! One error type per operation, each variant named after the errno the
-//! kernel returns for the same failure.
+//! kernel returns for the same failure, and [`OpenError`] for a namespace
+//! that cannot be opened.
+//!
+//! Only what a Rust caller can meet is here: a bad pointer (`EFAULT`) is the
+//! C layer's own error, and so are C's argument checks.
+//!
+//! ```
+//! use shmq::{RecvError, SendError};
+//! assert_eq!(SendError::Again.errno(), libc::EAGAIN);
+//! assert_eq!(RecvError::NoMessage.to_string(), "no message of the wanted type (ENOMSG)");
+//! let io: std::io::Error = RecvError::TooBig.into();
+//! assert_eq!(io.raw_os_error(), Some(libc::E2BIG));
+//! ```
 
 use std::fmt;
+use std::path::PathBuf;
 
 macro_rules! errno_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $errno:ident, $text:literal;)* }) => {
@@ -58,13 +71,14 @@ errno_enum! {
 }
 
 errno_enum! {
-    /// Why `msgsnd` ([`crate::Queue::send`]) failed.
+    /// Why `msgsnd` ([`crate::Queue::send`] and its `try_` / timed forms)
+    /// failed.
     SendError {
         /// `mtype < 1`, `msgsz > msgmax`, or the id names no queue.
         Invalid = EINVAL, "invalid argument";
         /// No write permission.
         Access = EACCES, "permission denied";
-        /// The queue is full and `IPC_NOWAIT` was given.
+        /// The queue is full ([`crate::Queue::try_send`]).
         Again = EAGAIN, "queue full";
         /// The queue was removed while the caller waited.
         Removed = EIDRM, "queue removed";
@@ -74,21 +88,21 @@ errno_enum! {
         TimedOut = ETIMEDOUT, "timed out";
         /// The queue's shared memory is exhausted or inconsistent.
         NoMemory = ENOMEM, "out of queue memory";
-        /// The message pointer is invalid (C callers only).
-        Fault = EFAULT, "bad address";
     }
 }
 
 errno_enum! {
-    /// Why `msgrcv` ([`crate::Queue::recv`]) failed.
+    /// Why `msgrcv` ([`crate::Queue::recv`], the loans, `MSG_COPY`)
+    /// failed.
     RecvError {
         /// Invalid arguments, or the id names no queue.
         Invalid = EINVAL, "invalid argument";
         /// No read permission.
         Access = EACCES, "permission denied";
-        /// The message is longer than the buffer and `MSG_NOERROR` was not given.
+        /// The message is longer than the buffer and truncation was not asked
+        /// for ([`crate::RecvOptions::truncate`]); it stays queued.
         TooBig = E2BIG, "message too long for the buffer";
-        /// No matching message and `IPC_NOWAIT` was given.
+        /// No matching message, and the call does not wait (`try_`).
         NoMessage = ENOMSG, "no message of the wanted type";
         /// The queue was removed while the caller waited.
         Removed = EIDRM, "queue removed";
@@ -98,13 +112,12 @@ errno_enum! {
         TimedOut = ETIMEDOUT, "timed out";
         /// The queue's shared memory is inconsistent.
         NoMemory = ENOMEM, "queue memory inconsistent";
-        /// The buffer pointer is invalid (C callers only).
-        Fault = EFAULT, "bad address";
     }
 }
 
 errno_enum! {
-    /// Why `msgctl` failed.
+    /// Why `msgctl` ([`crate::Queue::stat`], [`crate::Queue::set`],
+    /// [`crate::Queue::remove`], [`crate::Namespace::queue`]) failed.
     CtlError {
         /// Bad id, command or argument.
         Invalid = EINVAL, "invalid argument";
@@ -114,21 +127,101 @@ errno_enum! {
         Permission = EPERM, "operation not permitted";
         /// The id names a queue that was removed.
         Removed = EIDRM, "queue removed";
-        /// The buffer pointer is invalid (C callers only).
-        Fault = EFAULT, "bad address";
     }
 }
 
-errno_enum! {
-    /// Why a namespace or a queue file could not be opened.
-    OpenError {
-        /// The namespace directory or a file in it is not usable by this user.
-        Access = EACCES, "permission denied";
-        /// A file in the namespace is corrupted, truncated or not shmq's.
-        Corrupt = EBADF, "corrupted or foreign file";
-        /// An I/O error.
-        Io = EIO, "I/O error";
-        /// Bad limits in the environment or the config file.
-        Invalid = EINVAL, "invalid namespace parameters";
+/// A namespace could not be opened or created
+/// ([`crate::Namespace::open`]): the file or directory at fault, what is
+/// wrong with it, and details for a human.
+///
+/// ```
+/// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-open-err-{}", std::process::id()));
+/// use shmq::{Namespace, OpenErrorKind};
+/// std::fs::write(&dir, b"not a directory")?;
+/// let e = Namespace::open(&dir).unwrap_err();
+/// assert_eq!(e.kind, OpenErrorKind::Corrupt);
+/// assert_eq!(e.path, dir);
+/// assert_eq!(e.errno(), libc::ENOMEM); // what msgget(2) returns for it
+/// # std::fs::remove_file(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenError {
+    /// The file or directory at fault.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: OpenErrorKind,
+    /// Details for a human.
+    pub detail: String,
+}
+
+/// What is wrong with a namespace that cannot be opened ([`OpenError`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpenErrorKind {
+    /// The namespace directory or a file in it is not usable by this user.
+    Access,
+    /// A file in the namespace is corrupted, truncated or not shmq's, or the
+    /// namespace path is not a directory.
+    Corrupt,
+    /// Another I/O error.
+    Io,
+    /// Bad limits in the environment or the config file.
+    Invalid,
+}
+
+impl OpenError {
+    pub(crate) fn new(
+        path: impl Into<PathBuf>,
+        kind: OpenErrorKind,
+        detail: impl Into<String>,
+    ) -> OpenError {
+        OpenError {
+            path: path.into(),
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// The errno a C caller gets from `msgget` when the namespace cannot be
+    /// opened: `EACCES` when access is refused, `ENOMEM` otherwise (no
+    /// queue's memory can be had). Other calls answer `EINVAL`: without a
+    /// namespace, no id names a queue.
+    pub fn errno(&self) -> i32 {
+        match self.kind {
+            OpenErrorKind::Access => libc::EACCES,
+            _ => libc::ENOMEM,
+        }
+    }
+}
+
+impl fmt::Display for OpenErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OpenErrorKind::Access => "permission denied",
+            OpenErrorKind::Corrupt => "corrupted or foreign file",
+            OpenErrorKind::Io => "I/O error",
+            OpenErrorKind::Invalid => "invalid namespace parameters",
+        })
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.detail)
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+impl From<OpenError> for std::io::Error {
+    fn from(e: OpenError) -> std::io::Error {
+        let kind = match e.kind {
+            OpenErrorKind::Access => std::io::ErrorKind::PermissionDenied,
+            OpenErrorKind::Corrupt => std::io::ErrorKind::InvalidData,
+            OpenErrorKind::Invalid => std::io::ErrorKind::InvalidInput,
+            OpenErrorKind::Io => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e.to_string())
     }
 }

@@ -15,6 +15,7 @@ pub fn ftok(path: impl AsRef<Path>, proj_id: i32) -> std::io::Result<i32> {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     #[test]
     fn matches_glibc() {

@@ -1,16 +1,33 @@
 //! shmq: System V message queues in user space, over files mapped into every
 //! process that uses them.
 //!
-//! ```no_run
-//! use shmq::{GetFlags, Namespace, RecvFlags, Selector, SendFlags};
-//! let ns = Namespace::open_default()?;
-//! let q = ns.get(0x1234, GetFlags { create: true, exclusive: false, mode: 0o660 })?;
-//! q.send(1, b"hello", SendFlags::default())?;
+//! A [`Namespace`] is a directory (by default `/dev/shm/shmq`, or
+//! `$SHMQ_DIR`) holding an id table and one file per queue; [`Namespace::get`]
+//! is `msgget`, and the [`Queue`] it returns sends and receives in the style
+//! of `crossbeam-channel`: [`Queue::try_send`] / [`Queue::try_recv`] never
+//! wait, [`Queue::send`] / [`Queue::recv`] wait as long as needed, and the
+//! `_timeout` / `_deadline` forms give up with `TimedOut`. A receive selects
+//! a message by type ([`Selector`]) and may truncate a long one
+//! ([`RecvOptions::truncate`]); [`Queue::recv_lend`] lends the text in place
+//! instead of copying it.
+//!
+//! ```
+//! # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-crate-{}", std::process::id()));
+//! use shmq::{GetOptions, Namespace, Selector};
+//! let ns = Namespace::open(&dir)?; // or Namespace::open_default()
+//! let q = ns.get(0x1234, GetOptions::new().create(true).mode(0o660))?;
+//! q.send(1, b"hello")?;
 //! let mut buf = [0u8; 64];
-//! let m = q.recv(&mut buf, Selector::Type(1), RecvFlags::default())?;
+//! let m = q.recv(&mut buf, Selector::Type(1))?;
 //! assert_eq!(&buf[..m.len], b"hello");
+//! q.remove()?;
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Each operation has its own error type ([`GetError`], [`SendError`],
+//! [`RecvError`], [`CtlError`], [`OpenError`]), whose `errno()` is what the
+//! kernel's call returns for the same failure.
 //!
 //! Layers, bottom up: `sync` (the only module naming atomics), `layout` and
 //! `shm` (the file format and mappings), `cell_pool`, `accounting`,
@@ -20,6 +37,7 @@
 //! (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`. Under
 //! `--cfg loom`, `model` runs the same algorithms on heap memory for the
 //! loom models in `loom-tests/`.
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // loom builds compile the algorithms only; production-only items go unused there.
@@ -28,6 +46,11 @@
 // Under `cfg(loom)` (the `loom-tests` crate) only the algorithms are built,
 // on heap-backed state, with `model` as their entry point; the modules that
 // map files and manage namespaces are production-only.
+//
+// `unsafe` is denied but in the modules that map memory (`shm`, `state`,
+// `namespace`), reach into cells of the mapping (`sync`, `transfer`), call
+// the futex, libc or the robust mutexes (`wait`, `liveness`, `process`,
+// `kill_points`); and `ftok`'s test, which calls glibc's to compare.
 mod accounting;
 mod arrivals;
 mod blocking;
@@ -40,32 +63,44 @@ mod ftok;
 #[cfg(not(loom))]
 mod ids;
 #[cfg(not(loom))]
+#[allow(unsafe_code)]
 mod kill_points;
 mod layout;
+#[allow(unsafe_code)]
 mod liveness;
 mod lowest_type;
 mod message;
 #[cfg(loom)]
 pub mod model;
 #[cfg(not(loom))]
+#[allow(unsafe_code)]
 mod namespace;
 #[cfg(not(loom))]
 mod params;
+#[allow(unsafe_code)]
 #[cfg_attr(loom, path = "process_model.rs")]
 mod process;
 #[cfg(not(loom))]
 mod queue;
 mod recovery;
 #[cfg(not(loom))]
+#[allow(unsafe_code)]
 mod shm;
 mod slots;
+#[allow(unsafe_code)]
 mod state;
+#[allow(unsafe_code)]
 mod sync;
+#[allow(unsafe_code)]
 mod transfer;
 mod type_dir;
 mod type_fifo;
+#[allow(unsafe_code)]
 mod wait;
 
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod test_hooks;
 #[cfg(test)]
 mod test_support;
 
@@ -74,22 +109,15 @@ pub use doctor::{
     Activity, Advice, DoctorOptions, DoctorReport, FifoFault, FileDamage, Finding, Health, Outcome,
     Place, PoolKind, Problem, RemoveError, SeqFix, Stuck, Subject,
 };
-pub use error::{CtlError, GetError, OpenError, RecvError, SendError};
+pub use error::{CtlError, GetError, OpenError, OpenErrorKind, RecvError, SendError};
 #[cfg(not(loom))]
 pub use ftok::ftok;
-/// For tests of crash recovery: see `engine/src/kill_points.rs`.
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub use kill_points::{arm_kill_point, disarm_kill_point, KillAction, KillPoint};
 pub use message::{Received, Selector};
 #[cfg(not(loom))]
-pub use namespace::{GetFlags, Namespace, NamespaceError, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
+pub use namespace::{GetOptions, Namespace, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
 #[cfg(not(loom))]
 pub use params::Limits;
 #[cfg(not(loom))]
 pub use process::{refresh_credentials, Credentials};
 #[cfg(not(loom))]
-pub use queue::{Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, RecvFlags, SendFlags};
-#[cfg(not(loom))]
-#[doc(hidden)]
-pub use wait::futex_wake_ups;
+pub use queue::{Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, RecvOptions};

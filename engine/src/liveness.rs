@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn a_thread_gives_its_slot_locks_back_when_it_exits() {
-        use crate::namespace::{GetFlags, Namespace};
+        use crate::namespace::{GetOptions, Namespace};
         let dir = std::path::PathBuf::from(format!(
             "/dev/shm/shmq-test-liveness-{}",
             std::process::id()
@@ -437,19 +437,14 @@ slots = 8
         )
         .unwrap();
         let ns = Namespace::open(&dir).unwrap();
-        let flags = GetFlags {
-            create: true,
-            exclusive: false,
-            mode: 0o600,
-        };
+        let flags = GetOptions::new().create(true).mode(0o600);
         let qs = [ns.get(1, flags).unwrap(), ns.get(2, flags).unwrap()];
         let user = qs.clone();
         std::thread::spawn(move || {
             for q in &user {
-                q.send(1, b"x", Default::default()).unwrap();
+                q.send(1, b"x").unwrap();
                 let mut buf = [0u8; 8];
-                q.recv(&mut buf, crate::Selector::Any, Default::default())
-                    .unwrap();
+                q.recv(&mut buf, crate::Selector::Any).unwrap();
             }
         })
         .join()

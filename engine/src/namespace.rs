@@ -7,7 +7,7 @@
 //! mode and the creator's ownership, so the operating system enforces who may
 //! map them.
 
-use crate::error::{CtlError, GetError};
+use crate::error::{CtlError, GetError, OpenError, OpenErrorKind};
 use crate::ids::{rstate, table_size, IdRecord, IdTable, IdsHeader, IDS_LAYOUT_VERSION, IDS_MAGIC};
 use crate::kill_points::{kill_point, KillPoint};
 use crate::layout::QueueParams;
@@ -27,62 +27,69 @@ pub const IPC_PRIVATE: i32 = 0;
 /// Default namespace directory.
 pub const DEFAULT_DIR: &str = "/dev/shm/shmq";
 
-/// A namespace could not be opened or created.
-#[derive(Debug)]
-pub struct NamespaceError {
-    /// The file or directory at fault.
-    pub path: PathBuf,
-    /// What is wrong.
-    pub kind: crate::error::OpenError,
-    /// Details for a human.
-    pub detail: String,
+fn ns_error(path: &Path, kind: OpenErrorKind, detail: impl Into<String>) -> OpenError {
+    OpenError::new(path, kind, detail)
 }
 
-impl std::fmt::Display for NamespaceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.detail)
-    }
-}
-
-impl std::error::Error for NamespaceError {}
-
-impl From<NamespaceError> for std::io::Error {
-    fn from(e: NamespaceError) -> std::io::Error {
-        std::io::Error::other(e.to_string())
-    }
-}
-
-fn ns_error(
-    path: &Path,
-    kind: crate::error::OpenError,
-    detail: impl Into<String>,
-) -> NamespaceError {
-    NamespaceError {
-        path: path.to_owned(),
-        kind,
-        detail: detail.into(),
-    }
-}
-
-/// How `msgget` should behave (`IPC_CREAT`, `IPC_EXCL` and the mode bits).
+/// How [`Namespace::get`] (`msgget`) finds or creates a queue: `IPC_CREAT`,
+/// `IPC_EXCL` and the mode bits, as a builder in the style of
+/// [`std::fs::OpenOptions`].
+///
+/// ```
+/// use shmq::GetOptions;
+/// // msgget(key, IPC_CREAT | IPC_EXCL | 0o660)
+/// let opts = GetOptions::new().create(true).exclusive(true).mode(0o660);
+/// assert_eq!(opts, GetOptions::from_msgflg(libc::IPC_CREAT | libc::IPC_EXCL | 0o660));
+/// // msgget(key, 0): the existing queue, asking for no particular access.
+/// assert_eq!(GetOptions::new(), GetOptions::default());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GetFlags {
-    /// `IPC_CREAT`: create the queue if the key has none.
-    pub create: bool,
-    /// `IPC_EXCL`: with `create`, fail if the key has a queue.
-    pub exclusive: bool,
-    /// Low 9 bits: the mode of a new queue, and the access asked for.
-    pub mode: u32,
+pub struct GetOptions {
+    create: bool,
+    exclusive: bool,
+    mode: u32,
 }
 
-impl GetFlags {
-    /// Decodes `msgget`'s `msgflg`.
-    pub fn from_bits(msgflg: i32) -> GetFlags {
-        GetFlags {
-            create: msgflg & libc::IPC_CREAT != 0,
-            exclusive: msgflg & libc::IPC_EXCL != 0,
-            mode: msgflg as u32 & 0o777,
+impl GetOptions {
+    /// Finds an existing queue (a missing one is [`GetError::NotFound`]),
+    /// asking for no particular access.
+    pub const fn new() -> GetOptions {
+        GetOptions {
+            create: false,
+            exclusive: false,
+            mode: 0,
         }
+    }
+
+    /// `IPC_CREAT`: creates the queue if the key has none.
+    #[must_use]
+    pub const fn create(mut self, create: bool) -> GetOptions {
+        self.create = create;
+        self
+    }
+
+    /// `IPC_EXCL`: with [`GetOptions::create`], fails with
+    /// [`GetError::Exists`] if the key has a queue.
+    #[must_use]
+    pub const fn exclusive(mut self, exclusive: bool) -> GetOptions {
+        self.exclusive = exclusive;
+        self
+    }
+
+    /// The low 9 bits: the mode of a new queue, and the access asked for when
+    /// opening an existing one ([`GetError::Access`] if not granted).
+    #[must_use]
+    pub const fn mode(mut self, mode: u32) -> GetOptions {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Decodes `msgget`'s `msgflg` (`IPC_CREAT`, `IPC_EXCL`, mode bits).
+    pub fn from_msgflg(msgflg: i32) -> GetOptions {
+        GetOptions::new()
+            .create(msgflg & libc::IPC_CREAT != 0)
+            .exclusive(msgflg & libc::IPC_EXCL != 0)
+            .mode(msgflg as u32)
     }
 }
 
@@ -136,7 +143,7 @@ impl Drop for Locked<'_> {
 impl Namespace {
     /// Opens the namespace in `$SHMQ_DIR`, or `/dev/shm/shmq`, creating it if
     /// needed.
-    pub fn open_default() -> Result<Namespace, NamespaceError> {
+    pub fn open_default() -> Result<Namespace, OpenError> {
         let dir = std::env::var_os("SHMQ_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| DEFAULT_DIR.into());
@@ -144,8 +151,8 @@ impl Namespace {
     }
 
     /// Opens (creating if needed) the namespace in directory `dir`.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Namespace, NamespaceError> {
-        use crate::error::OpenError as K;
+    pub fn open(dir: impl AsRef<Path>) -> Result<Namespace, OpenError> {
+        use OpenErrorKind as K;
         let dir = dir.as_ref().to_owned();
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
@@ -362,7 +369,7 @@ impl Namespace {
     }
 
     /// `msgget(key, flags)`.
-    pub fn get(&self, key: i32, flags: GetFlags) -> Result<Queue, GetError> {
+    pub fn get(&self, key: i32, flags: GetOptions) -> Result<Queue, GetError> {
         let _locked = self.lock();
         let t = &self.inner.table;
         if key != IPC_PRIVATE {
@@ -703,8 +710,8 @@ fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// Creates the id table: written in full under a temporary name, then linked
 /// into place, so that an opener never sees a half-made table.
-fn create_table(dir: &Path) -> Result<std::fs::File, NamespaceError> {
-    use crate::error::OpenError as K;
+fn create_table(dir: &Path) -> Result<std::fs::File, OpenError> {
+    use OpenErrorKind as K;
     let limits =
         Limits::for_new_namespace(dir).map_err(|e| ns_error(&dir.join("config"), K::Invalid, e))?;
     let tmp = dir.join(format!(

@@ -31,20 +31,82 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-/// Flags of a send.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendFlags {
-    /// `IPC_NOWAIT`: fail with `Again` instead of waiting for space.
-    pub nowait: bool,
+/// What a receive asks for: which message ([`Selector`], which also
+/// expresses `MSG_EXCEPT`) and what to do with a message longer than the
+/// buffer (`MSG_NOERROR`: [`RecvOptions::truncate`]).
+///
+/// A bare [`Selector`] converts into options with no truncation, so the
+/// common case reads `q.recv(&mut buf, Selector::Any)`.
+///
+/// ```
+/// use shmq::{RecvOptions, Selector};
+/// let opts = RecvOptions::new(Selector::Type(5)).truncate();
+/// assert_eq!(opts.selector(), Selector::Type(5));
+/// assert!(opts.truncates());
+/// let plain: RecvOptions = Selector::Except(5).into();
+/// assert!(!plain.truncates());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvOptions {
+    selector: Selector,
+    truncate: bool,
 }
 
-/// Flags of a receive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecvFlags {
-    /// `IPC_NOWAIT`: fail with `NoMessage` instead of waiting.
-    pub nowait: bool,
-    /// `MSG_NOERROR`: truncate a message longer than the buffer.
-    pub noerror: bool,
+impl RecvOptions {
+    /// Receives the message `selector` picks; a message longer than the
+    /// buffer fails with [`RecvError::TooBig`] and stays queued.
+    pub const fn new(selector: Selector) -> RecvOptions {
+        RecvOptions {
+            selector,
+            truncate: false,
+        }
+    }
+
+    /// `MSG_NOERROR`: a message longer than the buffer is truncated to it
+    /// (and removed) instead of failing with [`RecvError::TooBig`].
+    /// Meaningless for a loan, which lends the whole text.
+    #[must_use]
+    pub const fn truncate(mut self) -> RecvOptions {
+        self.truncate = true;
+        self
+    }
+
+    /// Which message the receive wants.
+    pub const fn selector(&self) -> Selector {
+        self.selector
+    }
+
+    /// Whether a long message is truncated ([`RecvOptions::truncate`]).
+    pub const fn truncates(&self) -> bool {
+        self.truncate
+    }
+}
+
+impl Default for RecvOptions {
+    /// The oldest message, not truncated.
+    fn default() -> RecvOptions {
+        RecvOptions::new(Selector::Any)
+    }
+}
+
+impl From<Selector> for RecvOptions {
+    fn from(selector: Selector) -> RecvOptions {
+        RecvOptions::new(selector)
+    }
+}
+
+/// How long a call may wait: not at all, until a deadline, or for ever.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    Never,
+    Until(Option<Instant>),
+}
+
+impl Wait {
+    /// Until `timeout` from now (for ever if that is beyond `Instant`'s range).
+    fn timeout(timeout: Duration) -> Wait {
+        Wait::Until(Instant::now().checked_add(timeout))
+    }
 }
 
 /// Owner and mode of a queue (`ipc_perm`).
@@ -162,33 +224,55 @@ impl Queue {
 
     // ----- msgsnd -----
 
-    /// `msgsnd`: sends `text` as a message of type `mtype`.
-    pub fn send(&self, mtype: i64, text: &[u8], flags: SendFlags) -> Result<(), SendError> {
-        self.send_until(mtype, text, flags, None)
+    /// `msgsnd` with `IPC_NOWAIT`: sends `text` as a message of type `mtype`
+    /// if it fits now, else fails with [`SendError::Again`].
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-try-send-{}", std::process::id()));
+    /// # let dir = std::path::Path::new("/dev/shm").join(dir.file_name().unwrap());
+    /// use shmq::{GetOptions, Namespace, SendError, IPC_PRIVATE};
+    /// let ns = Namespace::open(&dir)?;
+    /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
+    /// q.try_send(1, b"hello")?;
+    /// assert_eq!(q.stat()?.qnum, 1);
+    /// assert_eq!(q.try_send(0, b"no type 0"), Err(SendError::Invalid));
+    /// q.remove()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send(&self, mtype: i64, text: &[u8]) -> Result<(), SendError> {
+        self.send_waiting(mtype, text, Wait::Never)
     }
 
-    /// `msgsnd` that gives up with `TimedOut` after `timeout` (beyond SysV).
+    /// `msgsnd`: sends `text` as a message of type `mtype`, waiting as long
+    /// as the queue is full.
+    pub fn send(&self, mtype: i64, text: &[u8]) -> Result<(), SendError> {
+        self.send_waiting(mtype, text, Wait::Until(None))
+    }
+
+    /// [`Queue::send`] that gives up with [`SendError::TimedOut`] after
+    /// `timeout` (beyond System V).
     pub fn send_timeout(
         &self,
         mtype: i64,
         text: &[u8],
         timeout: Duration,
     ) -> Result<(), SendError> {
-        self.send_until(
-            mtype,
-            text,
-            SendFlags::default(),
-            Some(Instant::now() + timeout),
-        )
+        self.send_waiting(mtype, text, Wait::timeout(timeout))
     }
 
-    fn send_until(
+    /// [`Queue::send`] that gives up with [`SendError::TimedOut`] at
+    /// `deadline` (beyond System V).
+    pub fn send_deadline(
         &self,
         mtype: i64,
         text: &[u8],
-        flags: SendFlags,
-        deadline: Option<Instant>,
+        deadline: Instant,
     ) -> Result<(), SendError> {
+        self.send_waiting(mtype, text, Wait::Until(Some(deadline)))
+    }
+
+    fn send_waiting(&self, mtype: i64, text: &[u8], wait: Wait) -> Result<(), SendError> {
         let st = self.st();
         // Linux's order: size, type, then the id, then permissions.
         if text.len() as u64 > st.header.msgmax.load(Ordering::Relaxed) || mtype < 1 {
@@ -202,46 +286,92 @@ impl Queue {
         }
         let slot = my_slot(&self.map).map_err(|_| SendError::NoMemory)?;
         let repair = || self.ns.finish_half_done(self.id);
+        let (nowait, deadline) = match wait {
+            Wait::Never => (true, None),
+            Wait::Until(d) => (false, d),
+        };
         let patience = Patience {
             deadline,
             long_sleep: &repair,
         };
-        st.send_blocking(slot, mtype, text, flags.nowait, patience)?;
+        st.send_blocking(slot, mtype, text, nowait, patience)?;
         record_stats(&st.header.send_stats);
         Ok(())
     }
 
     // ----- msgrcv -----
 
-    /// `msgrcv`: receives the message `sel` selects into `buf`.
+    /// `msgrcv` with `IPC_NOWAIT`: receives the message `opts` selects into
+    /// `buf` if there is one, else fails with [`RecvError::NoMessage`].
+    ///
+    /// ```
+    /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-try-recv-{}", std::process::id()));
+    /// use shmq::{GetOptions, Namespace, RecvError, RecvOptions, Selector, IPC_PRIVATE};
+    /// let ns = Namespace::open(&dir)?;
+    /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
+    /// q.try_send(7, b"seven")?;
+    /// q.try_send(3, b"three")?;
+    /// let mut buf = [0u8; 16];
+    /// // The lowest type <= 5 first (msgtyp -5).
+    /// let m = q.try_recv(&mut buf, Selector::AtMost(5))?;
+    /// assert_eq!((m.mtype, &buf[..m.len]), (3, &b"three"[..]));
+    /// // Too long for a 2-byte buffer: fails, unless truncation is asked for.
+    /// let mut small = [0u8; 2];
+    /// assert_eq!(q.try_recv(&mut small, Selector::Any), Err(RecvError::TooBig));
+    /// let m = q.try_recv(&mut small, RecvOptions::new(Selector::Any).truncate())?;
+    /// assert_eq!((m.mtype, m.len, &small), (7, 2, b"se"));
+    /// assert_eq!(q.try_recv(&mut buf, Selector::Any), Err(RecvError::NoMessage));
+    /// q.remove()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(
+        &self,
+        buf: &mut [u8],
+        opts: impl Into<RecvOptions>,
+    ) -> Result<Received, RecvError> {
+        self.recv_waiting(buf, opts.into(), Wait::Never)
+    }
+
+    /// `msgrcv`: receives the message `opts` selects into `buf`, waiting as
+    /// long as there is none.
     pub fn recv(
         &self,
         buf: &mut [u8],
-        sel: Selector,
-        flags: RecvFlags,
+        opts: impl Into<RecvOptions>,
     ) -> Result<Received, RecvError> {
-        self.recv_until(buf, sel, flags, None)
+        self.recv_waiting(buf, opts.into(), Wait::Until(None))
     }
 
-    /// `msgrcv` that gives up with `TimedOut` after `timeout` (beyond SysV).
+    /// [`Queue::recv`] that gives up with [`RecvError::TimedOut`] after
+    /// `timeout` (beyond System V).
     pub fn recv_timeout(
         &self,
         buf: &mut [u8],
-        sel: Selector,
-        flags: RecvFlags,
+        opts: impl Into<RecvOptions>,
         timeout: Duration,
     ) -> Result<Received, RecvError> {
-        self.recv_until(buf, sel, flags, Some(Instant::now() + timeout))
+        self.recv_waiting(buf, opts.into(), Wait::timeout(timeout))
     }
 
-    fn recv_until(
+    /// [`Queue::recv`] that gives up with [`RecvError::TimedOut`] at
+    /// `deadline` (beyond System V).
+    pub fn recv_deadline(
         &self,
         buf: &mut [u8],
-        sel: Selector,
-        flags: RecvFlags,
-        deadline: Option<Instant>,
+        opts: impl Into<RecvOptions>,
+        deadline: Instant,
     ) -> Result<Received, RecvError> {
-        let (slot, taken) = self.take(sel, buf.len(), flags, deadline)?;
+        self.recv_waiting(buf, opts.into(), Wait::Until(Some(deadline)))
+    }
+
+    fn recv_waiting(
+        &self,
+        buf: &mut [u8],
+        opts: RecvOptions,
+        wait: Wait,
+    ) -> Result<Received, RecvError> {
+        let (slot, taken) = self.take(opts, buf.len(), wait)?;
         let st = self.st();
         let len = st.copy_text(&taken, buf);
         st.complete_receive(slot, &taken);
@@ -252,12 +382,59 @@ impl Queue {
         })
     }
 
-    /// Zero-copy `msgrcv`: takes the message `sel` selects and lends its text
-    /// in place. No other receiver can get the message from now on, but it
-    /// still counts in `qnum` / `cbytes` (and against `qbytes`) until the
-    /// [`Loan`] is dropped.
-    pub fn recv_lend(&self, sel: Selector, flags: RecvFlags) -> Result<Loan<'_>, RecvError> {
-        let (slot, taken) = self.take(sel, usize::MAX, flags, None)?;
+    /// Zero-copy [`Queue::try_recv`]: takes the message `opts` selects, if
+    /// there is one, and lends its text in place. No other receiver can get
+    /// the message from now on, but it still counts in `qnum` / `cbytes` (and
+    /// against `qbytes`) until the [`Loan`] is dropped.
+    ///
+    /// ```
+    /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-lend-{}", std::process::id()));
+    /// use shmq::{GetOptions, Namespace, Selector, IPC_PRIVATE};
+    /// let ns = Namespace::open(&dir)?;
+    /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
+    /// q.try_send(2, b"in place")?;
+    /// let loan = q.try_recv_lend(Selector::Type(2))?;
+    /// assert_eq!(loan.mtype(), 2);
+    /// assert_eq!(loan.with_text(|t| t.to_vec()), b"in place");
+    /// assert_eq!(q.stat()?.qnum, 1); // counted until the loan is dropped
+    /// drop(loan);
+    /// assert_eq!(q.stat()?.qnum, 0);
+    /// q.remove()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_lend(&self, opts: impl Into<RecvOptions>) -> Result<Loan<'_>, RecvError> {
+        self.lend_waiting(opts.into(), Wait::Never)
+    }
+
+    /// Zero-copy [`Queue::recv`]: as [`Queue::try_recv_lend`], waiting as
+    /// long as there is no message.
+    pub fn recv_lend(&self, opts: impl Into<RecvOptions>) -> Result<Loan<'_>, RecvError> {
+        self.lend_waiting(opts.into(), Wait::Until(None))
+    }
+
+    /// [`Queue::recv_lend`] that gives up with [`RecvError::TimedOut`] after
+    /// `timeout`.
+    pub fn recv_lend_timeout(
+        &self,
+        opts: impl Into<RecvOptions>,
+        timeout: Duration,
+    ) -> Result<Loan<'_>, RecvError> {
+        self.lend_waiting(opts.into(), Wait::timeout(timeout))
+    }
+
+    /// [`Queue::recv_lend`] that gives up with [`RecvError::TimedOut`] at
+    /// `deadline`.
+    pub fn recv_lend_deadline(
+        &self,
+        opts: impl Into<RecvOptions>,
+        deadline: Instant,
+    ) -> Result<Loan<'_>, RecvError> {
+        self.lend_waiting(opts.into(), Wait::Until(Some(deadline)))
+    }
+
+    fn lend_waiting(&self, opts: RecvOptions, wait: Wait) -> Result<Loan<'_>, RecvError> {
+        let (slot, taken) = self.take(opts, usize::MAX, wait)?;
         record_stats(&self.st().header.recv_stats);
         Ok(Loan {
             q: self,
@@ -266,13 +443,7 @@ impl Queue {
         })
     }
 
-    fn take(
-        &self,
-        sel: Selector,
-        max: usize,
-        flags: RecvFlags,
-        deadline: Option<Instant>,
-    ) -> Result<(usize, Taken), RecvError> {
+    fn take(&self, opts: RecvOptions, max: usize, wait: Wait) -> Result<(usize, Taken), RecvError> {
         let st = self.st();
         if st.is_removed() {
             return Err(RecvError::Invalid);
@@ -282,22 +453,45 @@ impl Queue {
         }
         let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
         let repair = || self.ns.finish_half_done(self.id);
+        let (nowait, deadline) = match wait {
+            Wait::Never => (true, None),
+            Wait::Until(d) => (false, d),
+        };
         let patience = Patience {
             deadline,
             long_sleep: &repair,
         };
-        let taken = st.take_blocking(slot, sel, max, flags.nowait, flags.noerror, patience)?;
+        let taken = st.take_blocking(slot, opts.selector, max, nowait, opts.truncate, patience)?;
         Ok((slot, taken))
     }
 
     /// `msgrcv` with `MSG_COPY`: copies the message at position `index`
-    /// (0 = oldest) without removing it. Never waits (Linux requires
-    /// `IPC_NOWAIT` with `MSG_COPY`).
-    pub fn recv_copy(
+    /// (0 = the oldest, in send order) into `buf` without removing it.
+    /// Never waits (Linux requires `IPC_NOWAIT` with `MSG_COPY`): no message
+    /// at `index` is [`RecvError::NoMessage`]. `opts.truncate()` applies as
+    /// for a receive; the selector is ignored (the position selects).
+    ///
+    /// ```
+    /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-copy-{}", std::process::id()));
+    /// use shmq::{GetOptions, Namespace, RecvError, RecvOptions, IPC_PRIVATE};
+    /// let ns = Namespace::open(&dir)?;
+    /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
+    /// q.try_send(1, b"first")?;
+    /// q.try_send(2, b"second")?;
+    /// let mut buf = [0u8; 16];
+    /// let m = q.try_recv_copy(&mut buf, 1, RecvOptions::default())?;
+    /// assert_eq!((m.mtype, &buf[..m.len]), (2, &b"second"[..]));
+    /// assert_eq!(q.stat()?.qnum, 2); // still queued
+    /// assert_eq!(q.try_recv_copy(&mut buf, 2, RecvOptions::default()), Err(RecvError::NoMessage));
+    /// q.remove()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_copy(
         &self,
         buf: &mut [u8],
-        index: i64,
-        noerror: bool,
+        index: usize,
+        opts: RecvOptions,
     ) -> Result<Received, RecvError> {
         let st = self.st();
         if st.is_removed() {
@@ -306,9 +500,10 @@ impl Queue {
         if !self.perms().allows(0o4) {
             return Err(RecvError::Access);
         }
-        let mut copied = st.copy_nth(index, buf, noerror);
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let mut copied = st.copy_nth(index, buf, opts.truncate);
         if matches!(copied, Err(PathError::Empty)) && st.recover_dead() > 0 {
-            copied = st.copy_nth(index, buf, noerror);
+            copied = st.copy_nth(index, buf, opts.truncate);
         }
         match copied {
             Ok(r) => Ok(r),
@@ -329,11 +524,13 @@ impl Queue {
         if !self.perms().allows(0o4) {
             return Err(CtlError::Access);
         }
-        Ok(self.stat_unchecked())
+        Ok(self.stat_any())
     }
 
-    /// `IPC_STAT` without the read-permission check (MSG_STAT_ANY).
-    pub fn stat_unchecked(&self) -> QueueStat {
+    /// `IPC_STAT` without the read-permission check, as Linux's
+    /// `MSG_STAT_ANY` (what `ipcs` shows every user). Never fails: a handle
+    /// on a removed queue reports its last figures.
+    pub fn stat_any(&self) -> QueueStat {
         let st = self.st();
         // Exact counts: first finish what dead processes left.
         st.recover_dead();
@@ -411,13 +608,14 @@ impl Queue {
     }
 
     /// Recovers what dead processes hold in this queue; returns how many
-    /// attachment slots were recovered. (Runs by itself when needed; this is
-    /// for tools and tests.)
-    pub fn recover(&self) -> usize {
+    /// attachment slots were recovered. (Runs by itself when needed; tests
+    /// call it through `test_hooks::recover`.)
+    pub(crate) fn recover(&self) -> usize {
         self.st().recover_dead()
     }
 
-    /// shmq's own figures (for `shmq stat`).
+    /// shmq's own figures, beyond `msqid_ds` (what `shmq stat` prints).
+    /// Finishes first what dead processes left, so the counts are exact.
     pub fn figures(&self) -> QueueFigures {
         let st = self.st();
         st.recover_dead();
@@ -455,7 +653,9 @@ fn record_stats(stats: &crate::layout::Stats) {
     }
 }
 
-/// A message taken by [`Queue::recv_lend`], its text lent in place.
+/// A message taken by [`Queue::recv_lend`] (or its `try_` / timed forms),
+/// its text lent in place in the shared mapping. Dropping it completes the
+/// receive: the message stops counting in `qnum` / `cbytes`.
 pub struct Loan<'q> {
     q: &'q Queue,
     slot: usize,
@@ -492,9 +692,8 @@ impl Drop for Loan<'_> {
 
 impl Queue {
     /// A human-readable dump of the queue's type entries and FIFOs, for
-    /// debugging and `shmq doctor`. Bounded walks; never fails.
-    #[doc(hidden)]
-    pub fn debug_dump(&self) -> String {
+    /// debugging (`test_hooks::debug_dump`). Bounded walks; never fails.
+    pub(crate) fn debug_dump(&self) -> String {
         use std::fmt::Write;
         let st = self.st();
         let mut out = String::new();

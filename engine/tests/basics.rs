@@ -11,11 +11,9 @@ fn send_then_receive_round_trips_every_size() {
     let q = t.ns.get(IPC_PRIVATE, create(0o600)).unwrap();
     for len in [0usize, 1, 15, 16, 17, 64, 65, 1000, 8192] {
         let text: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-        q.send(3, &text, SendFlags::default()).unwrap();
+        q.send(3, &text).unwrap();
         let mut buf = vec![0u8; 8192];
-        let m = q
-            .recv(&mut buf, Selector::Type(3), RecvFlags::default())
-            .unwrap();
+        let m = q.recv(&mut buf, Selector::Type(3)).unwrap();
         assert_eq!((m.mtype, m.len), (3, len));
         assert_eq!(&buf[..len], &text[..]);
     }
@@ -39,32 +37,15 @@ fn msgtyp_table_of_design() {
     ];
     for (msgtyp, want) in cases {
         for ty in [100, 200, 300] {
-            q.send(ty, &ty.to_le_bytes(), SendFlags::default()).unwrap();
+            q.send(ty, &ty.to_le_bytes()).unwrap();
         }
         let mut buf = [0u8; 8];
         let m = q
-            .recv(
-                &mut buf,
-                Selector::from_msgtyp(msgtyp, false),
-                RecvFlags {
-                    nowait: true,
-                    noerror: false,
-                },
-            )
+            .try_recv(&mut buf, Selector::from_msgtyp(msgtyp, false))
             .unwrap();
         assert_eq!(m.mtype, want, "msgtyp {msgtyp}");
         // drain
-        while q
-            .recv(
-                &mut buf,
-                Selector::Any,
-                RecvFlags {
-                    nowait: true,
-                    noerror: false,
-                },
-            )
-            .is_ok()
-        {}
+        while q.try_recv(&mut buf, Selector::Any).is_ok() {}
     }
 }
 
@@ -73,35 +54,17 @@ fn full_queue_and_empty_queue_errors() {
     let _w = watchdog(60);
     let t = TempNamespace::new();
     let q = t.ns.get(IPC_PRIVATE, create(0o600)).unwrap();
-    let nowait = SendFlags { nowait: true };
-    q.send(1, &[0u8; 8192], nowait).unwrap();
-    q.send(1, &[0u8; 8192], nowait).unwrap();
-    assert_eq!(q.send(1, &[0u8; 1], nowait), Err(SendError::Again));
+    q.try_send(1, &[0u8; 8192]).unwrap();
+    q.try_send(1, &[0u8; 8192]).unwrap();
+    assert_eq!(q.try_send(1, &[0u8; 1]), Err(SendError::Again));
     let mut small = [0u8; 10];
-    assert_eq!(
-        q.recv(&mut small, Selector::Any, RecvFlags::default()),
-        Err(RecvError::TooBig)
-    );
+    assert_eq!(q.recv(&mut small, Selector::Any), Err(RecvError::TooBig));
     let m = q
-        .recv(
-            &mut small,
-            Selector::Any,
-            RecvFlags {
-                nowait: true,
-                noerror: true,
-            },
-        )
+        .try_recv(&mut small, RecvOptions::new(Selector::Any).truncate())
         .unwrap();
     assert_eq!(m.len, 10);
     assert_eq!(
-        q.recv(
-            &mut small,
-            Selector::Type(2),
-            RecvFlags {
-                nowait: true,
-                noerror: false
-            }
-        ),
+        q.try_recv(&mut small, Selector::Type(2)),
         Err(RecvError::NoMessage)
     );
     assert_eq!(q.stat().unwrap().qnum, 1);
@@ -111,11 +74,7 @@ fn full_queue_and_empty_queue_errors() {
 fn ids_advance_by_msgmni_and_enospc_past_it() {
     let _w = watchdog(60);
     let t = TempNamespace::with_config("msgmni = 50\nqbytes_max = 16384\n");
-    let flags = GetFlags {
-        create: true,
-        exclusive: true,
-        mode: 0o600,
-    };
+    let flags = GetOptions::new().create(true).exclusive(true).mode(0o600);
     let ids: Vec<i32> = (0..10)
         .map(|_| {
             let q = t.ns.get(0x77, flags).unwrap();
@@ -164,39 +123,26 @@ fn timeouts_and_zero_copy_loans() {
     let e = q.recv_timeout(
         &mut buf,
         Selector::Type(9),
-        RecvFlags::default(),
         std::time::Duration::from_millis(50),
     );
     assert_eq!(e, Err(RecvError::TimedOut));
-    q.send(1, &[1; 8192], SendFlags::default()).unwrap();
-    q.send(1, &[2; 8192], SendFlags::default()).unwrap();
+    q.send(1, &[1; 8192]).unwrap();
+    q.send(1, &[2; 8192]).unwrap();
     assert_eq!(
         q.send_timeout(1, b"x", std::time::Duration::from_millis(50)),
         Err(SendError::TimedOut)
     );
     {
-        let loan = q.recv_lend(Selector::Any, RecvFlags::default()).unwrap();
+        let loan = q.recv_lend(Selector::Any).unwrap();
         assert_eq!((loan.mtype(), loan.len()), (1, 8192));
         assert!(loan.with_text(|t| t.iter().all(|&b| b == 1)));
         // Lent bytes still count against qbytes.
-        assert_eq!(
-            q.send(1, b"x", SendFlags { nowait: true }),
-            Err(SendError::Again)
-        );
+        assert_eq!(q.try_send(1, b"x"), Err(SendError::Again));
         assert_eq!(q.stat().unwrap().qnum, 2, "a lent message is still counted");
         let mut b = [0u8; 8192];
-        let next = q
-            .recv(
-                &mut b,
-                Selector::Any,
-                RecvFlags {
-                    nowait: true,
-                    noerror: false,
-                },
-            )
-            .unwrap();
+        let next = q.try_recv(&mut b, Selector::Any).unwrap();
         assert_eq!(b[0], 2, "but no other receiver gets it: {next:?}");
     }
     assert_eq!(q.stat().unwrap().qnum, 0);
-    q.send(1, b"x", SendFlags { nowait: true }).unwrap();
+    q.try_send(1, b"x").unwrap();
 }

@@ -86,7 +86,7 @@ fn count(t: &mut Tally, what: impl Into<String>) {
 /// (the id table may already be damaged).
 fn open(dir: &Path, t: &mut Tally) -> Option<Queue> {
     match Namespace::open(dir) {
-        Ok(ns) => match ns.get(KEY, GetFlags::default()) {
+        Ok(ns) => match ns.get(KEY, GetOptions::new()) {
             Ok(q) => Some(q),
             Err(e) => {
                 count(t, format!("open:{e:?}"));
@@ -139,23 +139,24 @@ fn receiver(dir: &Path, seed: u64, until: Instant) -> Tally {
                 2 => Selector::Except(k),
                 _ => Selector::AtMost(k),
             };
-            let flags = RecvFlags {
-                nowait: rng.below(2) == 0,
-                noerror: rng.below(2) == 0,
+            let nowait = rng.below(2) == 0;
+            let noerror = rng.below(2) == 0;
+            let opts = if noerror {
+                RecvOptions::new(sel).truncate()
+            } else {
+                RecvOptions::new(sel)
             };
             let len = [8192, 64, 0][rng.below(3) as usize];
             let lend = rng.below(8) == 0;
-            let truncating = !lend && flags.noerror && len < 8192;
+            let truncating = !lend && noerror && len < 8192;
             let r = if lend {
-                // No timed variant: IPC_NOWAIT keeps it from waiting.
-                let flags = RecvFlags {
-                    nowait: true,
-                    ..flags
-                };
-                q.recv_lend(sel, flags)
+                q.recv_lend_timeout(opts, Duration::from_millis(20))
                     .map(|loan| (loan.mtype(), loan.with_text(|s| s.to_vec())))
+            } else if nowait {
+                q.try_recv(&mut buf[..len], opts)
+                    .map(|m| (m.mtype, buf[..m.len].to_vec()))
             } else {
-                q.recv_timeout(&mut buf[..len], sel, flags, Duration::from_millis(20))
+                q.recv_timeout(&mut buf[..len], opts, Duration::from_millis(20))
                     .map(|m| (m.mtype, buf[..m.len].to_vec()))
             };
             match r {
@@ -170,7 +171,7 @@ fn receiver(dir: &Path, seed: u64, until: Instant) -> Tally {
         }
         let _ = q.stat();
         if rng.below(4) == 0 {
-            q.recover();
+            shmq::test_hooks::recover(&q);
         }
     }
     t
@@ -300,7 +301,7 @@ fn locked_get(dir: &Path, how: &str) -> Tally {
     }
     let mut t = Tally::new();
     let ns = Namespace::open(dir).unwrap();
-    match ns.get(KEY, GetFlags::default()) {
+    match ns.get(KEY, GetOptions::new()) {
         Ok(_) => count(&mut t, "got"),
         Err(e) => count(&mut t, format!("get:{e:?}")),
     }
@@ -395,12 +396,8 @@ fn random_writes_to_live_files_never_crash_or_hang_innocent_processes() {
         // A backlog, so that receivers meet corrupted messages and links.
         for i in 0..50u64 {
             let mtype = 1 + (i % 5) as i64;
-            q.send(
-                mtype,
-                &encode_message(0, i, mtype, i as usize),
-                SendFlags::default(),
-            )
-            .unwrap();
+            q.send(mtype, &encode_message(0, i, mtype, i as usize))
+                .unwrap();
         }
         drop(q);
         let log = std::env::temp_dir().join(format!(

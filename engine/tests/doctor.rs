@@ -18,12 +18,12 @@ fn child_main() {
         return;
     };
     let ns = Namespace::open_default().unwrap();
-    let q = ns.get(KEY, GetFlags::default()).unwrap();
+    let q = ns.get(KEY, GetOptions::new()).unwrap();
     let mut out = std::io::stdout();
     match role.as_str() {
         // Takes one message in place and holds it until killed.
         "lender" => {
-            let loan = q.recv_lend(Selector::Any, RecvFlags::default()).unwrap();
+            let loan = q.recv_lend(Selector::Any).unwrap();
             writeln!(out, "holding {}", loan.len()).unwrap();
             out.flush().unwrap();
             std::thread::sleep(Duration::from_secs(60));
@@ -34,7 +34,7 @@ fn child_main() {
             for i in 0u64.. {
                 let mtype = 1 + (i % 4) as i64;
                 let text = encode_message(std::process::id(), i, mtype, (i % 200) as usize);
-                q.send(mtype, &text, SendFlags::default()).unwrap();
+                q.send(mtype, &text).unwrap();
             }
         }
         _ => {
@@ -42,9 +42,7 @@ fn child_main() {
             out.flush().unwrap();
             let mut buf = vec![0u8; 8192];
             loop {
-                let m = q
-                    .recv(&mut buf, Selector::Any, RecvFlags::default())
-                    .unwrap();
+                let m = q.recv(&mut buf, Selector::Any).unwrap();
                 decode_message(&buf[..m.len]).expect("intact message");
             }
         }
@@ -91,13 +89,13 @@ fn receiver_killed_while_holding_a_message_is_recovered() {
     let t = TempNamespace::new();
     let q = t.ns.get(KEY, create(0o600)).unwrap();
     for text in [&b"first message"[..], b"second", b"third"] {
-        q.send(5, text, SendFlags::default()).unwrap();
+        q.send(5, text).unwrap();
     }
     let line = kill_after_first_line(spawn_role("lender", &t.dir, &[]));
     assert_eq!(line, "holding 13\n");
     // The raw accounting word (IPC_STAT would recover the dead receiver
     // first, see recovery_at_once.rs): a lent message stays counted.
-    let raw = q.debug_dump();
+    let raw = shmq::test_hooks::debug_dump(&q);
     assert!(raw.starts_with("counter: cbytes 24 qnum 3 "), "{raw}");
 
     let dry = t.ns.doctor(&opts(true));
@@ -117,7 +115,7 @@ fn receiver_killed_while_holding_a_message_is_recovered() {
         "{}",
         lines(&dry)
     );
-    let raw = q.debug_dump();
+    let raw = shmq::test_hooks::debug_dump(&q);
     assert!(
         raw.starts_with("counter: cbytes 24 qnum 3 "),
         "a dry run changes nothing: {raw}"
@@ -137,12 +135,8 @@ fn receiver_killed_while_holding_a_message_is_recovered() {
     let again = t.ns.doctor(&opts(false));
     assert_eq!(again.health(), Health::Healthy, "{}", lines(&again));
     let mut buf = [0u8; 64];
-    let flags = RecvFlags {
-        nowait: true,
-        noerror: false,
-    };
     for want in [&b"second"[..], b"third"] {
-        let m = q.recv(&mut buf, Selector::Any, flags).unwrap();
+        let m = q.try_recv(&mut buf, Selector::Any).unwrap();
         assert_eq!(&buf[..m.len], want);
     }
     // Drained: no node or cell is held by nobody (the type's entry keeps its
@@ -212,12 +206,8 @@ fn senders_and_receivers_killed_at_random_leave_only_what_doctor_recovers() {
     eprintln!("{dead_found} dead holders recovered, {leaks} leftovers repaired");
     // Drain: every message left is intact, and the accounting ends at zero.
     let mut buf = vec![0u8; 8192];
-    let flags = RecvFlags {
-        nowait: true,
-        noerror: false,
-    };
     let end = loop {
-        match q.recv(&mut buf, Selector::Any, flags) {
+        match q.try_recv(&mut buf, Selector::Any) {
             Ok(m) => {
                 decode_message(&buf[..m.len]).expect("intact message");
             }
@@ -229,7 +219,7 @@ fn senders_and_receivers_killed_at_random_leave_only_what_doctor_recovers() {
         (s.qnum, s.cbytes, end),
         (0, 0, RecvError::NoMessage),
         "{}",
-        q.debug_dump()
+        shmq::test_hooks::debug_dump(&q)
     );
     let end = t.ns.doctor(&opts(false));
     assert!(end.findings.is_empty(), "{}", lines(&end));

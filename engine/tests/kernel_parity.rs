@@ -150,36 +150,41 @@ impl Backend for Shmq {
     fn get(&self, key: i32, flags: i32) -> Result<i32, i32> {
         self.t
             .ns
-            .get(key, GetFlags::from_bits(flags))
+            .get(key, GetOptions::from_msgflg(flags))
             .map(|q| q.id())
             .map_err(|e| e.errno())
     }
     fn snd(&self, id: i32, mtype: i64, text: &[u8], flags: i32) -> Result<(), i32> {
         let q = self.t.ns.queue(id).map_err(|e| e.errno())?;
-        q.send(
-            mtype,
-            text,
-            SendFlags {
-                nowait: flags & libc::IPC_NOWAIT != 0,
-            },
-        )
+        if flags & libc::IPC_NOWAIT != 0 {
+            q.try_send(mtype, text)
+        } else {
+            q.send(mtype, text)
+        }
         .map_err(|e| e.errno())
     }
     fn rcv(&self, id: i32, size: usize, msgtyp: i64, flags: i32) -> Result<(i64, Vec<u8>), i32> {
         let q = self.t.ns.queue(id).map_err(|e| e.errno())?;
         let mut buf = vec![0u8; size];
-        let f = RecvFlags {
-            nowait: flags & libc::IPC_NOWAIT != 0,
-            noerror: flags & libc::MSG_NOERROR != 0,
+        let sel = Selector::from_msgtyp(msgtyp, flags & libc::MSG_EXCEPT != 0);
+        let opts = if flags & libc::MSG_NOERROR != 0 {
+            RecvOptions::new(sel).truncate()
+        } else {
+            RecvOptions::new(sel)
         };
         if flags & libc::MSG_COPY != 0 {
+            let position = usize::try_from(msgtyp).unwrap_or(usize::MAX);
             let m = q
-                .recv_copy(&mut buf, msgtyp, f.noerror)
+                .try_recv_copy(&mut buf, position, opts)
                 .map_err(|e| e.errno())?;
             return Ok((m.mtype, buf[..m.len].to_vec()));
         }
-        let sel = Selector::from_msgtyp(msgtyp, flags & libc::MSG_EXCEPT != 0);
-        let m = q.recv(&mut buf, sel, f).map_err(|e| e.errno())?;
+        let m = if flags & libc::IPC_NOWAIT != 0 {
+            q.try_recv(&mut buf, opts)
+        } else {
+            q.recv(&mut buf, opts)
+        }
+        .map_err(|e| e.errno())?;
         Ok((m.mtype, buf[..m.len].to_vec()))
     }
     fn stat(&self, id: i32) -> Result<Stat, i32> {
@@ -441,10 +446,10 @@ fn child_main() {
         let q = ns.queue(id).unwrap();
         match role.as_str() {
             "block_recv" => q
-                .recv(&mut [0; 64], Selector::Type(7), RecvFlags::default())
+                .recv(&mut [0; 64], Selector::Type(7))
                 .map(|_| ())
                 .map_err(|e| e.errno()),
-            _ => q.send(1, b"x", SendFlags::default()).map_err(|e| e.errno()),
+            _ => q.send(1, b"x").map_err(|e| e.errno()),
         }
     };
     println!("OUT:{}", show("blocked call", result));

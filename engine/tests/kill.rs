@@ -18,7 +18,7 @@ fn child_main() {
         return;
     };
     let ns = Namespace::open_default().unwrap();
-    let q = ns.get(KEY, GetFlags::default()).unwrap();
+    let q = ns.get(KEY, GetOptions::new()).unwrap();
     let me: u32 = args[0].parse().unwrap();
     // One line per completed operation, written (unbuffered, one write(2)
     // each) after the call returned: a kill between the call and the write is
@@ -32,12 +32,8 @@ fn child_main() {
         "sender" => {
             for seq in 0u64.. {
                 let mtype = 1 + (seq % 3) as i64;
-                q.send(
-                    mtype,
-                    &encode_message(me, seq, mtype, (seq % 100) as usize),
-                    SendFlags::default(),
-                )
-                .unwrap();
+                q.send(mtype, &encode_message(me, seq, mtype, (seq % 100) as usize))
+                    .unwrap();
                 log.write_all(format!("{me} {seq}\n").as_bytes()).unwrap();
             }
         }
@@ -49,7 +45,7 @@ fn child_main() {
                 } else {
                     Selector::AtMost(2)
                 };
-                let m = q.recv(&mut buf, sel, RecvFlags::default()).unwrap();
+                let m = q.recv(&mut buf, sel).unwrap();
                 let (p, s, t) = decode_message(&buf[..m.len]).expect("intact message");
                 assert_eq!(t, m.mtype);
                 log.write_all(format!("{p} {s}\n").as_bytes()).unwrap();
@@ -125,17 +121,10 @@ fn sigkill_at_random_moments_loses_nothing_else() {
         }
     }
     // Recover what the dead held, then drain what is left.
-    q.recover();
+    shmq::test_hooks::recover(&q);
     let mut received: Vec<(u32, u64)> = vec![];
     let mut buf = vec![0u8; 8192];
-    while let Ok(m) = q.recv(
-        &mut buf,
-        Selector::Any,
-        RecvFlags {
-            nowait: true,
-            noerror: false,
-        },
-    ) {
+    while let Ok(m) = q.try_recv(&mut buf, Selector::Any) {
         let (p, s, _) = decode_message(&buf[..m.len]).expect("intact message");
         received.push((p, s));
     }
@@ -168,7 +157,7 @@ fn sigkill_at_random_moments_loses_nothing_else() {
     let st = q.stat().unwrap();
     assert_eq!((st.qnum, st.cbytes), (0, 0), "accounting after recovery");
     let mut filled = 0;
-    while q.send(1, &[7; 1000], SendFlags { nowait: true }).is_ok() {
+    while q.try_send(1, &[7; 1000]).is_ok() {
         filled += 1000;
     }
     assert_eq!(filled, 16000, "a full queue's worth of messages fits again");

@@ -19,6 +19,7 @@
 
 mod common;
 use common::*;
+use shmq::test_hooks::*;
 use shmq::*;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -72,21 +73,17 @@ fn child_main() {
                         arm_kill_point(point, action);
                         ns.get(
                             key,
-                            GetFlags {
-                                create: true,
-                                exclusive: true,
-                                mode: 0o600,
-                            },
+                            GetOptions::new().create(true).exclusive(true).mode(0o600),
                         )
                         .unwrap();
                     }
                     "remove" => {
-                        let q = ns.get(key, GetFlags::default()).unwrap();
+                        let q = ns.get(key, GetOptions::new()).unwrap();
                         arm_kill_point(point, action);
                         q.remove().unwrap();
                     }
                     "set" => {
-                        let q = ns.get(key, GetFlags::default()).unwrap();
+                        let q = ns.get(key, GetOptions::new()).unwrap();
                         let s = q.stat().unwrap();
                         arm_kill_point(point, action);
                         q.set(QueueSet {
@@ -113,11 +110,7 @@ fn child_main() {
                 .unwrap();
             println!("ready");
             std::io::stdout().flush().unwrap();
-            let excl = GetFlags {
-                create: true,
-                exclusive: true,
-                mode: 0o600,
-            };
+            let excl = GetOptions::new().create(true).exclusive(true).mode(0o600);
             for i in 0u64.. {
                 let q = ns.get(KEY, excl).unwrap();
                 log.write_all(format!("{}\n", q.id()).as_bytes()).unwrap();
@@ -263,29 +256,19 @@ fn doctor_repairs(dir: &Path, what: &str) -> usize {
     r.findings.len()
 }
 
-fn excl(mode: u32) -> GetFlags {
-    GetFlags {
-        create: true,
-        exclusive: true,
-        mode,
-    }
+fn excl(mode: u32) -> GetOptions {
+    shmq::GetOptions::new()
+        .create(true)
+        .exclusive(true)
+        .mode(mode)
 }
 
 /// Sends a checksummed message through `q` and receives it back.
 fn round_trip(q: &Queue, seq: u64) {
     let text = encode_message(std::process::id(), seq, 3, (seq % 50) as usize);
-    q.send(3, &text, SendFlags { nowait: true }).unwrap();
+    q.try_send(3, &text).unwrap();
     let mut buf = [0u8; 256];
-    let m = q
-        .recv(
-            &mut buf,
-            Selector::Type(3),
-            RecvFlags {
-                nowait: true,
-                noerror: false,
-            },
-        )
-        .unwrap();
+    let m = q.try_recv(&mut buf, Selector::Type(3)).unwrap();
     assert_eq!(
         decode_message(&buf[..m.len]).unwrap(),
         (std::process::id(), seq, 3)
@@ -306,9 +289,7 @@ impl World {
         // A small table, so that records (and their ids' slots) are reused.
         let t = TempNamespace::with_config("msgmni = 8");
         let bystander = t.ns.get(BYSTANDER, excl(0o600)).unwrap();
-        bystander
-            .send(9, &encode_message(0, 0, 9, 10), SendFlags::default())
-            .unwrap();
+        bystander.send(9, &encode_message(0, 0, 9, 10)).unwrap();
         let ids = HashSet::from([bystander.id()]);
         World {
             t,
@@ -354,7 +335,7 @@ impl World {
     /// The key is free again and reusable: a new queue, a new id, usable.
     fn key_reusable(&mut self, key: i32, what: &str) {
         assert_eq!(
-            self.t.ns.get(key, GetFlags::default()).err(),
+            self.t.ns.get(key, GetOptions::new()).err(),
             Some(GetError::NotFound),
             "{what}: key {key:#x} still has a queue"
         );
@@ -382,17 +363,7 @@ impl World {
 
     fn finish(self) {
         let mut buf = [0u8; 256];
-        let m = self
-            .bystander
-            .recv(
-                &mut buf,
-                Selector::Any,
-                RecvFlags {
-                    nowait: true,
-                    noerror: false,
-                },
-            )
-            .unwrap();
+        let m = self.bystander.try_recv(&mut buf, Selector::Any).unwrap();
         assert_eq!(decode_message(&buf[..m.len]).unwrap(), (0, 0, 9));
         self.bystander.remove().unwrap();
         assert!(self.t.ns.ids().is_empty());
@@ -431,7 +402,7 @@ fn killed_inside_queue_creation() {
             w.recover(&what);
             if point == KillPoint::CreateLive {
                 // The queue was made: it works, and it is the only one.
-                let q = w.t.ns.get(KEY, GetFlags::default()).unwrap();
+                let q = w.t.ns.get(KEY, GetOptions::new()).unwrap();
                 w.fresh_id(q.id(), &what);
                 round_trip(&q, 1);
                 assert_eq!(w.t.ns.ids().len(), 2, "{what}");
@@ -467,7 +438,7 @@ fn killed_inside_queue_removal_wakes_sleepers_after_repair() {
                 let q = q.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 64];
-                    q.recv(&mut buf, Selector::Any, RecvFlags::default()).err()
+                    q.recv(&mut buf, Selector::Any).err()
                 })
             };
             while q.figures().sleepers == 0 {
@@ -517,16 +488,16 @@ fn sleepers_finish_a_removal_whose_process_died() {
         w.fresh_id(empty.id(), &what);
         // A full queue for a sender to wait on, an empty one for a receiver.
         let text = [7u8; 1024];
-        while q.send(1, &text, SendFlags { nowait: true }).is_ok() {}
+        while q.try_send(1, &text).is_ok() {}
         let sender = {
             let q = q.clone();
-            std::thread::spawn(move || q.send(1, &[7u8; 1024], SendFlags::default()).err())
+            std::thread::spawn(move || q.send(1, &[7u8; 1024]).err())
         };
         let receiver = {
             let q = empty.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 64];
-                q.recv(&mut buf, Selector::Any, RecvFlags::default()).err()
+                q.recv(&mut buf, Selector::Any).err()
             })
         };
         while q.figures().sleepers == 0 || empty.figures().sleepers == 0 {
@@ -780,13 +751,13 @@ fn stopped_holder_is_never_taken_over() {
         // It finished its operation, and anything left by the dead one.
         match op {
             "create" => {
-                let q = w.t.ns.get(key, GetFlags::default()).unwrap();
+                let q = w.t.ns.get(key, GetOptions::new()).unwrap();
                 w.fresh_id(q.id(), &what);
                 round_trip(&q, 4);
                 q.remove().unwrap();
             }
             "set" => {
-                let q = w.t.ns.get(key, GetFlags::default()).unwrap();
+                let q = w.t.ns.get(key, GetOptions::new()).unwrap();
                 assert_eq!(q.stat().unwrap().perm.mode, 0o640, "{what}");
                 q.remove().unwrap();
             }
@@ -840,7 +811,7 @@ fn killed_at_random_moments_of_create_and_remove() {
         w.recover(&what);
         // The queue of the last creation may have survived (killed between
         // operations, or after making it): it works; remove it.
-        if let Ok(q) = w.t.ns.get(KEY, GetFlags::default()) {
+        if let Ok(q) = w.t.ns.get(KEY, GetOptions::new()) {
             round_trip(&q, 5);
             q.remove().unwrap();
         }
@@ -874,11 +845,7 @@ fn reissued_id_reaches_the_new_queue_in_every_process() {
     let other = Namespace::open(&t.dir).unwrap(); // another process's view
     let first = t.ns.get(KEY, excl(0o600)).unwrap();
     let id = first.id();
-    other
-        .queue(id)
-        .unwrap()
-        .send(1, b"old", SendFlags::default())
-        .unwrap();
+    other.queue(id).unwrap().send(1, b"old").unwrap();
     first.remove().unwrap();
     let mut rounds = 0;
     let again = loop {
@@ -898,11 +865,9 @@ fn reissued_id_reaches_the_new_queue_in_every_process() {
         (KEY2, 0),
         "the new queue, not the old"
     );
-    seen.send(2, b"new", SendFlags::default()).unwrap();
+    seen.send(2, b"new").unwrap();
     let mut buf = [0u8; 8];
-    let m = again
-        .recv(&mut buf, Selector::Any, RecvFlags::default())
-        .unwrap();
+    let m = again.recv(&mut buf, Selector::Any).unwrap();
     assert_eq!(&buf[..m.len], b"new");
     again.remove().unwrap();
 }
@@ -940,13 +905,8 @@ fn repair_another_user_may_not_do_is_left_to_one_who_may() {
             let asleep = q.clone();
             sleeper = Some(std::thread::spawn(move || {
                 let mut buf = [0u8; 64];
-                q.recv_timeout(
-                    &mut buf,
-                    Selector::Any,
-                    RecvFlags::default(),
-                    Duration::from_secs(60),
-                )
-                .err()
+                q.recv_timeout(&mut buf, Selector::Any, Duration::from_secs(60))
+                    .err()
             }));
             // The remover must find it asleep (a remover that marks the
             // queue removed first, in about 2 ms, makes its call EINVAL).
@@ -995,7 +955,7 @@ fn repair_another_user_may_not_do_is_left_to_one_who_may() {
         );
         // Root's next management operation (this msgget) finishes the job.
         assert_eq!(
-            w.t.ns.get(KEY, GetFlags::default()).err(),
+            w.t.ns.get(KEY, GetOptions::new()).err(),
             Some(GetError::NotFound),
             "{what}"
         );
@@ -1004,7 +964,7 @@ fn repair_another_user_may_not_do_is_left_to_one_who_may() {
             files_before,
             "{what}: root removed its file"
         );
-        let theirs = w.t.ns.get(KEY2, GetFlags::default()).unwrap();
+        let theirs = w.t.ns.get(KEY2, GetOptions::new()).unwrap();
         w.fresh_id(theirs.id(), &what);
         assert_eq!(theirs.perms().cuid, 65534);
         theirs.remove().unwrap();

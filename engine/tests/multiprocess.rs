@@ -21,33 +21,25 @@ fn child_main() {
     match role.as_str() {
         "send_one" => {
             let q = ns.get(KEY, create(0o660)).unwrap();
-            q.send(num(0) as i64, args[1].as_bytes(), SendFlags::default())
-                .unwrap();
+            q.send(num(0) as i64, args[1].as_bytes()).unwrap();
         }
         "recv_one" => {
-            let q = ns.get(KEY, GetFlags::default()).unwrap();
+            let q = ns.get(KEY, GetOptions::new()).unwrap();
             let mut buf = [0u8; 8192];
-            let m = q
-                .recv(
-                    &mut buf,
-                    Selector::Type(num(0) as i64),
-                    RecvFlags::default(),
-                )
-                .unwrap();
+            let m = q.recv(&mut buf, Selector::Type(num(0) as i64)).unwrap();
             out.write_all(b"OUT:").unwrap();
             out.write_all(&buf[..m.len]).unwrap();
             out.write_all(b"\n").unwrap();
         }
         "producer" => {
             // args: producer index, messages, types, pad
-            let q = ns.get(KEY, GetFlags::default()).unwrap();
+            let q = ns.get(KEY, GetOptions::new()).unwrap();
             let (p, n, types, pad) = (num(0) as u32, num(1), num(2), num(3) as usize);
             for seq in 0..n {
                 let mtype = 1 + (seq % types) as i64;
                 q.send(
                     mtype,
                     &encode_message(p, seq, mtype, (seq as usize * 13) % (pad + 1)),
-                    SendFlags::default(),
                 )
                 .unwrap();
             }
@@ -55,7 +47,7 @@ fn child_main() {
         "consumer" => {
             // args: selector kind (0 = any, t = type t), output file; writes
             // one line per message to the file (a pipe could fill and block us)
-            let q = ns.get(KEY, GetFlags::default()).unwrap();
+            let q = ns.get(KEY, GetOptions::new()).unwrap();
             let sel = match num(0) {
                 0 => Selector::Any,
                 t => Selector::Type(t as i64),
@@ -63,7 +55,7 @@ fn child_main() {
             let mut buf = vec![0u8; 8192];
             let mut out = std::io::BufWriter::new(std::fs::File::create(&args[1]).unwrap());
             loop {
-                let m = q.recv(&mut buf, sel, RecvFlags::default()).unwrap();
+                let m = q.recv(&mut buf, sel).unwrap();
                 if m.mtype == 1000 || &buf[..m.len] == b"stop" {
                     out.flush().unwrap();
                     break;
@@ -79,18 +71,16 @@ fn child_main() {
         }
         "stream" => {
             // args: count; sends type-1 messages as fast as the queue allows
-            let q = ns.get(KEY, GetFlags::default()).unwrap();
+            let q = ns.get(KEY, GetOptions::new()).unwrap();
             for seq in 0..num(0) {
-                q.send(1, &seq.to_le_bytes(), SendFlags::default()).unwrap();
+                q.send(1, &seq.to_le_bytes()).unwrap();
             }
         }
         "drain_stream" => {
-            let q = ns.get(KEY, GetFlags::default()).unwrap();
+            let q = ns.get(KEY, GetOptions::new()).unwrap();
             let mut buf = [0u8; 8];
             for seq in 0..num(0) {
-                let m = q
-                    .recv(&mut buf, Selector::Type(1), RecvFlags::default())
-                    .unwrap();
+                let m = q.recv(&mut buf, Selector::Type(1)).unwrap();
                 assert_eq!(u64::from_le_bytes(buf), seq, "type-1 order");
                 assert_eq!(m.len, 8);
             }
@@ -167,7 +157,7 @@ fn producers_by_consumers_by_types_exactly_once_in_order() {
     // their own type): an any-type consumer would otherwise take a typed
     // consumer's stop and leave it waiting forever.
     for _ in 0..2 {
-        q.send(1000, b"stop", SendFlags::default()).unwrap();
+        q.send(1000, b"stop").unwrap();
     }
     let mut consumers = consumers.into_iter();
     let mut finished: Vec<_> = consumers
@@ -176,7 +166,7 @@ fn producers_by_consumers_by_types_exactly_once_in_order() {
         .map(|c| c.wait_with_output().unwrap())
         .collect();
     for ty in 1..=types {
-        q.send(ty as i64, b"stop", SendFlags::default()).unwrap();
+        q.send(ty as i64, b"stop").unwrap();
     }
     finished.extend(consumers.map(|c| c.wait_with_output().unwrap()));
     let mut seen = HashSet::new();
@@ -215,8 +205,7 @@ fn unread_type_999_never_blocks_a_million_messages() {
     let t = TempNamespace::new();
     let q = t.ns.get(KEY, create(0o660)).unwrap();
     assert_eq!(q.stat().unwrap().qbytes, 16384);
-    q.send(999, b"nobody reads me", SendFlags::default())
-        .unwrap();
+    q.send(999, b"nobody reads me").unwrap();
     let n = if cfg!(debug_assertions) {
         100_000
     } else {
@@ -229,16 +218,7 @@ fn unread_type_999_never_blocks_a_million_messages() {
     let st = q.stat().unwrap();
     assert_eq!((st.qnum, st.cbytes), (1, 15));
     let mut buf = [0u8; 64];
-    let m = q
-        .recv(
-            &mut buf,
-            Selector::Any,
-            RecvFlags {
-                nowait: true,
-                noerror: false,
-            },
-        )
-        .unwrap();
+    let m = q.try_recv(&mut buf, Selector::Any).unwrap();
     assert_eq!((m.mtype, &buf[..m.len]), (999, &b"nobody reads me"[..]));
     q.remove().unwrap();
 }
@@ -249,6 +229,6 @@ fn dump_queue() {
     let dir = std::env::var("SHMQ_DUMP_DIR").unwrap();
     let ns = Namespace::open(dir).unwrap();
     for id in ns.ids() {
-        println!("{}", ns.queue(id).unwrap().debug_dump());
+        println!("{}", shmq::test_hooks::debug_dump(&ns.queue(id).unwrap()));
     }
 }

@@ -20,6 +20,7 @@
 
 mod common;
 use common::*;
+use shmq::test_hooks::*;
 use shmq::*;
 use std::collections::HashMap;
 use std::io::Read;
@@ -213,10 +214,6 @@ fn child_main() {
     };
     let dir = std::env::var("SHMQ_DIR").unwrap();
     let num = |i: usize| -> i64 { args[i].parse().unwrap() };
-    let no_wait = RecvFlags {
-        nowait: false,
-        noerror: false,
-    };
     match role.as_str() {
         // Everything a user the queue's mode admits nothing may try.
         // Args: KEY ID KERNEL_KEY KERNEL_ID.
@@ -224,13 +221,7 @@ fn child_main() {
             let ns = Namespace::open(&dir).unwrap();
             let (key, id) = (num(0) as i32, num(1) as i32);
             let (kkey, kid) = (num(2) as i32, num(3) as i32);
-            let get = |mode| match ns.get(
-                key,
-                GetFlags {
-                    mode,
-                    ..GetFlags::default()
-                },
-            ) {
+            let get = |mode| match ns.get(key, GetOptions::new().mode(mode)) {
                 Ok(q) => format!("id {}", q.id()),
                 Err(e) => errno_name(e.errno()),
             };
@@ -318,11 +309,10 @@ fn child_main() {
             let q = ns
                 .get(
                     num(0) as i32,
-                    GetFlags {
-                        create: true,
-                        exclusive: true,
-                        mode: num(1) as u32,
-                    },
+                    GetOptions::new()
+                        .create(true)
+                        .exclusive(true)
+                        .mode(num(1) as u32),
                 )
                 .unwrap();
             report("id", q.id());
@@ -350,13 +340,7 @@ fn child_main() {
         "send" => {
             let ns = Namespace::open(&dir).unwrap();
             let q = ns
-                .get(
-                    num(0) as i32,
-                    GetFlags {
-                        mode: 0o200,
-                        ..GetFlags::default()
-                    },
-                )
+                .get(num(0) as i32, GetOptions::new().mode(0o200))
                 .unwrap();
             let mtype = num(2);
             for seq in 0..num(1) as u64 {
@@ -371,24 +355,13 @@ fn child_main() {
         "recv" => {
             let ns = Namespace::open(&dir).unwrap();
             let q = ns
-                .get(
-                    num(0) as i32,
-                    GetFlags {
-                        mode: 0o400,
-                        ..GetFlags::default()
-                    },
-                )
+                .get(num(0) as i32, GetOptions::new().mode(0o400))
                 .unwrap();
             let (mtype, sender) = (num(2), num(3) as u32);
             let mut buf = [0u8; 256];
             for seq in 0..num(1) as u64 {
                 let m = q
-                    .recv_timeout(
-                        &mut buf,
-                        Selector::Type(mtype),
-                        no_wait,
-                        Duration::from_secs(60),
-                    )
+                    .recv_timeout(&mut buf, Selector::Type(mtype), Duration::from_secs(60))
                     .unwrap();
                 assert_eq!(decode_message(&buf[..m.len]).unwrap(), (sender, seq, mtype));
             }
@@ -433,15 +406,15 @@ fn child_main() {
         // this process dies of SIGBUS.
         "user_after_truncation" => {
             let ns = Namespace::open(&dir).unwrap();
-            let q = ns.get(num(0) as i32, GetFlags::default()).unwrap();
-            q.send(1, b"before", SendFlags::default()).unwrap();
+            let q = ns.get(num(0) as i32, GetOptions::new()).unwrap();
+            q.send(1, b"before").unwrap();
             report("ready", 1);
             use std::io::Write;
             std::io::stdout().flush().unwrap();
             wait_for_file(&args[1]);
-            let sent = q.send(1, b"after", SendFlags { nowait: true });
+            let sent = q.try_send(1, b"after");
             report("send_after", format!("{sent:?}"));
-            let got = ns.get(0x1234_5678, GetFlags::default()).err();
+            let got = ns.get(0x1234_5678, GetOptions::new()).err();
             report("get_after", format!("{got:?}"));
         }
         _ => panic!("unknown role {role}"),
@@ -490,12 +463,11 @@ fn strings(v: &[&dyn std::fmt::Display]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-fn create(mode: u32) -> GetFlags {
-    GetFlags {
-        create: true,
-        exclusive: true,
-        mode,
-    }
+fn create(mode: u32) -> GetOptions {
+    shmq::GetOptions::new()
+        .create(true)
+        .exclusive(true)
+        .mode(mode)
 }
 
 /// The kernel's `msg_lrpid` names the receiver: its process id, or, when
@@ -562,7 +534,7 @@ fn private_queue_is_closed_to_other_users() {
 
     // Made by root; tried by nobody.
     let q = ns.get(0x600, create(0o600)).unwrap();
-    q.send(1, b"root's", SendFlags::default()).unwrap();
+    q.send(1, b"root's").unwrap();
     let kq = KernelQueue::new(0o600);
     let o = run_as(
         NOBODY,
@@ -590,26 +562,14 @@ fn private_queue_is_closed_to_other_users() {
     );
     check_denied(&o, "nobody's queue, uid 65533");
     // Root may use nobody's queue (as with the kernel's).
-    let theirs = ns
-        .get(
-            0x601,
-            GetFlags {
-                mode: 0o600,
-                ..GetFlags::default()
-            },
-        )
-        .unwrap();
+    let theirs = ns.get(0x601, GetOptions::new().mode(0o600)).unwrap();
     assert_eq!(
         (theirs.perms().uid, theirs.perms().cuid),
         (NOBODY.0, NOBODY.0)
     );
-    theirs
-        .send(2, b"root writes", SendFlags::default())
-        .unwrap();
+    theirs.send(2, b"root writes").unwrap();
     let mut buf = [0u8; 64];
-    let m = theirs
-        .recv(&mut buf, Selector::Any, RecvFlags::default())
-        .unwrap();
+    let m = theirs.recv(&mut buf, Selector::Any).unwrap();
     assert_eq!(&buf[..m.len], b"root writes");
     let meta = std::fs::metadata(d.0.join(format!("msq.{id}"))).unwrap();
     assert_eq!(
@@ -646,7 +606,7 @@ fn open_queue_carries_messages_between_users() {
     wait_for_sleeper(&q);
     for seq in 0..n {
         let text = encode_message(0, seq, 1, (seq % 64) as usize);
-        q.send(1, &text, SendFlags::default()).unwrap();
+        q.send(1, &text).unwrap();
     }
     let o = collect(child);
     assert!(o.status.success(), "nobody's receiver: {}", o.status);
@@ -679,9 +639,7 @@ fn open_queue_carries_messages_between_users() {
         std::thread::spawn(move || {
             let mut buf = [0u8; 256];
             for seq in 0..n {
-                let m = q
-                    .recv(&mut buf, Selector::Type(2), RecvFlags::default())
-                    .unwrap();
+                let m = q.recv(&mut buf, Selector::Type(2)).unwrap();
                 assert_eq!(decode_message(&buf[..m.len]).unwrap(), (NOBODY.0, seq, 2));
             }
         })
@@ -792,7 +750,7 @@ fn namespace_directory_stays_usable_by_every_user() {
             if u.0 == 0 {
                 let ns = Namespace::open(&d.0).unwrap();
                 let q = ns.get(key, create(0o600)).unwrap();
-                q.send(1, b"root", SendFlags::default()).unwrap();
+                q.send(1, b"root").unwrap();
             } else {
                 run_as(*u, "create", &d.0, &strings(&[&key, &0o600]));
             }
@@ -838,7 +796,7 @@ fn namespace_directory_stays_usable_by_every_user() {
         "id table"
     );
     let ns = Namespace::open(&d.0).unwrap();
-    ns.get(0x77, GetFlags::default()).unwrap().remove().unwrap();
+    ns.get(0x77, GetOptions::new()).unwrap().remove().unwrap();
     // Root's doctor removes nobody's temporary table.
     let r = Namespace::doctor_dir(&d.0, &DoctorOptions::default());
     assert!(
@@ -866,7 +824,7 @@ fn namespace_directory_stays_usable_by_every_user() {
     let m = std::fs::metadata(&d.0).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o1777, "directory");
     let ns = Namespace::open(&d.0).unwrap();
-    ns.get(0x78, GetFlags::default()).unwrap().remove().unwrap();
+    ns.get(0x78, GetOptions::new()).unwrap().remove().unwrap();
     doctor_clean(&d.0);
     drop(ns);
     // What the dead creator left beside the directory: its empty temporary

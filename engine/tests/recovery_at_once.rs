@@ -31,7 +31,7 @@ fn child_main() {
         return;
     };
     let ns = Namespace::open_default().unwrap();
-    let q = ns.get(KEY, GetFlags::default()).unwrap();
+    let q = ns.get(KEY, GetOptions::new()).unwrap();
     let mixed = args[0] == "mixed";
     // Tell the parent we are at work: it kills only children that are.
     let mut out = std::io::stdout();
@@ -47,7 +47,7 @@ fn child_main() {
                 } else {
                     (1, SIZE)
                 };
-                q.send(mtype, &text[..len], SendFlags::default()).unwrap();
+                q.send(mtype, &text[..len]).unwrap();
             }
         }
         _ => {
@@ -66,13 +66,13 @@ fn child_main() {
                 };
                 if r % 3 == 1 {
                     // A zero-copy loan, held a while: killed holding it.
-                    let loan = q.recv_lend(sel, RecvFlags::default()).unwrap();
+                    let loan = q.recv_lend(sel).unwrap();
                     let sum: u64 = loan.with_text(|t| t.iter().map(|&b| b as u64).sum());
                     std::hint::black_box(sum);
                     std::thread::sleep(Duration::from_micros(200));
                     drop(loan);
                 } else {
-                    q.recv(&mut buf, sel, RecvFlags::default()).unwrap();
+                    q.recv(&mut buf, sel).unwrap();
                 }
             }
         }
@@ -156,13 +156,9 @@ fn kill_round(producers: usize, consumers: usize, mixed: bool, kills: usize) {
     let before = q.stat().unwrap();
     let info = t.ns.info();
     let mut buf = [0u8; 256];
-    let nowait = RecvFlags {
-        nowait: true,
-        noerror: false,
-    };
     let (mut drained, mut bytes) = (0u64, 0u64);
     let end = loop {
-        match q.recv(&mut buf, Selector::Any, nowait) {
+        match q.try_recv(&mut buf, Selector::Any) {
             Ok(m) => {
                 drained += 1;
                 bytes += m.len as u64;
@@ -189,7 +185,7 @@ fn kill_round(producers: usize, consumers: usize, mixed: bool, kills: usize) {
     );
     let mut filled = 0u64;
     let end = loop {
-        match q.send(1, &[b'f'; SIZE], SendFlags { nowait: true }) {
+        match q.try_send(1, &[b'f'; SIZE]) {
             Ok(()) => filled += 1,
             Err(e) => break e,
         }

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use shmq::test_hooks::*;
 use shmq::*;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
@@ -58,7 +59,7 @@ fn until_all_asleep(q: &Queue, tids: &[u32], sleepers: usize) {
 /// itself makes it runnable before the send returns).
 fn wake_count(n: usize) {
     let ns = Namespace::open_default().unwrap();
-    let q = ns.get(KEY, GetFlags::default()).unwrap();
+    let q = ns.get(KEY, GetOptions::new()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<(usize, u32)>();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, i64)>();
     let mut threads = Vec::new();
@@ -68,9 +69,7 @@ fn wake_count(n: usize) {
             tx.send((i, gettid())).unwrap();
             let mtype = if i == n { 2 } else { 1 };
             let mut buf = [0u8; 64];
-            let m = q
-                .recv(&mut buf, Selector::Type(mtype), RecvFlags::default())
-                .unwrap();
+            let m = q.recv(&mut buf, Selector::Type(mtype)).unwrap();
             done_tx.send((i, m.mtype)).unwrap();
         }));
     }
@@ -80,7 +79,7 @@ fn wake_count(n: usize) {
     until_all_asleep(&q, &all, n + 1);
 
     let before = futex_wake_ups();
-    q.send(1, b"one", SendFlags::default()).unwrap();
+    q.send(1, b"one").unwrap();
     let (got, mtype) = done_rx.recv().unwrap();
     assert_eq!(mtype, 1);
     let rest: Vec<u32> = tids
@@ -94,9 +93,9 @@ fn wake_count(n: usize) {
 
     // Let everyone go.
     for _ in 1..n {
-        q.send(1, b"more", SendFlags::default()).unwrap();
+        q.send(1, b"more").unwrap();
     }
-    q.send(2, b"two", SendFlags::default()).unwrap();
+    q.send(2, b"two").unwrap();
     for t in threads {
         t.join().unwrap();
     }
@@ -148,19 +147,14 @@ fn blocked_receiver_cpu_time_is_reported() {
     let q = t.ns.get(KEY, create(0o600)).unwrap();
     // A peer attached (it has sent once) and awake: the receiver may spin
     // for it, for a while.
-    q.send(9, b"x", SendFlags::default()).unwrap();
+    q.send(9, b"x").unwrap();
     let r = q.clone();
     let used = std::thread::spawn(move || {
         let mut buf = [0u8; 16];
         let wall = std::time::Instant::now();
         let cpu = thread_cpu_time();
         let e = r
-            .recv_timeout(
-                &mut buf,
-                Selector::Type(1),
-                RecvFlags::default(),
-                Duration::from_secs(1),
-            )
+            .recv_timeout(&mut buf, Selector::Type(1), Duration::from_secs(1))
             .unwrap_err();
         assert_eq!(e, RecvError::TimedOut);
         (thread_cpu_time() - cpu, wall.elapsed())

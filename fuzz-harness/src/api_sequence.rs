@@ -6,7 +6,7 @@
 //! so every execution could not have a fresh namespace of its own, and the
 //! model would have to guess what earlier executions left. The C layer's
 //! own decoding (`msgflg`, `msgtyp`, `cmd`) is mirrored with the engine's
-//! decoders (`GetFlags::from_bits`, `Selector::from_msgtyp`).
+//! decoders (`GetOptions::from_msgflg`, `Selector::from_msgtyp`).
 //!
 //! Every receive, send and lookup never blocks (IPC_NOWAIT, or a timeout of
 //! at most 150 µs).
@@ -14,8 +14,8 @@
 use crate::input::Input;
 use crate::{isolated, run_doctor, TempDir, MSGMAX, MSGMNB, MSGMNI, QBYTES_MAX};
 use shmq::{
-    CtlError, GetError, GetFlags, Namespace, Queue, QueueSet, RecvError, RecvFlags, Selector,
-    SendError, SendFlags,
+    test_hooks, CtlError, GetError, GetOptions, Namespace, Queue, QueueSet, RecvError, RecvOptions,
+    Selector, SendError,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -175,7 +175,10 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 1 => input.u32() as i32,
                 k => k as i32,
             };
-            let flags = GetFlags::from_bits(input.u16() as i32);
+            let msgflg = input.u16() as i32;
+            let flags = GetOptions::from_msgflg(msgflg);
+            let create = msgflg & libc::IPC_CREAT != 0;
+            let exclusive = msgflg & libc::IPC_EXCL != 0;
             let found = (key != 0)
                 .then(|| w.live().position(|m| m.key == key))
                 .flatten();
@@ -198,14 +201,14 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                     .id()
             });
             match (existing, r) {
-                (Some(id), r) if flags.create && flags.exclusive => {
+                (Some(id), r) if create && exclusive => {
                     assert_eq!(r.map(|q| q.id()), Err(GetError::Exists), "queue {id}")
                 }
                 (Some(id), r) => assert_eq!(r.map(|q| q.id()), Ok(id)),
-                (None, Err(GetError::NotFound)) => assert!(key != 0 && !flags.create),
+                (None, Err(GetError::NotFound)) => assert!(key != 0 && !create),
                 (None, Err(GetError::NoSpace)) => assert_eq!(live, MSGMNI),
                 (None, Ok(q)) => {
-                    assert!(key == 0 || flags.create, "msgget created without IPC_CREAT");
+                    assert!(key == 0 || create, "msgget created without IPC_CREAT");
                     assert!(live < MSGMNI, "more than msgmni queues");
                     assert!(w.live().all(|m| m.q.id() != q.id()), "id reused while live");
                     w.queues.push(Model {
@@ -237,7 +240,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             let r = if timed {
                 m.q.send_timeout(mtype, &text, Duration::from_micros(50))
             } else {
-                m.q.send(mtype, &text, SendFlags { nowait: true })
+                m.q.try_send(mtype, &text)
             };
             let expected = if len > MSGMAX || mtype < 1 || m.removed {
                 Err(SendError::Invalid)
@@ -264,14 +267,15 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             let noerror = input.bool();
             let timed = input.u8() & 7 == 0;
             let m = &mut w.queues[i];
-            let flags = RecvFlags {
-                nowait: !timed,
-                noerror,
+            let opts = if noerror {
+                RecvOptions::new(sel).truncate()
+            } else {
+                RecvOptions::new(sel)
             };
             let r = if timed {
-                m.q.recv_timeout(&mut buf[..len], sel, flags, Duration::from_micros(50))
+                m.q.recv_timeout(&mut buf[..len], opts, Duration::from_micros(50))
             } else {
-                m.q.recv(&mut buf[..len], sel, flags)
+                m.q.try_recv(&mut buf[..len], opts)
             };
             trace!("msgrcv(q{i}, {sel:?}, {len}, noerror {noerror}, timed {timed}): {r:?}");
             if m.removed {
@@ -306,7 +310,13 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             let len = input.u8() as usize % (MSGMAX + 16);
             let noerror = input.bool();
             let m = &w.queues[i];
-            let r = m.q.recv_copy(&mut buf[..len], index, noerror);
+            let opts = if noerror {
+                RecvOptions::default().truncate()
+            } else {
+                RecvOptions::default()
+            };
+            let position = usize::try_from(index).unwrap_or(usize::MAX);
+            let r = m.q.try_recv_copy(&mut buf[..len], position, opts);
             if m.removed {
                 assert_eq!(r, Err(RecvError::Invalid));
                 return;
@@ -334,11 +344,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
             let Some(i) = w.pick(input) else { return };
             let sel = Selector::from_msgtyp(input.i64_biased(), input.bool());
             let m = &mut w.queues[i];
-            let flags = RecvFlags {
-                nowait: true,
-                noerror: false,
-            };
-            let r = m.q.recv_lend(sel, flags);
+            let r = m.q.try_recv_lend(sel);
             if m.removed {
                 assert_eq!(r.err(), Some(RecvError::Invalid));
                 return;
@@ -460,7 +466,11 @@ fn step(w: &mut World, input: &mut Input<'_>) {
         // recovery finds nobody dead
         12 => {
             if let Some(i) = w.pick(input) {
-                assert_eq!(w.queues[i].q.recover(), 0, "recovered a live process");
+                assert_eq!(
+                    test_hooks::recover(&w.queues[i].q),
+                    0,
+                    "recovered a live process"
+                );
             }
         }
         // fill then drain, in order
@@ -472,7 +482,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 let text = w.text(len);
                 let m = &mut w.queues[i];
                 let mtype = 1 + (k % 3) as i64;
-                let r = m.q.send(mtype, &text, SendFlags { nowait: true });
+                let r = m.q.try_send(mtype, &text);
                 if m.removed {
                     assert_eq!(r, Err(SendError::Invalid));
                     return;
@@ -486,17 +496,13 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 }
             }
             let m = &mut w.queues[i];
-            let flags = RecvFlags {
-                nowait: true,
-                noerror: false,
-            };
             if m.removed {
-                let r = m.q.recv(&mut buf, Selector::Any, flags);
+                let r = m.q.try_recv(&mut buf, Selector::Any);
                 assert_eq!(r, Err(RecvError::Invalid), "drain of a removed queue");
                 return;
             }
             let end = loop {
-                match m.q.recv(&mut buf, Selector::Any, flags) {
+                match m.q.try_recv(&mut buf, Selector::Any) {
                     Ok(got) => {
                         let (mtype, text) = m.msgs.pop_front().expect("a message the model lacks");
                         assert_eq!((got.mtype, &buf[..got.len]), (mtype, &text[..]), "drain");
@@ -509,7 +515,7 @@ fn step(w: &mut World, input: &mut Input<'_>) {
                 "drain ended with {end:?} but {} messages are queued: {:?}\n{}",
                 m.msgs.len(),
                 m.msgs.iter().map(|(t, x)| (t, x.len())).collect::<Vec<_>>(),
-                m.q.debug_dump()
+                test_hooks::debug_dump(&m.q)
             );
         }
     }

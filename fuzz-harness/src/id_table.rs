@@ -1,9 +1,9 @@
 //! Target `id_table`: a damaged id table (`ids`) opened through the normal API.
 
 use crate::input::Input;
-use crate::queue_file::{fill, nowait, operate};
+use crate::queue_file::{fill, operate};
 use crate::{isolated, patch, run_doctor, TempDir, MSGMAX};
-use shmq::{GetFlags, Namespace, SendFlags};
+use shmq::{GetOptions, Namespace};
 use std::time::Duration;
 
 /// Offsets of the id table header's words (see `engine/src/ids.rs`).
@@ -57,14 +57,7 @@ fn run(data: &[u8]) {
         for i in 0..=(setup % 4) as i32 {
             let key = if i == 3 { 0 } else { i + 1 };
             let q = ns
-                .get(
-                    key,
-                    GetFlags {
-                        create: true,
-                        exclusive: false,
-                        mode: 0o666,
-                    },
-                )
+                .get(key, GetOptions::new().create(true).mode(0o666))
                 .expect("create a queue");
             fill(&q, setup >> 2 ^ i as u8);
             ids.push(q.id());
@@ -75,11 +68,7 @@ fn run(data: &[u8]) {
             let q = ns
                 .get(
                     9,
-                    GetFlags {
-                        create: true,
-                        exclusive: true,
-                        mode: 0o600,
-                    },
+                    GetOptions::new().create(true).exclusive(true).mode(0o600),
                 )
                 .expect("re-create");
             ids.push(q.id());
@@ -123,8 +112,8 @@ fn sanitize(bytes: &mut [u8], original: &[u8], dead_holder: bool) {
     }
 }
 
-fn get_flags(input: &mut Input<'_>) -> GetFlags {
-    GetFlags::from_bits(input.u16() as i32)
+fn get_flags(input: &mut Input<'_>) -> GetOptions {
+    GetOptions::from_msgflg(input.u16() as i32)
 }
 
 fn exercise(dir: &std::path::Path, ids: &[i32], input: &mut Input<'_>) {
@@ -197,10 +186,10 @@ fn script(ns: &Namespace, ids: &[i32]) {
     let mut buf = [0u8; MSGMAX];
     for key in [1, 2, 3, 9, 0] {
         for flags in [0, libc::IPC_CREAT | 0o600] {
-            if let Ok(q) = ns.get(key, GetFlags::from_bits(flags)) {
+            if let Ok(q) = ns.get(key, GetOptions::from_msgflg(flags)) {
                 let _ = q.stat();
-                let _ = q.send(1, b"x", SendFlags { nowait: true });
-                let _ = q.recv(&mut buf, shmq::Selector::Any, nowait());
+                let _ = q.try_send(1, b"x");
+                let _ = q.try_recv(&mut buf, shmq::Selector::Any);
             }
         }
     }
@@ -210,6 +199,6 @@ fn script(ns: &Namespace, ids: &[i32]) {
         }
     }
     for index in 0..crate::MSGMNI + 1 {
-        let _ = ns.queue_at(index).map(|q| q.stat_unchecked());
+        let _ = ns.queue_at(index).map(|q| q.stat_any());
     }
 }

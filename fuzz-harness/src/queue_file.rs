@@ -2,7 +2,7 @@
 
 use crate::input::Input;
 use crate::{isolated, patch, run_doctor, TempDir, MSGMAX};
-use shmq::{GetFlags, Namespace, Queue, QueueSet, RecvFlags, Selector, SendFlags};
+use shmq::{test_hooks, GetOptions, Namespace, Queue, QueueSet, RecvOptions, Selector};
 use std::time::Duration;
 
 /// Text lengths the set-up sends: empty, inline, and each data class's edges.
@@ -17,20 +17,13 @@ pub(crate) fn fill(q: &Queue, setup: u8) {
         for i in 0..(setup % 8) as usize {
             let mtype = 1 + ((i + setup as usize) % 3) as i64;
             let text = vec![i as u8 ^ 0x5a; SIZES[(i * 3 + setup as usize / 8) % SIZES.len()]];
-            let _ = q.send(mtype, &text, SendFlags { nowait: true });
+            let _ = q.try_send(mtype, &text);
         }
         if setup & 0x80 != 0 {
             let mut buf = [0u8; MSGMAX];
-            let _ = q.recv(&mut buf, Selector::Type(2), nowait());
+            let _ = q.try_recv(&mut buf, Selector::Type(2));
         }
     })
-}
-
-pub(crate) fn nowait() -> RecvFlags {
-    RecvFlags {
-        nowait: true,
-        noerror: false,
-    }
 }
 
 /// The input: a mode byte, a set-up byte, then (by mode) patches, a new
@@ -53,11 +46,7 @@ fn run(data: &[u8]) {
         let q = ns
             .get(
                 0x1234,
-                GetFlags {
-                    create: true,
-                    exclusive: true,
-                    mode: 0o600,
-                },
+                GetOptions::new().create(true).exclusive(true).mode(0o600),
             )
             .expect("create a queue");
         fill(&q, setup);
@@ -127,33 +116,33 @@ pub(crate) fn operate(ns: &Namespace, q: &Queue, input: &mut Input<'_>) {
         0 => {
             let mtype = input.i64_biased();
             let len = input.u8() as usize % (MSGMAX + 2);
-            let _ = q.send(mtype, &buf[..len], SendFlags { nowait: true });
+            let _ = q.try_send(mtype, &buf[..len]);
         }
         1 => {
             let sel = selector(input);
             let len = input.u8() as usize % (MSGMAX + 8);
-            let flags = RecvFlags {
-                nowait: true,
-                noerror: input.bool(),
-            };
-            let _ = q.recv(&mut buf[..len], sel, flags);
+            let _ = q.try_recv(&mut buf[..len], options(sel, input.bool()));
         }
         2 => {
             let index = input.i64_biased();
             let len = input.u8() as usize % (MSGMAX + 8);
-            let _ = q.recv_copy(&mut buf[..len], index, input.bool());
+            let _ = q.try_recv_copy(
+                &mut buf[..len],
+                position(index),
+                options(Selector::Any, input.bool()),
+            );
         }
         3 => {
             let sel = selector(input);
-            if let Ok(loan) = q.recv_lend(sel, nowait()) {
+            if let Ok(loan) = q.try_recv_lend(sel) {
                 let _ = (loan.mtype(), loan.len(), loan.is_empty());
                 loan.with_text(|t| t.iter().fold(0u8, |a, &b| a ^ b));
                 let _ = q.stat();
             }
         }
         4 => {
-            let _ = (q.stat(), q.stat_unchecked(), q.figures(), q.perms());
-            let _ = q.debug_dump();
+            let _ = (q.stat(), q.stat_any(), q.figures(), q.perms());
+            let _ = test_hooks::debug_dump(q);
         }
         5 => {
             let _ = q.set(QueueSet {
@@ -164,7 +153,7 @@ pub(crate) fn operate(ns: &Namespace, q: &Queue, input: &mut Input<'_>) {
             });
         }
         6 => {
-            q.recover();
+            test_hooks::recover(q);
         }
         7 => {
             let _ = q.remove();
@@ -175,7 +164,7 @@ pub(crate) fn operate(ns: &Namespace, q: &Queue, input: &mut Input<'_>) {
         9 => {
             let sel = selector(input);
             let t = Duration::from_micros(input.u8() as u64 % 16 * 10);
-            let _ = q.recv_timeout(&mut buf, sel, RecvFlags::default(), t);
+            let _ = q.recv_timeout(&mut buf, sel, t);
         }
         10 => {
             let mtype = input.i64_biased();
@@ -187,10 +176,10 @@ pub(crate) fn operate(ns: &Namespace, q: &Queue, input: &mut Input<'_>) {
             // Fill, then drain: reaches the full queue and every cell.
             for i in 0..input.u8() % 32 {
                 let len = SIZES[i as usize % SIZES.len()];
-                let _ = q.send(1 + i as i64 % 3, &buf[..len], SendFlags { nowait: true });
+                let _ = q.try_send(1 + i as i64 % 3, &buf[..len]);
             }
             for _ in 0..input.u8() % 32 {
-                if q.recv(&mut buf, Selector::Any, nowait()).is_err() {
+                if q.try_recv(&mut buf, Selector::Any).is_err() {
                     break;
                 }
             }
@@ -198,13 +187,28 @@ pub(crate) fn operate(ns: &Namespace, q: &Queue, input: &mut Input<'_>) {
     }
 }
 
+/// Receive options for `sel`, truncating when `truncate`.
+fn options(sel: Selector, truncate: bool) -> RecvOptions {
+    let opts = RecvOptions::new(sel);
+    if truncate {
+        opts.truncate()
+    } else {
+        opts
+    }
+}
+
+/// A `MSG_COPY` position from an `msgtyp`: a negative one finds nothing.
+fn position(msgtyp: i64) -> usize {
+    usize::try_from(msgtyp).unwrap_or(usize::MAX)
+}
+
 /// A fixed use of every kind of call: what each input exercises at least.
 pub(crate) fn script(ns: &Namespace, q: &Queue) {
     let mut buf = [0u8; MSGMAX];
-    let _ = (q.stat(), q.figures(), q.debug_dump());
-    q.recover();
+    let _ = (q.stat(), q.figures(), test_hooks::debug_dump(q));
+    test_hooks::recover(q);
     for index in 0..3 {
-        let _ = q.recv_copy(&mut buf, index, false);
+        let _ = q.try_recv_copy(&mut buf, index, RecvOptions::default());
     }
     for sel in [
         Selector::Type(2),
@@ -212,16 +216,16 @@ pub(crate) fn script(ns: &Namespace, q: &Queue) {
         Selector::AtMost(2),
         Selector::Any,
     ] {
-        let _ = q.recv(&mut buf, sel, nowait());
+        let _ = q.try_recv(&mut buf, sel);
     }
     for (mtype, len) in [(1, 3), (2, 40), (3, 100), (4, MSGMAX)] {
-        let _ = q.send(mtype, &buf[..len], SendFlags { nowait: true });
+        let _ = q.try_send(mtype, &buf[..len]);
     }
-    if let Ok(loan) = q.recv_lend(Selector::AtMost(4), nowait()) {
+    if let Ok(loan) = q.try_recv_lend(Selector::AtMost(4)) {
         loan.with_text(|t| t.len());
     }
     for _ in 0..8 {
-        if q.recv(&mut buf, Selector::Any, nowait()).is_err() {
+        if q.try_recv(&mut buf, Selector::Any).is_err() {
             break;
         }
     }

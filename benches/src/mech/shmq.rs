@@ -4,9 +4,7 @@
 use crate::cleanup;
 use crate::mech::bad_spec;
 use crate::mechanism::{Channel, ChannelConfig, End, Endpoint, Mechanism};
-use shmq::{
-    GetFlags, Namespace, Queue, QueueSet, RecvError, RecvFlags, Selector, SendError, SendFlags,
-};
+use shmq::{GetOptions, Namespace, Queue, QueueSet, RecvError, Selector, SendError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -102,11 +100,7 @@ impl Mechanism for Shmq {
         };
         let q = ns.get(
             shmq::IPC_PRIVATE,
-            GetFlags {
-                create: true,
-                exclusive: true,
-                mode: 0o600,
-            },
+            GetOptions::new().create(true).exclusive(true).mode(0o600),
         )?;
         let removal = q.clone();
         let q_guard = cleanup::register(move || {
@@ -151,17 +145,17 @@ pub(crate) struct ShmqEnd {
 
 impl Endpoint for ShmqEnd {
     fn send(&mut self, mtype: i64, msg: &[u8]) -> io::Result<()> {
-        Ok(self.q.send(mtype, msg, SendFlags::default())?)
+        Ok(self.q.send(mtype, msg)?)
     }
 
     fn recv(&mut self, mtype: i64) -> io::Result<&[u8]> {
         let sel = Selector::from_msgtyp(mtype, false);
-        let m = self.q.recv(&mut self.buf, sel, RecvFlags::default())?;
+        let m = self.q.recv(&mut self.buf, sel)?;
         Ok(&self.buf[..m.len])
     }
 
     fn try_send(&mut self, mtype: i64, msg: &[u8]) -> io::Result<bool> {
-        match self.q.send(mtype, msg, SendFlags { nowait: true }) {
+        match self.q.try_send(mtype, msg) {
             Ok(()) => Ok(true),
             Err(SendError::Again) => Ok(false),
             Err(e) => Err(e.into()),
@@ -170,11 +164,7 @@ impl Endpoint for ShmqEnd {
 
     fn try_recv(&mut self, mtype: i64) -> io::Result<Option<(i64, &[u8])>> {
         let sel = Selector::from_msgtyp(mtype, false);
-        let flags = RecvFlags {
-            nowait: true,
-            noerror: false,
-        };
-        match self.q.recv(&mut self.buf, sel, flags) {
+        match self.q.try_recv(&mut self.buf, sel) {
             Ok(m) => Ok(Some((m.mtype, &self.buf[..m.len]))),
             Err(RecvError::NoMessage) => Ok(None),
             Err(e) => Err(e.into()),

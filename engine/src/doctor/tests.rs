@@ -6,8 +6,8 @@ use super::*;
 use crate::accounting::{Delta, Side};
 use crate::layout::{NodeRef, PAGE};
 use crate::message::Selector;
-use crate::namespace::GetFlags;
-use crate::queue::{Queue, RecvFlags, SendFlags};
+use crate::namespace::GetOptions;
+use crate::queue::Queue;
 use crate::state::QueueState;
 use crate::type_dir::{estatus, estatus_of};
 use crate::type_fifo::{node_owner, status};
@@ -57,11 +57,7 @@ impl TestNs {
     }
 
     fn queue(&self, key: i32) -> Queue {
-        let flags = GetFlags {
-            create: true,
-            exclusive: false,
-            mode: 0o600,
-        };
+        let flags = GetOptions::new().create(true).mode(0o600);
         self.ns.get(key, flags).unwrap()
     }
 
@@ -120,16 +116,12 @@ fn dead_pid() -> u32 {
 }
 
 fn send(q: &Queue, mtype: i64, text: &[u8]) {
-    q.send(mtype, text, SendFlags::default()).unwrap();
+    q.send(mtype, text).unwrap();
 }
 
 fn recv_nowait(q: &Queue, sel: Selector) -> Option<(i64, Vec<u8>)> {
     let mut buf = [0u8; 512];
-    let flags = RecvFlags {
-        nowait: true,
-        noerror: false,
-    };
-    q.recv(&mut buf, sel, flags)
+    q.try_recv(&mut buf, sel)
         .ok()
         .map(|m| (m.mtype, buf[..m.len].to_vec()))
 }
@@ -342,7 +334,7 @@ fn orphans_temp_files_and_unknown_files() {
     assert!(!t.dir.join(&temp).exists());
     assert!(t.dir.join("notes.txt").exists());
     // A stale handle on the orphan sees it removed.
-    assert!(orphan.send(1, b"x", SendFlags::default()).is_err());
+    assert!(orphan.send(1, b"x").is_err());
     assert_healthy(&t.doctor());
     assert!(recv_nowait(&a, Selector::Any).is_some());
 }

@@ -66,12 +66,8 @@ pub fn watchdog(secs: u64) -> Watchdog {
 pub struct Watchdog(std::sync::mpsc::Sender<()>);
 
 /// Default flags for creating a queue.
-pub fn create(mode: u32) -> shmq::GetFlags {
-    shmq::GetFlags {
-        create: true,
-        exclusive: false,
-        mode,
-    }
+pub fn create(mode: u32) -> shmq::GetOptions {
+    shmq::GetOptions::new().create(true).mode(mode)
 }
 
 /// Runs this test binary again as a child process in `role`: the child runs

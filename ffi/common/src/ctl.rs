@@ -34,7 +34,7 @@ pub(crate) fn stat(ns: &Namespace, msqid: c_int, cmd: c_int) -> Result<(msqid_ds
     }
     let q = ns.queue_at(msqid as usize).map_err(errno)?;
     let s = if cmd == MSG_STAT_ANY {
-        q.stat_unchecked()
+        q.stat_any()
     } else {
         q.stat().map_err(errno)?
     };

@@ -28,7 +28,7 @@ mod ctl;
 mod user;
 
 use libc::{c_char, c_int, c_long, c_void, key_t, msqid_ds, size_t, ssize_t, timespec};
-use shmq::{GetFlags, Namespace, OpenError, Queue, RecvFlags, Selector, SendFlags};
+use shmq::{GetOptions, Namespace, OpenError, Queue, RecvOptions, Selector};
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
@@ -73,7 +73,7 @@ fn namespace() -> Result<&'static Namespace, OpenError> {
         Err(e) => {
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| eprintln!("shmq: cannot open the namespace: {e}"));
-            Err(e.kind)
+            Err(e)
         }
     }
 }
@@ -135,11 +135,8 @@ fn with_queue<T>(
 /// namespace cannot be opened.
 pub fn msgget(key: key_t, msgflg: c_int) -> c_int {
     guard(-1, || {
-        let ns = namespace().map_err(|k| match k {
-            OpenError::Access => libc::EACCES,
-            _ => libc::ENOMEM,
-        })?;
-        ns.get(key, GetFlags::from_bits(msgflg))
+        let ns = namespace().map_err(|e| e.errno())?;
+        ns.get(key, GetOptions::from_msgflg(msgflg))
             .map(|q| q.id())
             .map_err(|e| e.errno())
     })
@@ -181,8 +178,9 @@ pub unsafe fn msgsnd(
         let nowait = msgflg & libc::IPC_NOWAIT != 0;
         with_queue(ns, msqid, |q| {
             match timeout {
-                Some(t) if !nowait => q.send_timeout(mtype, text, t),
-                _ => q.send(mtype, text, SendFlags { nowait }),
+                _ if nowait => q.try_send(mtype, text),
+                Some(t) => q.send_timeout(mtype, text, t),
+                None => q.send(mtype, text),
             }
             .map(|()| 0)
             .map_err(|e| e.errno())
@@ -238,14 +236,21 @@ pub unsafe fn msgrcv(
             unsafe { user::text_mut(msgp, cap) }
         };
         let sel = Selector::from_msgtyp(msgtyp, msgflg & libc::MSG_EXCEPT != 0);
-        let flags = RecvFlags { nowait, noerror };
+        let opts = if noerror {
+            RecvOptions::new(sel).truncate()
+        } else {
+            RecvOptions::new(sel)
+        };
         let got = with_queue(ns, msqid, |q| {
             if copy {
-                q.recv_copy(buf, msgtyp, noerror)
+                // A negative position finds no message (ENOMSG), as Linux.
+                let index = usize::try_from(msgtyp).unwrap_or(usize::MAX);
+                q.try_recv_copy(buf, index, opts)
             } else {
                 match timeout {
-                    Some(t) if !nowait => q.recv_timeout(buf, sel, flags, t),
-                    _ => q.recv(buf, sel, flags),
+                    _ if nowait => q.try_recv(buf, opts),
+                    Some(t) => q.recv_timeout(buf, opts, t),
+                    None => q.recv(buf, opts),
                 }
             }
             .map_err(|e| e.errno())
