@@ -45,7 +45,7 @@ impl Failure {
     }
 
     /// Adds a second line naming the file behind the failure, if any.
-    pub(crate) fn with_file_problem(mut self, problem: Option<String>) -> Failure {
+    pub(crate) fn with_file_problem(mut self, problem: Option<shmq::OpenError>) -> Failure {
         if let (Some(m), Some(p)) = (&mut self.message, problem) {
             m.push_str(&format!("\nshmq: {p}; `shmq doctor` says what to do"));
         }

@@ -130,19 +130,22 @@ errno_enum! {
     }
 }
 
-/// A namespace could not be opened or created
-/// ([`crate::Namespace::open`]): the file or directory at fault, what is
-/// wrong with it, and details for a human.
+/// A namespace could not be opened or created ([`crate::Namespace::open`]),
+/// or a queue's file cannot be used ([`crate::Namespace::file_problem`]):
+/// the file or directory at fault, what is wrong with it, and details for a
+/// human. `Display` prints `path: detail`.
 ///
 /// ```
 /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-open-err-{}", std::process::id()));
+/// # struct Cleanup(std::path::PathBuf);
+/// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_file(&self.0); } }
+/// # let _cleanup = Cleanup(dir.clone());
 /// use shmq::{Namespace, OpenErrorKind};
 /// std::fs::write(&dir, b"not a directory")?;
 /// let e = Namespace::open(&dir).unwrap_err();
 /// assert_eq!(e.kind, OpenErrorKind::Corrupt);
 /// assert_eq!(e.path, dir);
 /// assert_eq!(e.errno(), libc::ENOMEM); // what msgget(2) returns for it
-/// # std::fs::remove_file(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,8 +164,8 @@ pub struct OpenError {
 pub enum OpenErrorKind {
     /// The namespace directory or a file in it is not usable by this user.
     Access,
-    /// A file in the namespace is corrupted, truncated or not shmq's, or the
-    /// namespace path is not a directory.
+    /// A file in the namespace is corrupted, truncated, missing or not
+    /// shmq's, or the namespace path is not a directory.
     Corrupt,
     /// Another I/O error.
     Io,

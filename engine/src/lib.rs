@@ -13,6 +13,9 @@
 //!
 //! ```
 //! # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-crate-{}", std::process::id()));
+//! # struct Cleanup(std::path::PathBuf);
+//! # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+//! # let _cleanup = Cleanup(dir.clone());
 //! use shmq::{GetOptions, Namespace, Selector};
 //! let ns = Namespace::open(&dir)?; // or Namespace::open_default()
 //! let q = ns.get(0x1234, GetOptions::new().create(true).mode(0o660))?;
@@ -21,7 +24,6 @@
 //! let m = q.recv(&mut buf, Selector::Type(1))?;
 //! assert_eq!(&buf[..m.len], b"hello");
 //! q.remove()?;
-//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -117,7 +117,27 @@ pub(crate) struct NsInner {
     cache: RwLock<HashMap<i32, Arc<Mapped>>>,
 }
 
-/// A handle on a namespace: the directory, its id table and its limits.
+/// A handle on a namespace: the directory, its id table and its limits (the
+/// counterpart of the kernel's IPC namespace). Cheap to clone; usable from
+/// any thread.
+///
+/// ```
+/// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-namespace-{}", std::process::id()));
+/// # struct Cleanup(std::path::PathBuf);
+/// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+/// # let _cleanup = Cleanup(dir.clone());
+/// use shmq::{GetError, GetOptions, Namespace};
+/// let ns = Namespace::open(&dir)?; // created on first use
+/// let create = GetOptions::new().create(true).exclusive(true).mode(0o640);
+/// let q = ns.get(0x5eed, create)?;
+/// assert_eq!(ns.get(0x5eed, create).unwrap_err(), GetError::Exists);
+/// assert_eq!(ns.get(0x5eed, GetOptions::new())?.id(), q.id());
+/// assert_eq!(ns.id_of_key(0x5eed), Some(q.id()));
+/// assert_eq!(ns.ids(), [q.id()]);
+/// q.remove()?;
+/// assert_eq!(ns.get(0x5eed, GetOptions::new()).unwrap_err(), GetError::NotFound);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Namespace {
     pub(crate) inner: Arc<NsInner>,
@@ -151,6 +171,12 @@ impl Namespace {
     }
 
     /// Opens (creating if needed) the namespace in directory `dir`.
+    ///
+    /// A new namespace is a directory with mode `01777` (as `/dev/shm`) and
+    /// an id table whose limits come from `dir/config` and `SHMQ_*`
+    /// variables; an existing one is checked (magic, layout version, size)
+    /// before anything in it is trusted, and [`OpenError`] says which file
+    /// is at fault and why.
     pub fn open(dir: impl AsRef<Path>) -> Result<Namespace, OpenError> {
         use OpenErrorKind as K;
         let dir = dir.as_ref().to_owned();
@@ -368,7 +394,9 @@ impl Namespace {
         self.inner.dir.join(format!("msq.{id}"))
     }
 
-    /// `msgget(key, flags)`.
+    /// `msgget(key, flags)`: the queue of `key`, created if `flags` say so
+    /// ([`GetOptions`]); [`IPC_PRIVATE`] always creates a queue no key
+    /// finds. See the example on [`Namespace`].
     pub fn get(&self, key: i32, flags: GetOptions) -> Result<Queue, GetError> {
         let _locked = self.lock();
         let t = &self.inner.table;
@@ -490,12 +518,19 @@ impl Namespace {
     /// message that goes with a failed `msgget` or `msgctl`: the errno alone
     /// cannot say "this file is damaged"); `None` if it opens, or if no
     /// queue has this id.
-    pub fn file_problem(&self, id: i32) -> Option<String> {
+    pub fn file_problem(&self, id: i32) -> Option<OpenError> {
         self.inner.table.live_index(id)?;
         let path = self.queue_path(id);
         match Mapped::open(&path, self.inner.stamp) {
             Ok(_) => None,
-            Err(e) => Some(format!("{}: {e}", path.display())),
+            Err(e) => {
+                let kind = match e {
+                    FileError::Access => OpenErrorKind::Access,
+                    FileError::Io(_) => OpenErrorKind::Io,
+                    FileError::Missing | FileError::Corrupt(_) => OpenErrorKind::Corrupt,
+                };
+                Some(OpenError::new(path, kind, e.to_string()))
+            }
         }
     }
 

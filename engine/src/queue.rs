@@ -228,8 +228,10 @@ impl Queue {
     /// if it fits now, else fails with [`SendError::Again`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-try-send-{}", std::process::id()));
-    /// # let dir = std::path::Path::new("/dev/shm").join(dir.file_name().unwrap());
+    /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-try-send-{}", std::process::id()));
+    /// # struct Cleanup(std::path::PathBuf);
+    /// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+    /// # let _cleanup = Cleanup(dir.clone());
     /// use shmq::{GetOptions, Namespace, SendError, IPC_PRIVATE};
     /// let ns = Namespace::open(&dir)?;
     /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
@@ -237,7 +239,6 @@ impl Queue {
     /// assert_eq!(q.stat()?.qnum, 1);
     /// assert_eq!(q.try_send(0, b"no type 0"), Err(SendError::Invalid));
     /// q.remove()?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send(&self, mtype: i64, text: &[u8]) -> Result<(), SendError> {
@@ -245,7 +246,9 @@ impl Queue {
     }
 
     /// `msgsnd`: sends `text` as a message of type `mtype`, waiting as long
-    /// as the queue is full.
+    /// as the queue is full (until a receiver makes room, the queue is
+    /// removed, [`SendError::Removed`], or a signal handler runs,
+    /// [`SendError::Interrupted`]).
     pub fn send(&self, mtype: i64, text: &[u8]) -> Result<(), SendError> {
         self.send_waiting(mtype, text, Wait::Until(None))
     }
@@ -306,6 +309,9 @@ impl Queue {
     ///
     /// ```
     /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-try-recv-{}", std::process::id()));
+    /// # struct Cleanup(std::path::PathBuf);
+    /// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+    /// # let _cleanup = Cleanup(dir.clone());
     /// use shmq::{GetOptions, Namespace, RecvError, RecvOptions, Selector, IPC_PRIVATE};
     /// let ns = Namespace::open(&dir)?;
     /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
@@ -322,7 +328,6 @@ impl Queue {
     /// assert_eq!((m.mtype, m.len, &small), (7, 2, b"se"));
     /// assert_eq!(q.try_recv(&mut buf, Selector::Any), Err(RecvError::NoMessage));
     /// q.remove()?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(
@@ -334,7 +339,30 @@ impl Queue {
     }
 
     /// `msgrcv`: receives the message `opts` selects into `buf`, waiting as
-    /// long as there is none.
+    /// long as there is none (until one is sent, the queue is removed,
+    /// [`RecvError::Removed`], or a signal handler runs,
+    /// [`RecvError::Interrupted`]).
+    ///
+    /// ```
+    /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-recv-{}", std::process::id()));
+    /// # struct Cleanup(std::path::PathBuf);
+    /// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+    /// # let _cleanup = Cleanup(dir.clone());
+    /// use shmq::{GetOptions, Namespace, RecvError, Selector, IPC_PRIVATE};
+    /// use std::time::Duration;
+    /// let ns = Namespace::open(&dir)?;
+    /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
+    /// let sender = q.clone();
+    /// let t = std::thread::spawn(move || sender.send(4, b"later"));
+    /// let mut buf = [0u8; 16];
+    /// let m = q.recv(&mut buf, Selector::Type(4))?; // waits for the thread
+    /// assert_eq!(&buf[..m.len], b"later");
+    /// t.join().unwrap()?;
+    /// let none = q.recv_timeout(&mut buf, Selector::Any, Duration::from_millis(10));
+    /// assert_eq!(none, Err(RecvError::TimedOut));
+    /// q.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv(
         &self,
         buf: &mut [u8],
@@ -389,6 +417,9 @@ impl Queue {
     ///
     /// ```
     /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-lend-{}", std::process::id()));
+    /// # struct Cleanup(std::path::PathBuf);
+    /// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+    /// # let _cleanup = Cleanup(dir.clone());
     /// use shmq::{GetOptions, Namespace, Selector, IPC_PRIVATE};
     /// let ns = Namespace::open(&dir)?;
     /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
@@ -400,7 +431,6 @@ impl Queue {
     /// drop(loan);
     /// assert_eq!(q.stat()?.qnum, 0);
     /// q.remove()?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv_lend(&self, opts: impl Into<RecvOptions>) -> Result<Loan<'_>, RecvError> {
@@ -473,6 +503,9 @@ impl Queue {
     ///
     /// ```
     /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-copy-{}", std::process::id()));
+    /// # struct Cleanup(std::path::PathBuf);
+    /// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+    /// # let _cleanup = Cleanup(dir.clone());
     /// use shmq::{GetOptions, Namespace, RecvError, RecvOptions, IPC_PRIVATE};
     /// let ns = Namespace::open(&dir)?;
     /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
@@ -484,7 +517,6 @@ impl Queue {
     /// assert_eq!(q.stat()?.qnum, 2); // still queued
     /// assert_eq!(q.try_recv_copy(&mut buf, 2, RecvOptions::default()), Err(RecvError::NoMessage));
     /// q.remove()?;
-    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv_copy(
@@ -660,6 +692,16 @@ pub struct Loan<'q> {
     q: &'q Queue,
     slot: usize,
     taken: Taken,
+}
+
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan")
+            .field("queue", &self.q.id)
+            .field("mtype", &self.taken.mtype)
+            .field("len", &self.taken.size)
+            .finish()
+    }
 }
 
 impl Loan<'_> {
