@@ -146,3 +146,76 @@ fn timeouts_and_zero_copy_loans() {
     assert_eq!(q.stat().unwrap().qnum, 0);
     q.try_send(1, b"x").unwrap();
 }
+
+/// Every form of send and receive: `try_` never waits, `_timeout` and
+/// `_deadline` give up with `TimedOut` (a deadline already past at once, a
+/// `Duration` beyond `Instant`'s range means "for ever"), and the loan has
+/// the same four forms; options truncate and select as `msgrcv`'s flags.
+#[test]
+fn the_try_timeout_and_deadline_forms() {
+    use std::time::{Duration, Instant};
+    let _w = watchdog(60);
+    let t = TempNamespace::new();
+    let q = t.ns.get(IPC_PRIVATE, create(0o600)).unwrap();
+    let mut buf = [0u8; 64];
+    let past = Instant::now();
+    let soon = || Instant::now() + Duration::from_millis(20);
+    // Empty queue.
+    assert_eq!(
+        q.try_recv(&mut buf, Selector::Any),
+        Err(RecvError::NoMessage)
+    );
+    assert_eq!(
+        q.recv_deadline(&mut buf, Selector::Any, past),
+        Err(RecvError::TimedOut)
+    );
+    assert_eq!(
+        q.recv_deadline(&mut buf, Selector::Any, soon()),
+        Err(RecvError::TimedOut)
+    );
+    assert_eq!(
+        q.try_recv_lend(Selector::Any).map(|l| l.mtype()),
+        Err(RecvError::NoMessage)
+    );
+    assert_eq!(
+        q.recv_lend_timeout(Selector::Any, Duration::from_millis(20))
+            .map(|l| l.mtype()),
+        Err(RecvError::TimedOut)
+    );
+    assert_eq!(
+        q.recv_lend_deadline(Selector::Any, soon())
+            .map(|l| l.mtype()),
+        Err(RecvError::TimedOut)
+    );
+    // Full queue (16384 bytes).
+    q.send_deadline(5, &[5; 8192], soon()).unwrap();
+    q.send_timeout(6, &[6; 8192], Duration::MAX).unwrap();
+    assert_eq!(q.try_send(7, b"x"), Err(SendError::Again));
+    assert_eq!(q.send_deadline(7, b"x", past), Err(SendError::TimedOut));
+    assert_eq!(q.send_deadline(7, b"x", soon()), Err(SendError::TimedOut));
+    // A message there: every form takes it at once.
+    let mut big = [0u8; 8192];
+    let m = q
+        .recv_timeout(&mut big, Selector::Except(5), Duration::MAX)
+        .unwrap();
+    assert_eq!((m.mtype, m.len), (6, 8192));
+    let loan = q.recv_lend_deadline(Selector::AtMost(5), past).unwrap();
+    assert_eq!((loan.mtype(), loan.len()), (5, 8192));
+    drop(loan);
+    q.try_send(8, b"eight").unwrap();
+    let mut small = [0u8; 3];
+    assert_eq!(
+        q.recv_deadline(&mut small, Selector::Type(8), past),
+        Err(RecvError::TooBig)
+    );
+    let m = q
+        .recv(&mut small, RecvOptions::new(Selector::Type(8)).truncate())
+        .unwrap();
+    assert_eq!((m.mtype, m.len, &small), (8, 3, b"eig"));
+    assert_eq!(q.stat().unwrap().qnum, 0);
+    // Errors are the operation's own, with the kernel's errno.
+    assert_eq!(q.try_send(0, b"type 0").unwrap_err().errno(), libc::EINVAL);
+    q.remove().unwrap();
+    assert_eq!(q.try_send(1, b"gone"), Err(SendError::Invalid));
+    assert_eq!(q.try_recv(&mut buf, Selector::Any), Err(RecvError::Invalid));
+}
