@@ -298,7 +298,12 @@ impl<'a> QueueState<'a> {
             EXCEPT_PASSES,
         );
         match found {
-            Oldest::Found(c) => Ok(Some(c)),
+            Oldest::Found(c) => {
+                #[cfg(not(loom))]
+                self.arrivals()
+                    .look_ahead(c.seq, |n, ahead| self.warm_node(n, ahead));
+                Ok(Some(c))
+            }
             Oldest::Empty => Ok(None),
             Oldest::Unsure => {
                 let best = self.scan_heads(slot, sel)?;
@@ -307,6 +312,37 @@ impl<'a> QueueState<'a> {
                 }
                 Ok(best)
             }
+        }
+    }
+
+    /// Starts loading what a type-0 receive of node `n`'s message will read
+    /// (see `Arrivals::look_ahead`): three messages ahead, the node's lines;
+    /// two ahead, its type entry's (the node is in cache by then); one
+    /// ahead, the node its FIFO's head names (the entry is in cache by then).
+    #[cfg(not(loom))]
+    fn warm_node(&self, n: u32, ahead: u64) {
+        fn lines<T>(x: &T) {
+            let at = x as *const T as *const u8;
+            crate::sync::prefetch(at);
+            crate::sync::prefetch(at.wrapping_add(64));
+        }
+        let Some(node) = self.nodes.get(n as usize) else {
+            return;
+        };
+        if ahead >= 3 {
+            return lines(node);
+        }
+        // Relaxed (both): hints; the receive validates whatever it uses.
+        let e = EntryRef::unpack(node.entry.load(Ordering::Relaxed));
+        let Some(entry) = self.entries.get(e.index as usize) else {
+            return;
+        };
+        if ahead == 2 {
+            return lines(entry);
+        }
+        let head = NodeRef(entry.head.load(Ordering::Relaxed));
+        if let Some(dummy) = self.nodes.get(head.index() as usize) {
+            lines(dummy);
         }
     }
 
