@@ -32,7 +32,7 @@ use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::transfer::EntryOps;
 use crate::type_dir::{egen_of, eslot_of, estatus, estatus_of, EntryFifo, EntryRef};
-use crate::type_fifo::{node_owner, slot_of, status, status_of};
+use crate::type_fifo::{node_owner, slot_of, status, status_of, without_unlinked};
 
 impl QueueState<'_> {
     /// Recovers every slot whose owner is dead; returns how many.
@@ -137,7 +137,7 @@ impl QueueState<'_> {
         let s = n.state.load(Ordering::Acquire);
         let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
         let ops = EntryOps::acting_for(self, d);
-        if s & !(1 << 24) == taken {
+        if without_unlinked(s) == taken {
             self.free_data_of(x);
             let counter = self.counter();
             if !counter.was_applied(d, Side::Received, k) {

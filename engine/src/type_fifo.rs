@@ -74,6 +74,15 @@ pub(crate) fn slot_of(state: u64) -> usize {
 pub(crate) fn is_unlinked(state: u64) -> bool {
     owner_of(state) & UNLINKED != 0
 }
+/// A node state word without its `UNLINKED` flag.
+pub(crate) fn without_unlinked(state: u64) -> u64 {
+    state & !(UNLINKED as u64)
+}
+/// Whether a node state's owner half uses no bit above `UNLINKED` (a state
+/// no version of this code writes is damage).
+pub(crate) fn has_known_bits_only(state: u64) -> bool {
+    owner_of(state) >> 25 == 0
+}
 
 /// The shared structure was found inconsistent (a corrupted or hostile
 /// mapping); the operation gives up instead of looping or going out of bounds.

@@ -441,7 +441,7 @@ fn report_quiet_pass(
             subject.clone(),
             Problem::NonemptyBitMissing { entry, mtype },
             || {
-                list_nonempty(st, entry);
+                st.directory().set_nonempty(entry);
                 Ok(())
             },
         );
@@ -690,36 +690,11 @@ fn check_entry(st: &QueueState<'_>, i: u32, reached: &mut [u32], p: &mut Pass) {
             fault: FifoFault::Unpublished,
         });
     }
-    if queued > 0 && !nonempty_listed(st, i) {
+    if queued > 0 && !st.directory().is_listed_nonempty(i) {
         p.missing_bits.push((i, key));
     }
     p.queued += queued;
     p.bytes += bytes;
-}
-
-/// Whether entry `i` is listed in the non-empty index at both levels (its
-/// bit, and its word's summary bit, which scanners look at first).
-fn nonempty_listed(st: &QueueState<'_>, i: u32) -> bool {
-    let w = i as usize / 64;
-    let bit = |words: &[crate::sync::AtomicU64], n: usize| {
-        // SeqCst: as the index's readers and writers (SYNC(nonempty)).
-        words
-            .get(n / 64)
-            .is_some_and(|x| x.load(Ordering::SeqCst) >> (n % 64) & 1 == 1)
-    };
-    bit(st.nonempty, i as usize) && bit(st.summary, w)
-}
-
-/// Lists entry `i` in the non-empty index at both levels. (`set_nonempty`
-/// alone does not do: it leaves the summary to whoever set the bit, who may
-/// have died in between.)
-fn list_nonempty(st: &QueueState<'_>, i: u32) {
-    st.directory().set_nonempty(i);
-    let w = i as usize / 64;
-    if let Some(s) = st.summary.get(w / 64) {
-        // SYNC(nonempty_summary): SeqCst, as `set_nonempty` sets it.
-        s.fetch_or(1 << (w % 64), Ordering::SeqCst);
-    }
 }
 
 /// Walks entry `me`'s FIFO from `head`, at most once around the node pool.
@@ -821,8 +796,11 @@ fn check_node(st: &QueueState<'_>, i: u32, reached: bool, p: &mut Pass) {
         value,
     };
     let ns = status_of(s);
-    let valid = owner >> 25 == 0 // no bits above UNLINKED
-        && matches!(ns, status::HELD | status::QUEUED | status::TAKEN | status::DONE)
+    let valid = crate::type_fifo::has_known_bits_only(s)
+        && matches!(
+            ns,
+            status::HELD | status::QUEUED | status::TAKEN | status::DONE
+        )
         && match ns {
             status::HELD | status::TAKEN => slot_of(s) < geo.n_slots,
             _ => slot_of(s) == 0,
