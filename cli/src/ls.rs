@@ -191,11 +191,13 @@ pub(crate) fn group(gid: u32) -> String {
     sys::group_name(gid).unwrap_or_else(|| gid.to_string())
 }
 
+/// Month names as `ctime(3)` prints them.
+pub(crate) const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `ctime(t) + 4`, cut to 16 characters (`Nov 23 11:04:33 `), or `Not set`.
 fn when(secs: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     if secs == 0 {
         return "Not set".into();
     }

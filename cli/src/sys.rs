@@ -94,8 +94,12 @@ pub(crate) fn group_name(gid: u32) -> Option<String> {
 
 /// Broken-down local time of `secs` since the epoch.
 pub(crate) struct LocalTime {
+    /// The year, e.g. 2026.
+    pub(crate) year: i64,
     /// 0 = January.
     pub(crate) month: usize,
+    /// 0 = Sunday.
+    pub(crate) weekday: usize,
     pub(crate) day: i32,
     pub(crate) hour: i32,
     pub(crate) minute: i32,
@@ -111,7 +115,9 @@ pub(crate) fn local_time(secs: i64) -> Option<LocalTime> {
     // thread-safe form and keeps no pointer to them.
     let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
     ok.then(|| LocalTime {
+        year: tm.tm_year as i64 + 1900,
         month: tm.tm_mon.clamp(0, 11) as usize,
+        weekday: tm.tm_wday.clamp(0, 6) as usize,
         day: tm.tm_mday,
         hour: tm.tm_hour,
         minute: tm.tm_min,

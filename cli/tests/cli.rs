@@ -287,6 +287,64 @@ fn stat_shows_every_msqid_ds_field() {
         msqid_ds(&ns.run(&["stat", "--key", "0x1234"]).stdout),
         msqid_ds(&got.stdout)
     );
+    // Times as `ipcs -q -i` prints them: ctime(3)'s form, or "Not set".
+    assert_eq!(value("rtime"), "Not set", "{got:?}");
+    for name in ["stime", "ctime"] {
+        assert!(is_ctime(value(name)), "{name}: {:?}", value(name));
+    }
+    // --json: the same fields, times in seconds since the epoch.
+    let json = ns.run(&["stat", "0", "--json"]);
+    ok(&json);
+    assert_eq!(json.stdout.lines().count(), 1, "{json:?}");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON object");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for name in ["stime", "ctime"] {
+        let t = v[name].as_i64().unwrap_or_else(|| panic!("{name}: {v}"));
+        assert!((now - 600..=now + 5).contains(&t), "{name} {t}, now {now}");
+    }
+    assert_eq!(v["rtime"], 0);
+    assert_eq!(
+        (&v["key"], &v["mode"], &v["cbytes"], &v["qnum"], &v["msqid"]),
+        (
+            &serde_json::json!("0x00001234"),
+            &serde_json::json!("0600"),
+            &serde_json::json!(8),
+            &serde_json::json!(1),
+            &serde_json::json!(0)
+        )
+    );
+    for (name, _) in &fields {
+        assert!(v.get(name).is_some(), "--json lacks {name}: {v}");
+    }
+}
+
+/// Whether `s` has ctime(3)'s form without its newline: `Sat Dec  5
+/// 06:30:00 2026`.
+fn is_ctime(s: &str) -> bool {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    s.len() == 24
+        && DAYS.contains(&&s[0..3])
+        && MONTHS.contains(&&s[4..7])
+        && b[3] == b' '
+        && b[7] == b' '
+        && (b[8] == b' ' || b[8].is_ascii_digit())
+        && digits(9..10)
+        && b[10] == b' '
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b' '
+        && digits(20..24)
 }
 
 #[test]

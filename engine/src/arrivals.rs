@@ -415,6 +415,27 @@ impl Arrivals<'_> {
         None
     }
 
+    /// Warms the cache for the next type-0 receives, after one found its
+    /// message at position `p`: a receive with a backlog of many types
+    /// otherwise misses on the ring, the node and its type's entry in turn,
+    /// each last touched a whole queue ago. Starts loading the ring slot four
+    /// positions ahead and calls `warm(node, ahead)` for the messages one to
+    /// three ahead (whose slots earlier receives started loading), so that
+    /// each line is asked for a receive or more before it is read. Hints
+    /// only: nothing is decided on what is read here.
+    pub(crate) fn look_ahead(&self, p: u64, warm: impl Fn(u32, u64)) {
+        crate::sync::prefetch(self.slot(p.wrapping_add(4)) as *const AtomicU64 as *const u8);
+        let shift = self.shift();
+        for ahead in [3, 2, 1] {
+            let q = p.wrapping_add(ahead);
+            // Relaxed: a hint (see above).
+            let rec = Record(self.slot(q).load(Ordering::Relaxed));
+            if rec != Record::NONE && lap_cmp(rec.lap(), lap_of(q, shift)).is_eq() {
+                warm(rec.node(), ahead);
+            }
+        }
+    }
+
     /// `best` or an older message among the stragglers that `wanted` accepts
     /// (freeing entries whose message is gone).
     fn with_stragglers<C>(

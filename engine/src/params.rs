@@ -1,6 +1,8 @@
 //! System parameters of a namespace (`msgmax`, `msgmnb`, `msgmni`, `msgtql`),
-//! fixed when the namespace is created, from the environment or the
-//! namespace's `config` file.
+//! fixed when the namespace is created: from the environment, else the
+//! namespace's `config` file, else (for `msgmax`, `msgmnb` and `msgmni`) the
+//! host's `/proc/sys/kernel/msg*` as the creating process sees them (its IPC
+//! namespace's), else Linux's defaults.
 
 use crate::layout::{QBYTES_LIMIT, SLOTS_LIMIT};
 use std::path::Path;
@@ -8,11 +10,14 @@ use std::path::Path;
 /// Limits of a namespace, as `ipcs -l` shows them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest message text, in bytes (`msgmax`, default 8192).
+    /// Largest message text, in bytes (`msgmax`; by default the host's
+    /// `kernel.msgmax`, 8192 if it cannot be read).
     pub msgmax: u64,
-    /// Default `qbytes` of a new queue (`msgmnb`, default 16384).
+    /// Default `qbytes` of a new queue (`msgmnb`; by default the host's
+    /// `kernel.msgmnb`, 16384 if it cannot be read).
     pub msgmnb: u64,
-    /// Most queues in the namespace (`msgmni`, default 32000).
+    /// Most queues in the namespace (`msgmni`; by default the host's
+    /// `kernel.msgmni`, 32000 if it cannot be read).
     pub msgmni: u32,
     /// Messages in the whole namespace; 0 = unlimited (the default). Like
     /// Linux, which reports but does not enforce it.
@@ -48,11 +53,55 @@ const NAMES: [&str; 6] = [
     "slots",
 ];
 
+/// Where the host's limits are: the kernel's, for the IPC namespace of the
+/// process that reads them.
+const HOST_SYSCTL_DIR: &str = "/proc/sys/kernel";
+
+/// The largest `msgmni` and `msgmax` a namespace can have (the id table and
+/// a queue's cells are addressed with these).
+const MSGMNI_LIMIT: u32 = 1 << 20;
+const MSGMAX_LIMIT: u64 = 1 << 26;
+
+/// One host limit (`/proc/sys/kernel/NAME` under `sysctl_dir`), brought into
+/// what shmq can address: `None` if it cannot be read or is not a number.
+/// The kernel accepts 0 and values up to `INT_MAX`; shmq needs at least 1
+/// and at most `max`.
+fn host_value(sysctl_dir: &Path, name: &str, max: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(sysctl_dir.join(name)).ok()?;
+    let v: i64 = text.trim().parse().ok()?;
+    Some((v.max(1) as u64).min(max))
+}
+
 impl Limits {
-    /// Limits for a new namespace in `dir`: defaults, then `dir/config`
-    /// (`name = value` lines, `#` comments), then `SHMQ_*` variables.
-    pub(crate) fn for_new_namespace(dir: &Path) -> Result<Limits, String> {
+    /// Linux's defaults with `msgmax`, `msgmnb` and `msgmni` replaced by the
+    /// host's (`sysctl_dir/msgmax`, ...) where they can be read, clamped to
+    /// what shmq can address (`msgmni` 1..=2^20, `msgmax` 1..=2^26, `msgmnb`
+    /// 1..=`QBYTES_LIMIT`).
+    pub(crate) fn from_host(sysctl_dir: &Path) -> Limits {
         let mut l = Limits::default();
+        if let Some(v) = host_value(sysctl_dir, "msgmax", MSGMAX_LIMIT) {
+            l.msgmax = v;
+        }
+        if let Some(v) = host_value(sysctl_dir, "msgmnb", QBYTES_LIMIT) {
+            l.msgmnb = v;
+        }
+        if let Some(v) = host_value(sysctl_dir, "msgmni", MSGMNI_LIMIT as u64) {
+            l.msgmni = v as u32;
+        }
+        l
+    }
+
+    /// Limits for a new namespace in `dir`: the host's (see
+    /// [`Limits::from_host`]), then `dir/config` (`name = value` lines, `#`
+    /// comments), then `SHMQ_*` variables.
+    pub(crate) fn for_new_namespace(dir: &Path) -> Result<Limits, String> {
+        Limits::for_new_namespace_on(dir, Path::new(HOST_SYSCTL_DIR))
+    }
+
+    /// [`Limits::for_new_namespace`] with the host's limits read from
+    /// `sysctl_dir` (tests give a directory of their own).
+    fn for_new_namespace_on(dir: &Path, sysctl_dir: &Path) -> Result<Limits, String> {
+        let mut l = Limits::from_host(sysctl_dir);
         let mut qbytes_max_given = false;
         if let Ok(text) = std::fs::read_to_string(dir.join("config")) {
             for (n, line) in text.lines().enumerate() {
@@ -113,7 +162,7 @@ impl Limits {
 
     /// Checks the limits against what the layout can address.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.msgmax == 0 || self.msgmax > i32::MAX as u64 || self.msgmax > (1 << 26) {
+        if self.msgmax == 0 || self.msgmax > MSGMAX_LIMIT {
             return Err(format!("msgmax {} out of range 1..=67108864", self.msgmax));
         }
         if self.msgmnb == 0 || self.msgmnb > self.qbytes_max {
@@ -128,7 +177,7 @@ impl Limits {
                 self.qbytes_max
             ));
         }
-        if self.msgmni == 0 || self.msgmni > 1 << 20 {
+        if self.msgmni == 0 || self.msgmni > MSGMNI_LIMIT {
             return Err(format!("msgmni {} out of range 1..=1048576", self.msgmni));
         }
         if self.slots == 0 || self.slots > SLOTS_LIMIT {
@@ -145,21 +194,100 @@ impl Limits {
 mod tests {
     use super::*;
 
+    /// A directory of its own under the temporary directory, removed when
+    /// dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(what: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("shmq-params-{what}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A stand-in for `/proc/sys/kernel` holding `values`.
+    fn sysctls(what: &str, values: &[(&str, &str)]) -> TempDir {
+        let d = TempDir::new(what);
+        for (name, v) in values {
+            std::fs::write(d.0.join(name), format!("{v}\n")).unwrap();
+        }
+        d
+    }
+
     #[test]
     fn config_file_sets_limits_and_rejects_nonsense() {
-        let dir = std::env::temp_dir().join(format!("shmq-params-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("config");
+        let host = sysctls("config-host", &[]);
+        let dir = &dir.0;
         std::fs::write(dir.join("config"), "# comment\nmsgmax = 100\nmsgmni=50\n").unwrap();
-        let l = Limits::for_new_namespace(&dir).unwrap();
+        let l = Limits::for_new_namespace_on(dir, &host.0).unwrap();
         assert_eq!((l.msgmax, l.msgmni, l.msgmnb), (100, 50, 16384));
         std::fs::write(dir.join("config"), "msgmax = lots\n").unwrap();
-        assert!(Limits::for_new_namespace(&dir)
+        assert!(Limits::for_new_namespace_on(dir, &host.0)
             .unwrap_err()
             .contains("line 1"));
         std::fs::write(dir.join("config"), "colour = blue\n").unwrap();
-        assert!(Limits::for_new_namespace(&dir)
+        assert!(Limits::for_new_namespace_on(dir, &host.0)
             .unwrap_err()
             .contains("unknown parameter"));
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_new_namespace_takes_the_hosts_limits_unless_its_config_says_otherwise() {
+        let dir = TempDir::new("host");
+        let host = sysctls(
+            "host-sysctl",
+            &[("msgmax", "2048"), ("msgmnb", "4096"), ("msgmni", "100")],
+        );
+        let l = Limits::for_new_namespace_on(&dir.0, &host.0).unwrap();
+        assert_eq!((l.msgmax, l.msgmnb, l.msgmni), (2048, 4096, 100));
+        assert_eq!((l.msgtql, l.qbytes_max, l.slots), (0, 4 * 4096, 1024));
+        // The config file wins over the host, parameter by parameter.
+        std::fs::write(dir.0.join("config"), "msgmni = 7\n").unwrap();
+        let l = Limits::for_new_namespace_on(&dir.0, &host.0).unwrap();
+        assert_eq!((l.msgmax, l.msgmnb, l.msgmni), (2048, 4096, 7));
+    }
+
+    #[test]
+    fn host_limits_that_cannot_be_read_are_the_defaults_and_others_are_clamped() {
+        let d = Limits::default();
+        // Missing files, and text that is not a number.
+        let host = sysctls("host-bad", &[("msgmax", "lots"), ("msgmnb", "")]);
+        let l = Limits::from_host(&host.0);
+        assert_eq!(
+            (l.msgmax, l.msgmnb, l.msgmni),
+            (d.msgmax, d.msgmnb, d.msgmni)
+        );
+        // 0 (which the kernel accepts) and values beyond what shmq addresses.
+        let host = sysctls(
+            "host-range",
+            &[
+                ("msgmax", "0"),
+                ("msgmnb", "2147483647"),
+                ("msgmni", "16777216"),
+            ],
+        );
+        let l = Limits::from_host(&host.0);
+        assert_eq!(
+            (l.msgmax, l.msgmnb, l.msgmni),
+            (1, QBYTES_LIMIT, MSGMNI_LIMIT)
+        );
+        let host = sysctls("host-big", &[("msgmax", "2147483647")]);
+        assert_eq!(Limits::from_host(&host.0).msgmax, MSGMAX_LIMIT);
+        // The real host's, as this process sees them.
+        let real = Limits::from_host(Path::new(HOST_SYSCTL_DIR));
+        if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/msgmni") {
+            let v: u64 = v.trim().parse().unwrap();
+            assert_eq!(real.msgmni as u64, v.clamp(1, MSGMNI_LIMIT as u64));
+        }
     }
 }

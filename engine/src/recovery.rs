@@ -32,7 +32,7 @@ use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::transfer::EntryOps;
 use crate::type_dir::{egen_of, eslot_of, estatus, estatus_of, EntryFifo, EntryRef};
-use crate::type_fifo::{node_owner, slot_of, status, status_of};
+use crate::type_fifo::{node_owner, slot_of, status, status_of, without_unlinked};
 
 impl QueueState<'_> {
     /// Recovers every slot whose owner is dead; returns how many.
@@ -44,7 +44,7 @@ impl QueueState<'_> {
             if slots::claim_if_dead(&self.slots[d]) {
                 self.recover_slot(d);
                 self.forget_dead_sleeper(d);
-                slots::release(&self.slots[d]);
+                self.release_slot(d);
                 n += 1;
             }
         }
@@ -136,8 +136,8 @@ impl QueueState<'_> {
         let taken = make_state(x.gen(), node_owner(status::TAKEN, d));
         let s = n.state.load(Ordering::Acquire);
         let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
-        let ops = EntryOps { st: self, slot: d };
-        if s & !(1 << 24) == taken {
+        let ops = EntryOps::acting_for(self, d);
+        if without_unlinked(s) == taken {
             self.free_data_of(x);
             let counter = self.counter();
             if !counter.was_applied(d, Side::Received, k) {
@@ -196,7 +196,7 @@ impl QueueState<'_> {
             status::HELD | status::FREE => false,
             status::QUEUED => {
                 let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
-                let ops = EntryOps { st: self, slot: 0 };
+                let ops = EntryOps::acting_for(self, 0);
                 match ops.fifo(entry).and_then(|f| f.snapshot()) {
                     Ok(nodes) => nodes.iter().any(|&(r, _)| r == x),
                     // Undecided: assume linked. Taking a linked node back would
@@ -219,7 +219,7 @@ impl QueueState<'_> {
             return;
         };
         let dir = self.directory();
-        let ops = EntryOps { st: self, slot: d };
+        let ops = EntryOps::acting_for(self, d);
         let s = entry.state.load(Ordering::Acquire);
         if egen_of(s) != e.gen {
             return;

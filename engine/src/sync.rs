@@ -144,6 +144,23 @@ impl AtomicU32 {
 /// an error in a model rather than as an endless exploration.
 pub(crate) const RETRY_LIMIT: usize = if cfg!(loom) { 64 } else { 1 << 20 };
 
+/// Asks the CPU to start loading the cache line at `addr` (a hint: it reads
+/// nothing the program sees, writes nothing, and never faults, whatever the
+/// address). For lines a later step will need, so that their misses overlap
+/// with work instead of following one another. Nothing under loom or off
+/// x86_64.
+#[inline(always)]
+pub(crate) fn prefetch(addr: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: PREFETCHT0 belongs to SSE, which every x86_64 CPU has; it has
+    // no architectural effect and does not fault on any address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = addr;
+}
+
 /// Spin-loop hint; a yield under loom so that models of spinning terminate.
 #[inline]
 pub(crate) fn spin_hint() {
@@ -331,6 +348,9 @@ pub enum Mutant {
     /// The liveness lock of a slot whose owner died reads as held by a live
     /// owner (the kernel's `FUTEX_OWNER_DIED` mark is ignored).
     DeadOwnerLooksAlive,
+    /// `cell_pool` takes a cell from a reserve with a load and a store
+    /// instead of a CAS on its state (trusting that a reserved cell is free).
+    ReserveSkipsStateCas,
 }
 
 #[cfg(loom)]

@@ -653,6 +653,18 @@ impl<'a> Directory<'a> {
             .mark(self.entries[index as usize].key.load(Ordering::Relaxed));
     }
 
+    /// Whether entry `index` is listed in the non-empty index at both levels
+    /// (its bit, and its word's summary bit, which scanners look at first).
+    pub(crate) fn is_listed_nonempty(&self, index: u32) -> bool {
+        let bit = |words: &[AtomicU64], n: usize| {
+            // SeqCst: as the index's readers and writers (SYNC(nonempty)).
+            words
+                .get(n / 64)
+                .is_some_and(|x| x.load(Ordering::SeqCst) >> (n % 64) & 1 == 1)
+        };
+        bit(self.nonempty, index as usize) && bit(self.summary, index as usize / 64)
+    }
+
     /// Clears entry `index`'s bit (the caller re-checks the FIFO afterwards).
     pub(crate) fn clear_nonempty(&self, index: u32) {
         let (w, b) = (index as usize / 64, 1u64 << (index % 64));

@@ -37,7 +37,7 @@
 //! Every walk is bounded by the number of nodes, so a corrupted or hostile
 //! mapping yields [`Corrupt`] instead of a hang.
 
-use crate::cell_pool::{gen_of, make_state, owner_of, Pool};
+use crate::cell_pool::{gen_of, make_state, owner_of, Pool, Reserve};
 use crate::layout::{Entry, Node, NodeRef, NIL};
 use crate::sync::{Ordering, RETRY_LIMIT};
 
@@ -74,6 +74,15 @@ pub(crate) fn slot_of(state: u64) -> usize {
 pub(crate) fn is_unlinked(state: u64) -> bool {
     owner_of(state) & UNLINKED != 0
 }
+/// A node state word without its `UNLINKED` flag.
+pub(crate) fn without_unlinked(state: u64) -> u64 {
+    state & !(UNLINKED as u64)
+}
+/// Whether a node state's owner half uses no bit above `UNLINKED` (a state
+/// no version of this code writes is damage).
+pub(crate) fn has_known_bits_only(state: u64) -> bool {
+    owner_of(state) >> 25 == 0
+}
 
 /// The shared structure was found inconsistent (a corrupted or hostile
 /// mapping); the operation gives up instead of looping or going out of bounds.
@@ -84,6 +93,8 @@ pub(crate) struct Corrupt;
 pub(crate) struct Fifo<'a> {
     pub(crate) nodes: &'a [Node],
     pub(crate) pool: &'a Pool<'a, [Node]>,
+    /// Where freed nodes go: the acting slot's own reserve, or the pool.
+    pub(crate) reserve: Option<&'a Reserve>,
     pub(crate) entry: &'a Entry,
 }
 
@@ -329,6 +340,14 @@ impl<'a> Fifo<'a> {
         Err(Corrupt)
     }
 
+    /// Frees node `x` (state `s`) to the reserve or the pool.
+    fn free_node(&self, x: NodeRef, s: u64) -> bool {
+        match self.reserve {
+            Some(r) => self.pool.free_to_reserve(x.index(), s, r),
+            None => self.pool.free(x.index(), s),
+        }
+    }
+
     /// `head` has moved past `x`: flag it, or free it if its taker is done.
     pub(crate) fn mark_unlinked(&self, x: NodeRef) {
         let Ok(xn) = self.node(x) else { return };
@@ -338,7 +357,7 @@ impl<'a> Fifo<'a> {
                 return;
             }
             if status_of(s) == status::DONE {
-                if self.pool.free(x.index(), s) {
+                if self.free_node(x, s) {
                     return;
                 }
                 continue;
@@ -363,7 +382,7 @@ impl<'a> Fifo<'a> {
         for _ in 0..RETRY_LIMIT {
             let s = xn.state.load(Ordering::Acquire);
             if s == taken | UNLINKED as u64 {
-                if self.pool.free(x.index(), s) {
+                if self.free_node(x, s) {
                     return Ok(true);
                 }
                 continue;

@@ -13,7 +13,7 @@
 //! without seeing its change, so it makes no system call at all; if it is set,
 //! it bumps the count, clearing the bit, and `FUTEX_WAKE`s everyone on the
 //! word (freed space may let several senders in; each re-checks). This is the
-//! "waiter count raised before the last re-check" rule of DESIGN.md §4, with
+//! "waiter count raised before the last re-check" rule (`docs/design.md`), with
 //! a one-bit count (a stale set bit costs one spurious wake, never a lost one).
 //!
 //! # Receivers: a word per sleeper, woken one at a time ([`SlotWait`])

@@ -456,6 +456,9 @@ fn shmq_only(program: &Path, section: &str, env: &[(&str, &str)]) -> String {
     run(c, &format!("shmq_only {section}")).ok(section)
 }
 
+/// The limits of the `timed` section of `shmq_only.c`.
+const TIMED_LIMITS: &[(&str, &str)] = &[("SHMQ_MSGMAX", "8192"), ("SHMQ_MSGMNB", "16384")];
+
 #[test]
 fn shmq_only_behaviour_timed_calls_limits_namespace_errors_and_info() {
     let libs = Libs::find();
@@ -463,10 +466,22 @@ fn shmq_only_behaviour_timed_calls_limits_namespace_errors_and_info() {
     let program = build.linked("ffi/tests/c/shmq_only.c", &libs);
     /// (section, environment, expected transcript between its markers)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    // A fresh namespace has the host's limits (this process's IPC
+    // namespace's, as the program's).
+    let info = format!(
+        "IPC_INFO: 1\nmsgpool 512000 msgmap 16384 msgmax {} msgmnb {} msgmni {} \
+         msgssz 16 msgtql 16384 msgseg 65535\nMSG_INFO: 1\nmsgpool 2 msgmap 3 msgtql 10\n\
+         MSG_STAT 1: 1\nqnum 1 seq 0\n",
+        sysctl("msgmax"),
+        sysctl("msgmnb"),
+        sysctl("msgmni")
+    );
     let cases: [Case; 5] = [
         (
             "timed",
-            &[],
+            // It fills a queue with 8192-byte texts: 2 of them at these
+            // limits, whatever the host's.
+            TIMED_LIMITS,
             "receive, bad timeout 0: -1 EINVAL\nsend, bad timeout 0: -1 EINVAL\n\
              receive, bad timeout 1: -1 EINVAL\nsend, bad timeout 1: -1 EINVAL\n\
              receive, bad timeout 2: -1 EINVAL\nsend, bad timeout 2: -1 EINVAL\n\
@@ -504,13 +519,7 @@ fn shmq_only_behaviour_timed_calls_limits_namespace_errors_and_info() {
              IPC_STAT needs no slot: 0\nholder's send: 0\n\
              receive once the holder is gone: 1\n",
         ),
-        (
-            "info",
-            &[],
-            "IPC_INFO: 1\nmsgpool 512000 msgmap 16384 msgmax 8192 msgmnb 16384 msgmni 32000 \
-             msgssz 16 msgtql 16384 msgseg 65535\nMSG_INFO: 1\nmsgpool 2 msgmap 3 msgtql 10\n\
-             MSG_STAT 1: 1\nqnum 1 seq 0\n",
-        ),
+        ("info", &[], &info),
     ];
     for (section, env, want) in cases {
         let got = shmq_only(&program, section, env);
@@ -522,8 +531,89 @@ fn shmq_only_behaviour_timed_calls_limits_namespace_errors_and_info() {
     }
     // The static library too.
     let program = build.static_linked("ffi/tests/c/shmq_only.c", &libs);
-    let got = shmq_only(&program, "timed", &[]);
+    let got = shmq_only(&program, "timed", TIMED_LIMITS);
     assert!(got.contains("send, 100 ms, full: -1 ETIMEDOUT\n"), "{got}");
+}
+
+/// Runs `host_limits.c` (phase `phase`) on the kernel, through libshmq.so,
+/// libshmq.a and under the preload library, each in a private IPC namespace
+/// that the program makes itself, and compares the transcripts. The shmq
+/// runs get a fresh namespace directory and no `SHMQ_*` limits, so the
+/// namespace takes its limits from `/proc/sys/kernel/msg*` as the program
+/// set them. `None` if the kernel run skipped (no `unshare(CLONE_NEWIPC)`).
+fn host_limits(phase: &str, offset: i32) -> Option<String> {
+    let source = "ffi/tests/c/host_limits.c";
+    let libs = Libs::find();
+    let build = BuildDir::new();
+    let plain = build.plain(source);
+    let base = format!("{:#x}", key_base(offset));
+    // No SHMQ_CTEST_IDS: the kernel's queues live in the program's private
+    // IPC namespace and vanish with it; their ids mean nothing out here.
+    let mut c = Command::new(&plain);
+    c.args([&base, phase]);
+    let kernel = run(c, &format!("{source} {phase} on the kernel")).ok("kernel run");
+    if let Some(why) = kernel.strip_prefix("# skip: ") {
+        eprintln!("host_limits {phase}: skipped, {}", why.trim());
+        return None;
+    }
+    assert!(
+        kernel.ends_with("# end\n"),
+        "the kernel run did not finish:\n{kernel}"
+    );
+    let runs = [
+        ("libshmq.so", build.linked(source, &libs), false),
+        ("libshmq.a", build.static_linked(source, &libs), false),
+        ("LD_PRELOAD", plain, true),
+    ];
+    for (how, program, preload) in runs {
+        let ns = TempNamespace::new();
+        let mut c = Command::new(&program);
+        c.args([&base, phase]).env("SHMQ_DIR", &ns.0);
+        if preload {
+            c.env("LD_PRELOAD", libs.preload());
+        }
+        let got = run(c, &format!("{source} {phase} through {how}")).ok(how);
+        assert_same_as_kernel(&kernel, &got, how);
+    }
+    Some(kernel)
+}
+
+#[test]
+fn a_new_namespace_takes_the_hosts_limits_as_set_in_a_private_ipc_namespace() {
+    // Issue 16: kernel.msgmax 2048, msgmnb 4096, msgmni 100 set in a private
+    // IPC namespace; IPC_INFO, MSG_INFO and what is enforced match the
+    // kernel's there. (The host's own settings are never changed.)
+    if let Some(kernel) = host_limits("info", 7) {
+        for line in [
+            "IPC_INFO: 0\n  msgpool 512000 msgmap 16384 msgmax 2048 msgmnb 4096 msgmni 100 \
+             msgssz 16 msgtql 16384 msgseg 65535\n",
+            "new queue's qbytes: 4096\n",
+            "send msgmax + 1 bytes: -1 EINVAL\n",
+            "send 1 more, queue full: -1 EAGAIN\n",
+        ] {
+            assert!(
+                kernel.contains(line),
+                "kernel transcript lacks {line:?}:\n{kernel}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_33rd_queue_is_enospc_with_msgmni_32_in_a_private_ipc_namespace() {
+    if let Some(kernel) = host_limits("msgmni", 8) {
+        for line in [
+            "create 33: -1 ENOSPC\ncreated: 32\n",
+            "private queue too: -1 ENOSPC\n",
+            "MSG_INFO queues in use: 32\n",
+            "create after the removal: ok\n",
+        ] {
+            assert!(
+                kernel.contains(line),
+                "kernel transcript lacks {line:?}:\n{kernel}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! - [`api_sequence`]: a sequence of API calls with arbitrary arguments on a
 //!   fresh namespace, checked against a model of the queues.
 //!
-//! DESIGN.md's "never trust the mapping": whatever the bytes, nothing may
+//! "Never trust the mapping" (`docs/design.md`): whatever the bytes, nothing may
 //! panic, hang or crash; errors are fine. Each call runs on a thread of its
 //! own (so its per-thread attachment slots are released when it ends) in a
 //! namespace directory of its own, `/dev/shm/shmq-fuzz-<pid>-<n>`, removed

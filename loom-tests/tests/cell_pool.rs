@@ -85,3 +85,81 @@ fn cell_pool_hands_out_once_loses_none_and_resists_aba() {
 fn cell_pool_mutant_without_generation_is_caught() {
     expect_caught(Mutant::PoolNoGeneration, model);
 }
+
+/// Reserves: two cells, three parties.
+/// - A allocates from its reserve (refilling it with both cells: one
+///   `fetch_or`), frees the cell into the reserve, then allocates from the
+///   reserve again and keeps the cell a while;
+/// - H, like a recoverer or the doctor, heals the bitmap (clearing the bits
+///   of A's reserved free cells) and then allocates plainly;
+/// - the main thread allocates from a reserve of its own, frees into it and
+///   gives it back.
+///
+/// No cell may be handed out twice, even when H's heal makes a reserved cell
+/// visible to others; at the end, with the reserves given back, every cell
+/// can be found again.
+fn reserve_model() {
+    use shmq::model::CellReserve;
+    let pool = Arc::new(CellPool::new(2));
+    let held: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let hold = |held: &[AtomicBool; 2], i: u32| {
+        assert!(
+            !held[i as usize].swap(true, Ordering::SeqCst),
+            "cell {i} handed out twice"
+        );
+    };
+    let a = {
+        let (pool, held) = (pool.clone(), held.clone());
+        thread::spawn(move || {
+            let r = CellReserve::new();
+            if let Some((i, s)) = pool.alloc_from_reserve(7, &r) {
+                hold(&held, i);
+                held[i as usize].store(false, Ordering::SeqCst);
+                assert!(pool.free_to_reserve(i, s, &r));
+            }
+            if let Some((j, s)) = pool.alloc_from_reserve(7, &r) {
+                hold(&held, j);
+                thread::yield_now();
+                held[j as usize].store(false, Ordering::SeqCst);
+                assert!(pool.free_to_reserve(j, s, &r));
+            }
+            pool.give_back(&r);
+        })
+    };
+    let h = {
+        let (pool, held) = (pool.clone(), held.clone());
+        thread::spawn(move || {
+            pool.heal();
+            if let Some((i, s)) = pool.alloc(9) {
+                hold(&held, i);
+                held[i as usize].store(false, Ordering::SeqCst);
+                assert!(pool.free(i, s));
+            }
+        })
+    };
+    let r = CellReserve::new();
+    if let Some((i, s)) = pool.alloc_from_reserve(5, &r) {
+        hold(&held, i);
+        held[i as usize].store(false, Ordering::SeqCst);
+        assert!(pool.free_to_reserve(i, s, &r));
+    }
+    pool.give_back(&r);
+    a.join().unwrap();
+    h.join().unwrap();
+    assert_eq!(pool.count_taken(), 0, "a cell was lost");
+    let both = [pool.alloc(1), pool.alloc(1)];
+    assert!(
+        both.iter().all(Option::is_some),
+        "a free cell cannot be found again"
+    );
+}
+
+#[test]
+fn reserves_hand_out_once_and_lose_none() {
+    check(reserve_model);
+}
+
+#[test]
+fn reserve_mutant_without_state_cas_is_caught() {
+    expect_caught(Mutant::ReserveSkipsStateCas, reserve_model);
+}

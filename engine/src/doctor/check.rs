@@ -441,7 +441,7 @@ fn report_quiet_pass(
             subject.clone(),
             Problem::NonemptyBitMissing { entry, mtype },
             || {
-                list_nonempty(st, entry);
+                st.directory().set_nonempty(entry);
                 Ok(())
             },
         );
@@ -567,8 +567,17 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
     for i in data.indices(geo.nodes_off, NODE_SIZE, geo.n_nodes) {
         check_node(st, i as u32, reached[i] != 0, &mut p);
     }
+    // Free nodes in a slot's reserve have their bits set by design (see
+    // `cell_pool`): not hidden.
+    let reserved: std::collections::HashSet<u64> = st
+        .slots
+        .iter()
+        .flat_map(|r| r.node_reserve.cells())
+        .collect();
     p.hidden_nodes = hidden_free(file, data, geo.node_bitmap_off, geo.n_nodes, |i| {
-        st.node_pool.state(i)
+        st.node_pool
+            .state(i)
+            .filter(|_| !reserved.contains(&u64::from(i)))
     });
     for (c, class) in geo.classes.iter().enumerate() {
         let pool = &st.classes[c].pool;
@@ -681,36 +690,11 @@ fn check_entry(st: &QueueState<'_>, i: u32, reached: &mut [u32], p: &mut Pass) {
             fault: FifoFault::Unpublished,
         });
     }
-    if queued > 0 && !nonempty_listed(st, i) {
+    if queued > 0 && !st.directory().is_listed_nonempty(i) {
         p.missing_bits.push((i, key));
     }
     p.queued += queued;
     p.bytes += bytes;
-}
-
-/// Whether entry `i` is listed in the non-empty index at both levels (its
-/// bit, and its word's summary bit, which scanners look at first).
-fn nonempty_listed(st: &QueueState<'_>, i: u32) -> bool {
-    let w = i as usize / 64;
-    let bit = |words: &[crate::sync::AtomicU64], n: usize| {
-        // SeqCst: as the index's readers and writers (SYNC(nonempty)).
-        words
-            .get(n / 64)
-            .is_some_and(|x| x.load(Ordering::SeqCst) >> (n % 64) & 1 == 1)
-    };
-    bit(st.nonempty, i as usize) && bit(st.summary, w)
-}
-
-/// Lists entry `i` in the non-empty index at both levels. (`set_nonempty`
-/// alone does not do: it leaves the summary to whoever set the bit, who may
-/// have died in between.)
-fn list_nonempty(st: &QueueState<'_>, i: u32) {
-    st.directory().set_nonempty(i);
-    let w = i as usize / 64;
-    if let Some(s) = st.summary.get(w / 64) {
-        // SYNC(nonempty_summary): SeqCst, as `set_nonempty` sets it.
-        s.fetch_or(1 << (w % 64), Ordering::SeqCst);
-    }
 }
 
 /// Walks entry `me`'s FIFO from `head`, at most once around the node pool.
@@ -812,8 +796,11 @@ fn check_node(st: &QueueState<'_>, i: u32, reached: bool, p: &mut Pass) {
         value,
     };
     let ns = status_of(s);
-    let valid = owner >> 25 == 0 // no bits above UNLINKED
-        && matches!(ns, status::HELD | status::QUEUED | status::TAKEN | status::DONE)
+    let valid = crate::type_fifo::has_known_bits_only(s)
+        && matches!(
+            ns,
+            status::HELD | status::QUEUED | status::TAKEN | status::DONE
+        )
         && match ns {
             status::HELD | status::TAKEN => slot_of(s) < geo.n_slots,
             _ => slot_of(s) == 0,

@@ -6,9 +6,17 @@ use crate::{Errno, MSG_STAT_ANY};
 use libc::{c_int, msginfo, msqid_ds};
 use shmq::{CtlError, Namespace, QueueSet, QueueStat};
 
-/// Linux's constants for the `IPC_INFO` fields it reports but does not use.
+/// Linux's constants for the `IPC_INFO` fields it reports but does not use
+/// (`include/uapi/linux/msg.h`): compile-time values, the same whatever the
+/// IPC namespace's `kernel.msg*` settings.
 const MSGSSZ: c_int = 16;
 const MSGSEG: u16 = 0xffff;
+/// `MSGMNI * MSGMNB / 1024` with Linux's default `MSGMNI` (32000) and
+/// `MSGMNB` (16384).
+const MSGPOOL: c_int = 32000 * 16384 / 1024;
+/// `MSGMAP` and `MSGTQL`: both Linux's default `MSGMNB`.
+const MSGMAP: c_int = 16384;
+const MSGTQL: c_int = 16384;
 
 fn errno(e: CtlError) -> Errno {
     e.errno()
@@ -114,10 +122,11 @@ pub(crate) fn remove(ns: &Namespace, msqid: c_int) -> Result<(), Errno> {
 /// in use in `msgpool`, messages in `msgmap`, bytes in `msgtql`, as Linux),
 /// and the call's return value: the highest table index in use, or 0.
 ///
-/// The fields Linux fills with compile-time constants (`msgpool`, `msgmap`,
-/// `msgtql` of `IPC_INFO`, `msgssz`, `msgseg`) get the values Linux's
-/// constants have for the namespace's limits, so that at default limits the
-/// two print the same.
+/// `msgmax`, `msgmnb` and `msgmni` are what the namespace enforces. The
+/// fields Linux fills with compile-time constants (`msgpool`, `msgmap`,
+/// `msgtql` of `IPC_INFO`, `msgssz`, `msgseg`) get those constants, as Linux
+/// whatever its `kernel.msg*` settings, except `msgtql` when the namespace
+/// was given one (`SHMQ_MSGTQL`, reported only, as Linux's).
 pub(crate) fn info(ns: &Namespace, msg_info: bool) -> (msginfo, c_int) {
     let i = ns.info();
     let l = i.limits;
@@ -126,13 +135,9 @@ pub(crate) fn info(ns: &Namespace, msg_info: bool) -> (msginfo, c_int) {
         msgpool: if msg_info {
             int(i.queues as u64)
         } else {
-            int(l.msgmni as u64 * l.msgmnb / 1024)
+            MSGPOOL
         },
-        msgmap: if msg_info {
-            int(i.messages)
-        } else {
-            int(l.msgmnb)
-        },
+        msgmap: if msg_info { int(i.messages) } else { MSGMAP },
         msgmax: int(l.msgmax),
         msgmnb: int(l.msgmnb),
         msgmni: int(l.msgmni as u64),
@@ -142,7 +147,7 @@ pub(crate) fn info(ns: &Namespace, msg_info: bool) -> (msginfo, c_int) {
         } else if l.msgtql != 0 {
             int(l.msgtql)
         } else {
-            int(l.msgmnb)
+            MSGTQL
         },
         msgseg: MSGSEG,
     };

@@ -112,7 +112,7 @@ static void section_msgrcv(int q, int msgmax)
     VALUE("exact size", msgrcv(q, m, 10, 9, IPC_NOWAIT));
     printf("text %.10s\n", m->mtext);
 
-    /* The msgtyp table of DESIGN.md, and MSG_EXCEPT. */
+    /* The msgtyp table of docs/semantics.md, and MSG_EXCEPT. */
     long types[] = {0, 100, 200, 300, -100, -200, -300, 150, -50, -1000};
     for (unsigned i = 0; i < sizeof types / sizeof types[0]; i++) {
         for (int except = 0; except < 2; except++) {
