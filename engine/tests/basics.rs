@@ -155,7 +155,7 @@ fn timeouts_and_zero_copy_loans() {
 fn the_try_timeout_and_deadline_forms() {
     use std::time::{Duration, Instant};
     let _w = watchdog(60);
-    let t = TempNamespace::new();
+    let t = TempNamespace::with_config("msgmax = 8192\nmsgmnb = 16384\n");
     let q = t.ns.get(IPC_PRIVATE, create(0o600)).unwrap();
     let mut buf = [0u8; 64];
     let past = Instant::now();
