@@ -16,8 +16,20 @@ use crate::wait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A handle on one queue of a namespace. Cheap to clone; usable from any
-/// thread.
+/// A handle on one queue of a namespace ([`crate::Namespace::get`]). Cheap
+/// to clone; usable from any thread.
+///
+/// | | never waits | waits | gives up after a `Duration` | at an `Instant` |
+/// | --- | --- | --- | --- | --- |
+/// | send | [`try_send`](Queue::try_send) | [`send`](Queue::send) | [`send_timeout`](Queue::send_timeout) | [`send_deadline`](Queue::send_deadline) |
+/// | receive (copy) | [`try_recv`](Queue::try_recv) | [`recv`](Queue::recv) | [`recv_timeout`](Queue::recv_timeout) | [`recv_deadline`](Queue::recv_deadline) |
+/// | receive (loan) | [`try_recv_lend`](Queue::try_recv_lend) | [`recv_lend`](Queue::recv_lend) | [`recv_lend_timeout`](Queue::recv_lend_timeout) | [`recv_lend_deadline`](Queue::recv_lend_deadline) |
+/// | copy, leave queued (`MSG_COPY`) | [`try_recv_copy`](Queue::try_recv_copy) | | | |
+///
+/// The `try_` forms are System V's `IPC_NOWAIT` ([`SendError::Again`],
+/// [`RecvError::NoMessage`]); the timed forms fail with `TimedOut`.
+/// [`stat`](Queue::stat), [`set`](Queue::set) and [`remove`](Queue::remove)
+/// are `msgctl`'s `IPC_STAT`, `IPC_SET` and `IPC_RMID`.
 #[derive(Clone)]
 pub struct Queue {
     ns: Namespace,
