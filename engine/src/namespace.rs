@@ -394,15 +394,15 @@ impl Namespace {
         self.inner.dir.join(format!("msq.{id}"))
     }
 
-    /// `msgget(key, flags)`: the queue of `key`, created if `flags` say so
+    /// `msgget(key, msgflg)`: the queue of `key`, created if `opts` say so
     /// ([`GetOptions`]); [`IPC_PRIVATE`] always creates a queue no key
     /// finds. See the example on [`Namespace`].
-    pub fn get(&self, key: i32, flags: GetOptions) -> Result<Queue, GetError> {
+    pub fn get(&self, key: i32, opts: GetOptions) -> Result<Queue, GetError> {
         let _locked = self.lock();
         let t = &self.inner.table;
         if key != IPC_PRIVATE {
             if let Some(id) = self.id_of_key(key) {
-                if flags.create && flags.exclusive {
+                if opts.create && opts.exclusive {
                     return Err(GetError::Exists);
                 }
                 let q = self.queue(id).map_err(|e| match e {
@@ -413,12 +413,12 @@ impl Namespace {
                     CtlError::Access => GetError::Access,
                     _ => GetError::NoMemory,
                 })?;
-                if !q.perms().allows(flags.mode) {
+                if !q.perms().allows(opts.mode) {
                     return Err(GetError::Access);
                 }
                 return Ok(q);
             }
-            if !flags.create {
+            if !opts.create {
                 return Err(GetError::NotFound);
             }
         }
@@ -446,7 +446,7 @@ impl Namespace {
             namespace_stamp: self.inner.stamp,
             uid: creds.uid,
             gid: creds.gid,
-            mode: flags.mode,
+            mode: opts.mode,
             qbytes: limits.msgmnb,
         };
         let params = QueueParams {
@@ -454,7 +454,7 @@ impl Namespace {
             qbytes_max: limits.qbytes_max,
             n_slots: limits.slots,
         };
-        match Mapped::create(&path, params, file_mode(flags.mode), who) {
+        match Mapped::create(&path, params, file_mode(opts.mode), who) {
             Ok(m) => {
                 kill_point(KillPoint::CreateFileReady);
                 let m = Arc::new(m);
