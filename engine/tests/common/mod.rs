@@ -50,7 +50,11 @@ impl TempNamespace {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("config"), format!("{LINUX_DEFAULTS}{config}")).unwrap();
-        let ns = shmq::Namespace::open(&dir).unwrap();
+        let ns = shmq::Namespace::open(&dir).unwrap_or_else(|e| {
+            // No TempNamespace yet to remove it when dropped.
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("{e}")
+        });
         TempNamespace { dir, ns }
     }
 }
