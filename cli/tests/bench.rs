@@ -22,6 +22,14 @@ impl Ns {
         let dir =
             PathBuf::from("/dev/shm").join(format!("shmq-clitest-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        // Linux's default limits, which the test's figures assume, whatever
+        // the host's kernel.msg* say.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config"),
+            "msgmax = 8192\nmsgmnb = 16384\nmsgmni = 32000\n",
+        )
+        .unwrap();
         Ns(dir)
     }
 }

@@ -102,7 +102,7 @@ impl Limits {
     /// `sysctl_dir` (tests give a directory of their own).
     fn for_new_namespace_on(dir: &Path, sysctl_dir: &Path) -> Result<Limits, String> {
         let mut l = Limits::from_host(sysctl_dir);
-        let mut qbytes_max_given = false;
+        let (mut qbytes_max_given, mut msgmnb_given) = (false, false);
         if let Ok(text) = std::fs::read_to_string(dir.join("config")) {
             for (n, line) in text.lines().enumerate() {
                 let line = line.split('#').next().unwrap_or("").trim();
@@ -113,6 +113,7 @@ impl Limits {
                     .split_once('=')
                     .ok_or_else(|| format!("config line {}: expected name = value", n + 1))?;
                 qbytes_max_given |= name.trim() == "qbytes_max";
+                msgmnb_given |= name.trim() == "msgmnb";
                 l.set(name.trim(), value.trim())
                     .map_err(|e| format!("config line {}: {e}", n + 1))?;
             }
@@ -121,11 +122,17 @@ impl Limits {
             let var = format!("SHMQ_{}", name.to_ascii_uppercase());
             if let Ok(v) = std::env::var(&var) {
                 qbytes_max_given |= name == "qbytes_max";
+                msgmnb_given |= name == "msgmnb";
                 l.set(name, &v).map_err(|e| format!("{var}: {e}"))?;
             }
         }
         if !qbytes_max_given {
             l.qbytes_max = (4 * l.msgmnb).clamp(1, QBYTES_LIMIT);
+        } else if !msgmnb_given && l.qbytes_max != 0 {
+            // A `qbytes_max` given explicitly caps the host's (or the
+            // default) `msgmnb`, so that a config written for one host does
+            // not become invalid on a host with a larger `kernel.msgmnb`.
+            l.msgmnb = l.msgmnb.min(l.qbytes_max);
         }
         l.validate()?;
         Ok(l)
@@ -255,6 +262,15 @@ mod tests {
         std::fs::write(dir.0.join("config"), "msgmni = 7\n").unwrap();
         let l = Limits::for_new_namespace_on(&dir.0, &host.0).unwrap();
         assert_eq!((l.msgmax, l.msgmnb, l.msgmni), (2048, 4096, 7));
+        // A qbytes_max given below the host's msgmnb caps it ...
+        std::fs::write(dir.0.join("config"), "qbytes_max = 1024\n").unwrap();
+        let l = Limits::for_new_namespace_on(&dir.0, &host.0).unwrap();
+        assert_eq!((l.msgmnb, l.qbytes_max), (1024, 1024));
+        // ... but an msgmnb given above it is an error, as it was.
+        std::fs::write(dir.0.join("config"), "qbytes_max = 1024\nmsgmnb = 2048\n").unwrap();
+        assert!(Limits::for_new_namespace_on(&dir.0, &host.0)
+            .unwrap_err()
+            .contains("msgmnb 2048"));
     }
 
     #[test]

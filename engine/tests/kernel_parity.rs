@@ -233,7 +233,7 @@ fn parity(scenario: impl Fn(&dyn Backend) -> Vec<String>) {
         made: Default::default(),
     };
     let shmq = Shmq {
-        t: TempNamespace::new(),
+        t: TempNamespace::like_kernel(),
     };
     let k = scenario(&kernel);
     let s = scenario(&shmq);
@@ -530,7 +530,7 @@ fn blocked_sender_and_receiver_get_eidrm_and_eintr() {
         made: Default::default(),
     };
     let shmq = Shmq {
-        t: TempNamespace::new(),
+        t: TempNamespace::like_kernel(),
     };
     let dir = shmq.t.dir.clone();
     let mut transcripts = vec![];
@@ -543,8 +543,9 @@ fn blocked_sender_and_receiver_get_eidrm_and_eintr() {
             for how in ["signal", "rmid"] {
                 let id = b.get(libc::IPC_PRIVATE, 0o600).unwrap();
                 if role == "block_send" {
-                    b.snd(id, 1, &[0; 8192], 0).unwrap();
-                    b.snd(id, 1, &[0; 8192], 0).unwrap();
+                    // Full, whatever the limits: large texts, then 1 byte.
+                    while b.snd(id, 1, &[0; 8192], NOWAIT).is_ok() {}
+                    while b.snd(id, 1, &[0; 1], NOWAIT).is_ok() {}
                 }
                 let out = blocked_outcome(name, &dir, role, id, |tid| {
                     if how == "signal" {

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// Linux's default limits as `config` lines.
+pub const LINUX_DEFAULTS: &str = "msgmax = 8192\nmsgmnb = 16384\nmsgmni = 32000\n";
+
 /// A namespace directory of the test's own, removed when dropped.
 pub struct TempNamespace {
     pub dir: PathBuf,
@@ -26,14 +29,32 @@ impl TempNamespace {
         Self::with_config("")
     }
 
-    /// A namespace whose `config` file holds `config` (e.g. "msgmni = 50").
+    /// A namespace with the kernel's own `msgmax`, `msgmnb` and `msgmni`
+    /// (this process's IPC namespace's), for tests that compare with it.
+    pub fn like_kernel() -> TempNamespace {
+        let sysctl = |name: &str| {
+            let path = format!("/proc/sys/kernel/{name}");
+            let v = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            format!("{name} = {}\n", v.trim())
+        };
+        Self::with_config(&(sysctl("msgmax") + &sysctl("msgmnb") + &sysctl("msgmni")))
+    }
+
+    /// A namespace whose `config` file holds `config` (e.g. "msgmni = 50"),
+    /// after Linux's default `msgmax`, `msgmnb` and `msgmni` (which the
+    /// tests assume; a later line wins), so that the host's `kernel.msg*`
+    /// settings do not change what the tests see.
     pub fn with_config(config: &str) -> TempNamespace {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = PathBuf::from(format!("/dev/shm/shmq-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config"), config).unwrap();
-        let ns = shmq::Namespace::open(&dir).unwrap();
+        std::fs::write(dir.join("config"), format!("{LINUX_DEFAULTS}{config}")).unwrap();
+        let ns = shmq::Namespace::open(&dir).unwrap_or_else(|e| {
+            // No TempNamespace yet to remove it when dropped.
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("{e}")
+        });
         TempNamespace { dir, ns }
     }
 }
