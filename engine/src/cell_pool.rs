@@ -31,19 +31,6 @@
 //!
 //! Lowest free cell first (first fit), so the touched part of a sparse file
 //! stays as small as the queue's peak occupancy.
-//!
-//! # Reserves
-//! A bitmap word is written by every allocator and every freer, so one line
-//! would travel between a sending and a receiving process for every message.
-//! A [`Reserve`] (in the caller's own slot record) keeps up to
-//! [`RESERVE_MAX`] free cells of one bitmap word whose bits stay set: the
-//! hint's "bit set but cell free" case, which other allocators already pass
-//! by. A freer puts cells there ([`Pool::free_to_reserve`]), an allocator takes
-//! from it first and refills it with one `fetch_or` claiming several bits
-//! ([`Pool::alloc_from_reserve`]), and a full reserve goes back with one
-//! `fetch_and`: the bitmap is touched once per batch. The state CAS still
-//! decides every hand-out, so a stale reserve (healed by recovery or the
-//! doctor, or left by a dead process) costs a failed CAS, never a cell twice.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -79,50 +66,6 @@ impl StateWords for [AtomicU64] {
     }
     fn len(&self) -> usize {
         <[AtomicU64]>::len(self)
-    }
-}
-
-/// Most cells a [`Reserve`] keeps; each slot's reserve hides at most this
-/// many free cells from other allocators (the node budget counts them).
-pub(crate) const RESERVE_MAX: u32 = 16;
-
-/// Free cells one slot keeps for itself: their bits in bitmap word `word` are
-/// set, so other allocators leave them alone (see the module header). Written
-/// by the slot's owner only (Relaxed: it is a hint to the owner, read by
-/// others only to tell a reserved cell from a hidden one).
-#[repr(C)]
-pub(crate) struct Reserve {
-    word: AtomicU64,
-    bits: AtomicU64,
-}
-
-impl Reserve {
-    /// An empty reserve.
-    #[cfg(any(loom, test))]
-    pub(crate) fn new() -> Self {
-        Reserve {
-            word: AtomicU64::new(0),
-            bits: AtomicU64::new(0),
-        }
-    }
-
-    /// The cells it lists (a snapshot; indices may be out of range in a
-    /// damaged mapping, and the pool re-checks them).
-    pub(crate) fn cells(&self) -> impl Iterator<Item = u64> {
-        let w = self.word.load(Ordering::Relaxed);
-        let mut bits = self.bits.load(Ordering::Relaxed);
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let b = bits.trailing_zeros() as u64;
-                bits &= bits - 1;
-                w.saturating_mul(64).saturating_add(b)
-            })
-        })
-    }
-
-    fn set(&self, word: usize, bits: u64) {
-        self.word.store(word as u64, Ordering::Relaxed);
-        self.bits.store(bits, Ordering::Relaxed);
     }
 }
 
@@ -214,127 +157,28 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
             if bits == u64::MAX {
                 self.mark_word_full(w);
             }
-            if let Some(t) = self.take_free(i, owner) {
-                return Some(t);
+            let state = self.states.state(i);
+            let s = state.load(Ordering::Relaxed);
+            if owner_of(s) != FREE {
+                continue; // stale hint; the bit we set is now right
             }
-            // Taken (a stale hint: the bit we set is now right), or someone
-            // (recovery's heal racing with us) took it; keep looking.
-        }
-        None
-    }
-
-    /// Takes cell `i` for `owner` if its state says it is free.
-    fn take_free(&self, i: usize, owner: u32) -> Option<Taken> {
-        let state = self.states.state(i);
-        let s = state.load(Ordering::Relaxed);
-        if owner_of(s) != FREE {
-            return None;
-        }
-        // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
-        // previous owner's last reads of the cell happen before our writes.
-        state
-            .compare_exchange(
-                s,
-                make_state(gen_of(s), owner),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .ok()
-            .map(|_| Taken {
-                index: i as u32,
-                gen: gen_of(s),
-            })
-    }
-
-    /// Like [`Pool::alloc`], but first from reserve `r`, which an empty
-    /// reserve refills with up to [`RESERVE_MAX`] cells of one word (one
-    /// `fetch_or` for them all). `r` must be the caller's own.
-    pub(crate) fn alloc_from_reserve(&self, owner: u32, r: &Reserve) -> Option<Taken> {
-        debug_assert_ne!(owner, FREE);
-        loop {
-            let bits = r.bits.load(Ordering::Relaxed);
-            if bits == 0 {
-                break;
-            }
-            let w = r.word.load(Ordering::Relaxed) as usize;
-            let b = bits.trailing_zeros() as usize;
-            r.bits.store(bits & (bits - 1), Ordering::Relaxed);
-            #[cfg(loom)]
-            if crate::sync::mutant(crate::sync::Mutant::ReserveSkipsStateCas) {
-                let s = self.states.state(w * 64 + b).load(Ordering::Relaxed);
-                self.states
-                    .state(w * 64 + b)
-                    .store(make_state(gen_of(s), owner), Ordering::Relaxed);
+            // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
+            // previous owner's last reads of the cell happen before our writes.
+            if state
+                .compare_exchange(
+                    s,
+                    make_state(gen_of(s), owner),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
                 return Some(Taken {
-                    index: (w * 64 + b) as u32,
+                    index: i as u32,
                     gen: gen_of(s),
                 });
             }
-            match w.checked_mul(64).map(|i| i + b) {
-                Some(i) if i < self.states.len() => {
-                    if let Some(t) = self.take_free(i, owner) {
-                        return Some(t);
-                    }
-                    // Healed and handed out meanwhile: no longer ours.
-                }
-                _ => r.bits.store(0, Ordering::Relaxed), // damaged: forget it
-            }
-        }
-        for (si, sword) in self.summary.iter().enumerate() {
-            // Relaxed: the summary is a hint; the state CAS decides.
-            let mut full = sword.load(Ordering::Relaxed);
-            while full != u64::MAX {
-                let w = si * 64 + (!full).trailing_zeros() as usize;
-                if w >= self.words.len() {
-                    break;
-                }
-                if let Some(t) = self.refill(w, owner, r) {
-                    return Some(t);
-                }
-                full |= 1 << (w % 64);
-            }
-        }
-        self.alloc(owner)
-    }
-
-    /// Claims the lowest (up to [`RESERVE_MAX`]) clear bits of word `w` with
-    /// one `fetch_or`, takes the first free cell among them and leaves the
-    /// rest in `r` (empty on entry).
-    fn refill(&self, w: usize, owner: u32, r: &Reserve) -> Option<Taken> {
-        let word = &self.words[w];
-        // Relaxed: hint only.
-        let bits = word.load(Ordering::Relaxed);
-        let mut want = 0u64;
-        let mut free = !bits;
-        for _ in 0..RESERVE_MAX {
-            if free == 0 {
-                break;
-            }
-            let b = free.trailing_zeros() as usize;
-            if w * 64 + b >= self.states.len() {
-                break;
-            }
-            want |= 1 << b;
-            free &= free - 1;
-        }
-        if want == 0 {
-            return None;
-        }
-        // SeqCst: as in `alloc_in_word`.
-        let old = word.fetch_or(want, Ordering::SeqCst);
-        if old | want == u64::MAX {
-            self.mark_word_full(w);
-        }
-        // Ours: the bits this call set. A process killed before it records
-        // them leaves free cells with their bits set, which `heal` finds.
-        let mut mine = want & !old;
-        while mine != 0 {
-            let b = mine.trailing_zeros() as usize;
-            mine &= mine - 1;
-            if let Some(t) = self.take_free(w * 64 + b, owner) {
-                r.set(w, mine);
-                return Some(t);
-            }
+            // Someone (recovery's heal racing with us) took it; keep looking.
         }
         None
     }
@@ -350,11 +194,7 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     }
 
     fn mark_maybe_free(&self, i: usize) {
-        self.mark_all_maybe_free(i / 64, 1u64 << (i % 64));
-    }
-
-    /// Clears bits `b` of bitmap word `w` (cells that may be free now).
-    fn mark_all_maybe_free(&self, w: usize, b: u64) {
+        let (w, b) = (i / 64, 1u64 << (i % 64));
         // SeqCst: see `mark_word_full`.
         self.words[w].fetch_and(!b, Ordering::SeqCst);
         let (s, sb) = (w / 64, 1u64 << (w % 64));
@@ -366,16 +206,6 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     /// Frees cell `index` if its state is still `expected`; returns whether this
     /// call freed it (exactly one of several racing frees succeeds).
     pub(crate) fn free(&self, index: u32, expected: u64) -> bool {
-        let ok = self.free_state(index, expected);
-        if ok {
-            self.mark_maybe_free(index as usize);
-        }
-        ok
-    }
-
-    /// Moves cell `index`'s state from `expected` to free (next generation);
-    /// the caller then sees to its bit.
-    fn free_state(&self, index: u32, expected: u64) -> bool {
         let i = index as usize;
         if i >= self.states.len() || owner_of(expected) == FREE {
             return false;
@@ -386,45 +216,15 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
         let step = 1;
         let freed = make_state(gen_of(expected).wrapping_add(step), FREE);
         // SYNC(cell_free): Release pairs with the Acquire CAS in `alloc`.
-        self.states
+        let ok = self
+            .states
             .state(i)
             .compare_exchange(expected, freed, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Like [`Pool::free`], but the freed cell goes to reserve `r` (the
-    /// caller's own) with its bit left set; a full reserve, or one in another
-    /// bitmap word, goes back to the pool first (one `fetch_and`).
-    pub(crate) fn free_to_reserve(&self, index: u32, expected: u64, r: &Reserve) -> bool {
-        if !self.free_state(index, expected) {
-            return false;
+            .is_ok();
+        if ok {
+            self.mark_maybe_free(i);
         }
-        let i = index as usize;
-        let (w, b) = (i / 64, 1u64 << (i % 64));
-        let bits = r.bits.load(Ordering::Relaxed);
-        let same_word = r.word.load(Ordering::Relaxed) == w as u64;
-        if bits == 0 || (same_word && bits.count_ones() < RESERVE_MAX) {
-            r.set(w, bits | b);
-        } else if same_word {
-            r.bits.store(0, Ordering::Relaxed);
-            self.mark_all_maybe_free(w, bits | b);
-        } else {
-            self.give_back(r);
-            r.set(w, b);
-        }
-        true
-    }
-
-    /// Gives every cell of reserve `r` back to the pool (its owner is done
-    /// with the slot, or dead). Cells taken meanwhile by others (after a heal)
-    /// only lose their bit, which the next allocator to look sets again.
-    pub(crate) fn give_back(&self, r: &Reserve) {
-        let bits = r.bits.load(Ordering::Relaxed);
-        let w = r.word.load(Ordering::Relaxed) as usize;
-        r.bits.store(0, Ordering::Relaxed);
-        if bits != 0 && w < self.words.len() {
-            self.mark_all_maybe_free(w, bits);
-        }
+        ok
     }
 
     /// The current state of cell `index`, or `None` if out of range.

@@ -30,7 +30,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 4;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 3;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -227,7 +227,7 @@ pub(crate) struct Stats {
 /// the owner, the second holds the accounting sequence that others read, the
 /// third the owner's liveness lock (written only when the slot changes hands,
 /// so that the liveness checks of every refusing call read it from cache),
-/// the fourth the owner's received-word record and node reserve.
+/// the fourth is spare.
 #[repr(C, align(128))]
 pub(crate) struct SlotRecord {
     /// `pid | status << 32 | gen << 40`; see `slots`.
@@ -273,9 +273,7 @@ pub(crate) struct SlotRecord {
     pub(crate) live: crate::liveness::LiveLock,
     /// The slot's operations on the received word (see `accounting`).
     pub(crate) received_acct: AcctRecord,
-    /// Free nodes this slot keeps for its next sends (see `cell_pool`).
-    pub(crate) node_reserve: crate::cell_pool::Reserve,
-    _spare: [u64; 4],
+    _spare: [u64; 6],
 }
 
 /// One slot's operations on one accounting word (see `accounting`).
@@ -420,7 +418,7 @@ fn bitmap_words(bits: usize) -> usize {
 }
 
 /// Words of a pool bitmap (cell bits and their summary), see `cell_pool`.
-use crate::cell_pool::{bitmap_len, RESERVE_MAX};
+use crate::cell_pool::bitmap_len;
 
 impl Geometry {
     /// Computes the layout of a queue built for `params`.
@@ -450,9 +448,7 @@ impl Geometry {
         let q = q as usize;
         let n_slots = params.n_slots as usize;
         let n_entries = (2 * (q + n_slots)).next_power_of_two().max(64);
-        // Every message, every entry's dummy, two per slot (the node a sender
-        // holds and a dummy in flight), and what the slots' reserves hide.
-        let n_nodes = q + n_entries + (2 + RESERVE_MAX as usize) * n_slots;
+        let n_nodes = q + n_entries + 2 * n_slots;
         if n_nodes >= NIL as usize {
             return Err(GeometryError::OutOfRange);
         }
@@ -738,8 +734,7 @@ pub(crate) mod zeroed {
                 seq: z64(),
                 done: z64(),
             },
-            node_reserve: crate::cell_pool::Reserve::new(),
-            _spare: [0; 4],
+            _spare: [0; 6],
         }
     }
 

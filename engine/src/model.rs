@@ -179,7 +179,7 @@ impl Queue {
     pub fn reclaim_near(&self, slot: usize, mtype: i64) {
         let st = self.st();
         let dir = st.directory();
-        let ops = crate::transfer::EntryOps::own(&st, slot);
+        let ops = crate::transfer::EntryOps { st: &st, slot };
         dir.reclaim_neighbourhood(dir.home(mtype), slot, &ops);
         dir.unprotect(slot);
     }
@@ -243,28 +243,6 @@ impl CellPool {
         self.pool().free(index, expected)
     }
 
-    /// Like [`CellPool::alloc`], from (and refilling) reserve `r`.
-    pub fn alloc_from_reserve(&self, owner: u32, r: &CellReserve) -> Option<(u32, u64)> {
-        let t = self.pool().alloc_from_reserve(owner, &r.0)?;
-        Some((t.index, make_state(t.gen, owner)))
-    }
-
-    /// Like [`CellPool::free`], into reserve `r`.
-    pub fn free_to_reserve(&self, index: u32, expected: u64, r: &CellReserve) -> bool {
-        self.pool().free_to_reserve(index, expected, &r.0)
-    }
-
-    /// Gives reserve `r`'s cells back.
-    pub fn give_back(&self, r: &CellReserve) {
-        self.pool().give_back(&r.0)
-    }
-
-    /// Makes free cells whose bits are set visible again (as recovery and
-    /// the doctor do, whatever live reserves hold).
-    pub fn heal(&self) -> usize {
-        self.pool().heal()
-    }
-
     /// The state word of cell `index`.
     pub fn state(&self, index: u32) -> u64 {
         self.pool().state(index).expect("index in range")
@@ -275,22 +253,6 @@ impl CellPool {
         (0..self.states.len())
             .filter(|&i| self.states[i].load(Ordering::Relaxed) as u32 != 0)
             .count()
-    }
-}
-
-/// A slot's reserve of free cells (`cell_pool::Reserve`), for [`CellPool`].
-pub struct CellReserve(crate::cell_pool::Reserve);
-
-impl CellReserve {
-    /// An empty reserve.
-    pub fn new() -> CellReserve {
-        CellReserve(crate::cell_pool::Reserve::new())
-    }
-}
-
-impl Default for CellReserve {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

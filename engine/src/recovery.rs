@@ -44,7 +44,7 @@ impl QueueState<'_> {
             if slots::claim_if_dead(&self.slots[d]) {
                 self.recover_slot(d);
                 self.forget_dead_sleeper(d);
-                self.release_slot(d);
+                slots::release(&self.slots[d]);
                 n += 1;
             }
         }
@@ -136,7 +136,7 @@ impl QueueState<'_> {
         let taken = make_state(x.gen(), node_owner(status::TAKEN, d));
         let s = n.state.load(Ordering::Acquire);
         let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
-        let ops = EntryOps::acting_for(self, d);
+        let ops = EntryOps { st: self, slot: d };
         if without_unlinked(s) == taken {
             self.free_data_of(x);
             let counter = self.counter();
@@ -196,7 +196,7 @@ impl QueueState<'_> {
             status::HELD | status::FREE => false,
             status::QUEUED => {
                 let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
-                let ops = EntryOps::acting_for(self, 0);
+                let ops = EntryOps { st: self, slot: 0 };
                 match ops.fifo(entry).and_then(|f| f.snapshot()) {
                     Ok(nodes) => nodes.iter().any(|&(r, _)| r == x),
                     // Undecided: assume linked. Taking a linked node back would
@@ -219,7 +219,7 @@ impl QueueState<'_> {
             return;
         };
         let dir = self.directory();
-        let ops = EntryOps::acting_for(self, d);
+        let ops = EntryOps { st: self, slot: d };
         let s = entry.state.load(Ordering::Acquire);
         if egen_of(s) != e.gen {
             return;

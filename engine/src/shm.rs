@@ -353,7 +353,7 @@ impl ThreadSlots {
                 return true;
             }
             st.directory().unprotect(*slot);
-            st.release_slot(*slot);
+            slots::release(&st.slots[*slot]);
             false
         });
         if !self.held.contains_key(&self.last.0) {
@@ -372,7 +372,7 @@ impl Drop for ThreadSlots {
         for (m, slot) in self.held.values() {
             let st = m.state();
             st.directory().unprotect(*slot);
-            st.release_slot(*slot);
+            slots::release(&st.slots[*slot]);
         }
     }
 }
@@ -423,7 +423,7 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
     });
     if stored.is_err() {
         // Thread is exiting: nobody would release the slot.
-        st.release_slot(slot);
+        slots::release(&st.slots[slot]);
         return Err(NoSlot);
     }
     Ok(slot)

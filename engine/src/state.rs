@@ -127,13 +127,6 @@ impl<'a> QueueState<'a> {
         }
     }
 
-    /// Gives slot `slot` back (its owner or recoverer is done with it): the
-    /// nodes its reserve keeps go back to the pool first.
-    pub(crate) fn release_slot(&self, slot: usize) {
-        self.node_pool.give_back(&self.slots[slot].node_reserve);
-        crate::slots::release(&self.slots[slot]);
-    }
-
     /// The type directory.
     pub(crate) fn directory(&self) -> Directory<'_> {
         Directory {

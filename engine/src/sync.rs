@@ -348,9 +348,6 @@ pub enum Mutant {
     /// The liveness lock of a slot whose owner died reads as held by a live
     /// owner (the kernel's `FUTEX_OWNER_DIED` mark is ignored).
     DeadOwnerLooksAlive,
-    /// `cell_pool` takes a cell from a reserve with a load and a store
-    /// instead of a CAS on its state (trusting that a reserved cell is free).
-    ReserveSkipsStateCas,
 }
 
 #[cfg(loom)]

@@ -31,7 +31,7 @@
 
 use crate::accounting::{Delta, Full, Side};
 use crate::arrivals::Oldest;
-use crate::cell_pool::{make_state, Reserve};
+use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
 #[cfg(not(loom))]
 use crate::message::Received;
@@ -67,35 +67,14 @@ impl From<Corrupt> for PathError {
 pub(crate) struct EntryOps<'s, 'a> {
     pub(crate) st: &'s QueueState<'a>,
     pub(crate) slot: usize,
-    /// Where nodes freed by these operations go: the slot's own reserve
-    /// when the slot's owner runs them, the pool when others act for it.
-    reserve: Option<&'s Reserve>,
 }
 
 impl<'s, 'a> EntryOps<'s, 'a> {
-    /// Operations of `slot`'s owner (this thread): freed nodes go to its
-    /// reserve, for its next sends.
-    pub(crate) fn own(st: &'s QueueState<'a>, slot: usize) -> Self {
-        let reserve = st.slots.get(slot).map(|r| &r.node_reserve);
-        EntryOps { st, slot, reserve }
-    }
-
-    /// Operations on behalf of `slot` (recovery, checks): freed nodes go
-    /// straight back to the pool.
-    pub(crate) fn acting_for(st: &'s QueueState<'a>, slot: usize) -> Self {
-        EntryOps {
-            st,
-            slot,
-            reserve: None,
-        }
-    }
-
     pub(crate) fn fifo(&self, e: EntryRef) -> Result<Fifo<'s>, Corrupt> {
         let entry = self.st.entries.get(e.index as usize).ok_or(Corrupt)?;
         Ok(Fifo {
             nodes: self.st.nodes,
             pool: &self.st.node_pool,
-            reserve: self.reserve,
             entry,
         })
     }
@@ -192,10 +171,7 @@ impl<'a> QueueState<'a> {
     fn fill_and_link(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<(), PathError> {
         let rec = &self.slots[slot];
         let held = node_owner(status::HELD, slot);
-        let t = self
-            .node_pool
-            .alloc_from_reserve(held, &rec.node_reserve)
-            .ok_or(PathError::NoMemory)?;
+        let t = self.node_pool.alloc(held).ok_or(PathError::NoMemory)?;
         let x = NodeRef::new(t.index, t.gen);
         slots::hold(rec, x);
         crate::sync::crash_point();
@@ -229,7 +205,7 @@ impl<'a> QueueState<'a> {
         n.mtype.store(mtype, Ordering::Relaxed);
         n.next.store(nil_next(t.gen), Ordering::Relaxed);
 
-        let ops = EntryOps::own(self, slot);
+        let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         let e = match dir.lookup_or_insert(mtype, slot, &ops) {
             Ok(e) => e,
@@ -375,7 +351,7 @@ impl<'a> QueueState<'a> {
     fn find(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
         match sel {
             Selector::Type(t) => {
-                let ops = EntryOps::own(self, slot);
+                let ops = EntryOps { st: self, slot };
                 let Some(e) = self.directory().lookup(t, slot, &ops)? else {
                     return Ok(None);
                 };
@@ -399,7 +375,7 @@ impl<'a> QueueState<'a> {
     /// message but `d` reaches past the indexed types). Leaves `slot`'s
     /// hazard on the entry of a candidate it returns.
     fn find_lowest(&self, slot: usize, d: i64) -> Result<Option<Option<Candidate>>, PathError> {
-        let ops = EntryOps::own(self, slot);
+        let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         // Each round clears one stale bit; a corrupted index runs out of them.
         for _ in 0..crate::sync::RETRY_LIMIT {
@@ -442,7 +418,7 @@ impl<'a> QueueState<'a> {
     /// The message `sel` wants, by a scan of every type's first queued
     /// message: O(types holding messages).
     fn scan_heads(&self, slot: usize, sel: Selector) -> Result<Option<Candidate>, PathError> {
-        let ops = EntryOps::own(self, slot);
+        let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         let mut best: Option<Candidate> = None;
         for p in dir.nonempty_positions() {
@@ -516,7 +492,7 @@ impl<'a> QueueState<'a> {
             slots::begin(rec, phase::RECV, k, c.size as u64, c.node);
             crate::sync::crash_point();
             let entry = EntryRef::unpack(c.entry);
-            let ops = EntryOps::own(self, slot);
+            let ops = EntryOps { st: self, slot };
             match ops.fifo(entry).and_then(|f| f.take(c.node, slot)) {
                 Ok(true) => {
                     crate::sync::crash_point();
@@ -613,7 +589,7 @@ impl<'a> QueueState<'a> {
             .counter()
             .apply(slot, m.acct_seq, Delta::Release(m.size as u64), qbytes);
         crate::sync::crash_point();
-        let ops = EntryOps::own(self, slot);
+        let ops = EntryOps { st: self, slot };
         let dir = self.directory();
         if let Ok(f) = ops.fifo(m.entry) {
             let _ = f.finish(m.node, slot);
@@ -653,7 +629,7 @@ impl QueueState<'_> {
         buf: &mut [u8],
         noerror: bool,
     ) -> Result<Received, PathError> {
-        let ops = EntryOps::acting_for(self, 0);
+        let ops = EntryOps { st: self, slot: 0 };
         'retry: for _ in 0..64 {
             let mut queued: Vec<(u64, NodeRef)> = Vec::new();
             for p in self.directory().nonempty_positions() {

@@ -37,7 +37,7 @@
 //! Every walk is bounded by the number of nodes, so a corrupted or hostile
 //! mapping yields [`Corrupt`] instead of a hang.
 
-use crate::cell_pool::{gen_of, make_state, owner_of, Pool, Reserve};
+use crate::cell_pool::{gen_of, make_state, owner_of, Pool};
 use crate::layout::{Entry, Node, NodeRef, NIL};
 use crate::sync::{Ordering, RETRY_LIMIT};
 
@@ -93,8 +93,6 @@ pub(crate) struct Corrupt;
 pub(crate) struct Fifo<'a> {
     pub(crate) nodes: &'a [Node],
     pub(crate) pool: &'a Pool<'a, [Node]>,
-    /// Where freed nodes go: the acting slot's own reserve, or the pool.
-    pub(crate) reserve: Option<&'a Reserve>,
     pub(crate) entry: &'a Entry,
 }
 
@@ -340,14 +338,6 @@ impl<'a> Fifo<'a> {
         Err(Corrupt)
     }
 
-    /// Frees node `x` (state `s`) to the reserve or the pool.
-    fn free_node(&self, x: NodeRef, s: u64) -> bool {
-        match self.reserve {
-            Some(r) => self.pool.free_to_reserve(x.index(), s, r),
-            None => self.pool.free(x.index(), s),
-        }
-    }
-
     /// `head` has moved past `x`: flag it, or free it if its taker is done.
     pub(crate) fn mark_unlinked(&self, x: NodeRef) {
         let Ok(xn) = self.node(x) else { return };
@@ -357,7 +347,7 @@ impl<'a> Fifo<'a> {
                 return;
             }
             if status_of(s) == status::DONE {
-                if self.free_node(x, s) {
+                if self.pool.free(x.index(), s) {
                     return;
                 }
                 continue;
@@ -382,7 +372,7 @@ impl<'a> Fifo<'a> {
         for _ in 0..RETRY_LIMIT {
             let s = xn.state.load(Ordering::Acquire);
             if s == taken | UNLINKED as u64 {
-                if self.free_node(x, s) {
+                if self.pool.free(x.index(), s) {
                     return Ok(true);
                 }
                 continue;

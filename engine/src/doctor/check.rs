@@ -567,17 +567,8 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
     for i in data.indices(geo.nodes_off, NODE_SIZE, geo.n_nodes) {
         check_node(st, i as u32, reached[i] != 0, &mut p);
     }
-    // Free nodes in a slot's reserve have their bits set by design (see
-    // `cell_pool`): not hidden.
-    let reserved: std::collections::HashSet<u64> = st
-        .slots
-        .iter()
-        .flat_map(|r| r.node_reserve.cells())
-        .collect();
     p.hidden_nodes = hidden_free(file, data, geo.node_bitmap_off, geo.n_nodes, |i| {
-        st.node_pool
-            .state(i)
-            .filter(|_| !reserved.contains(&u64::from(i)))
+        st.node_pool.state(i)
     });
     for (c, class) in geo.classes.iter().enumerate() {
         let pool = &st.classes[c].pool;
