@@ -1174,7 +1174,7 @@ impl Namespace {
         let path = self.queue_path(id);
         let mapped = self.open_file(id).ok().map(std::sync::Arc::new);
         if let Some(m) = &mapped {
-            let q = crate::queue::Queue::new(self.clone(), m.clone(), id);
+            let q = self.handle(m.clone(), id);
             if !q.perms().may_control() {
                 return Err(RemoveError::Permission);
             }

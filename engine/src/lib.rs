@@ -79,6 +79,8 @@ pub mod model;
 mod namespace;
 #[cfg(not(loom))]
 mod params;
+#[cfg(not(loom))]
+mod perms;
 #[allow(unsafe_code)]
 #[cfg_attr(loom, path = "process_model.rs")]
 mod process;
@@ -120,6 +122,8 @@ pub use namespace::{GetOptions, Namespace, NamespaceInfo, DEFAULT_DIR, IPC_PRIVA
 #[cfg(not(loom))]
 pub use params::Limits;
 #[cfg(not(loom))]
+pub use perms::Perms;
+#[cfg(not(loom))]
 pub use process::{refresh_credentials, Credentials};
 #[cfg(not(loom))]
-pub use queue::{Loan, Perms, Queue, QueueFigures, QueueSet, QueueStat, RecvOptions};
+pub use queue::{Loan, Queue, QueueFigures, QueueSet, QueueStat, RecvOptions};

@@ -12,7 +12,8 @@ use crate::ids::{rstate, table_size, IdRecord, IdTable, IdsHeader, IDS_LAYOUT_VE
 use crate::kill_points::{kill_point, KillPoint};
 use crate::layout::QueueParams;
 use crate::params::Limits;
-use crate::queue::{Perms, Queue};
+use crate::perms::file_mode;
+use crate::queue::{Queue, QueueSet, Registry};
 use crate::shm::{FileError, Identity, Mapped};
 use crate::sync::Ordering;
 use memmap2::{MmapOptions, MmapRaw};
@@ -467,7 +468,7 @@ impl Namespace {
                 // to lock-free lookups (`IdTable::live_index`, Acquire).
                 r.state.store(rstate::LIVE, Ordering::Release);
                 kill_point(KillPoint::CreateLive);
-                Ok(Queue::new(self.clone(), m, id))
+                Ok(self.handle(m, id))
             }
             Err(_) => {
                 let _ = std::fs::remove_file(&path);
@@ -495,7 +496,7 @@ impl Namespace {
             // below by the new queue's file. (Removal marks the mapping
             // before it frees the record.)
             if !m.state().is_removed() {
-                return Ok(Queue::new(self.clone(), m.clone(), id));
+                return Ok(self.handle(m.clone(), id));
             }
         }
         let m = match Mapped::open(&self.queue_path(id), self.inner.stamp) {
@@ -511,7 +512,7 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, m.clone());
-        Ok(Queue::new(self.clone(), m, id))
+        Ok(self.handle(m, id))
     }
 
     /// Why the file of queue `id` cannot be used, naming the file (for the
@@ -655,26 +656,13 @@ impl Namespace {
     }
 
     /// IPC_SET under the lock.
-    pub(crate) fn set(&self, q: &Queue, set: crate::queue::QueueSet) -> Result<(), CtlError> {
+    pub(crate) fn set(&self, q: &Queue, set: QueueSet) -> Result<(), CtlError> {
         let _locked = self.lock();
         kill_point(KillPoint::SetLocked);
         let t = &self.inner.table;
         t.live_index(q.id()).ok_or(CtlError::Invalid)?;
         q.apply_set(set, &t.limits())
     }
-}
-
-/// A queue file's mode: every class the queue's mode grants any access gets
-/// read and write (a receiver writes the mapping too); the owner always does.
-pub(crate) fn file_mode(mode: u32) -> u32 {
-    let mut m = 0o600;
-    if mode & 0o060 != 0 {
-        m |= 0o060;
-    }
-    if mode & 0o006 != 0 {
-        m |= 0o006;
-    }
-    m
 }
 
 /// Creates the namespace directory `dir` with mode `01777` (sticky and open
@@ -800,29 +788,25 @@ fn create_table(dir: &Path) -> Result<std::fs::File, OpenError> {
     }
 }
 
-/// Permission checks, as the kernel's `ipcperms`.
-impl Perms {
-    /// Whether the caller may have the access `mode` asks for (`msgget`'s
-    /// low 9 bits, or 0o4 / 0o2 for read / write).
-    pub(crate) fn allows(&self, mode: u32) -> bool {
-        let creds = crate::process::credentials();
-        if creds.uid == 0 {
-            return true;
-        }
-        let requested = (mode >> 6 | mode >> 3 | mode) & 7;
-        let granted = if creds.uid == self.uid || creds.uid == self.cuid {
-            self.mode >> 6
-        } else if crate::process::in_group(self.gid) || crate::process::in_group(self.cgid) {
-            self.mode >> 3
-        } else {
-            self.mode
-        };
-        requested & !granted & 7 == 0
+impl Namespace {
+    /// A handle on queue `id`, mapped at `m`, that reaches back to this
+    /// namespace for what the id table does.
+    pub(crate) fn handle(&self, m: Arc<Mapped>, id: i32) -> Queue {
+        Queue::new(Arc::new(self.clone()), m, id)
     }
+}
 
-    /// Whether the caller is the owner, creator or root (IPC_SET, IPC_RMID).
-    pub(crate) fn may_control(&self) -> bool {
-        let uid = crate::process::credentials().uid;
-        uid == 0 || uid == self.uid || uid == self.cuid
+impl Registry for Namespace {
+    fn msgmni(&self) -> usize {
+        Namespace::msgmni(self)
+    }
+    fn finish_half_done(&self, id: i32) {
+        Namespace::finish_half_done(self, id)
+    }
+    fn set(&self, q: &Queue, set: QueueSet) -> Result<(), CtlError> {
+        Namespace::set(self, q, set)
+    }
+    fn remove(&self, q: &Queue) -> Result<(), CtlError> {
+        Namespace::remove(self, q)
     }
 }

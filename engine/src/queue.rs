@@ -1,5 +1,6 @@
 //! A queue handle: `msgsnd`, `msgrcv` and `msgctl` semantics on top of the
-//! data path (`transfer`), the sleep protocol (`wait`) and the namespace.
+//! data path (`transfer`) and the sleep protocol (`wait`); what it needs of
+//! the namespace that lists it goes through [`Registry`].
 //!
 //! Reads top to bottom like Linux's `ipc/msg.c`: the public types, the small
 //! helpers (permissions, statistics, waiting), then send, receive, control.
@@ -7,7 +8,7 @@
 use crate::blocking::Patience;
 use crate::error::{CtlError, RecvError, SendError};
 use crate::message::{Received, Selector};
-use crate::namespace::Namespace;
+use crate::perms::Perms;
 use crate::shm::{my_slot, Mapped};
 use crate::state::QueueState;
 use crate::sync::Ordering;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 /// are `msgctl`'s `IPC_STAT`, `IPC_SET` and `IPC_RMID`.
 #[derive(Clone)]
 pub struct Queue {
-    ns: Namespace,
+    home: Arc<dyn Registry>,
     map: Arc<Mapped>,
     id: i32,
 }
@@ -121,25 +122,6 @@ impl Wait {
     }
 }
 
-/// Owner and mode of a queue (`ipc_perm`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Perms {
-    /// The queue's key.
-    pub key: i32,
-    /// Owner's user id.
-    pub uid: u32,
-    /// Owner's group id.
-    pub gid: u32,
-    /// Creator's user id.
-    pub cuid: u32,
-    /// Creator's group id.
-    pub cgid: u32,
-    /// Low 9 bits: access mode.
-    pub mode: u32,
-    /// The sequence part of the id (`__seq`).
-    pub seq: u32,
-}
-
 /// Everything `IPC_STAT` reports (`struct msqid_ds`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueStat {
@@ -195,9 +177,25 @@ pub struct QueueFigures {
     pub file_size: usize,
 }
 
+/// What a queue asks of the namespace whose id table lists it: the table's
+/// side of `IPC_SET` and `IPC_RMID`, its size, and the repair of an
+/// operation a dead process left half done there. A trait, so that this
+/// module does not depend on `namespace` (which depends on it).
+pub(crate) trait Registry: Send + Sync {
+    /// Slots of the id table (`msgmni`), which ids are taken modulo.
+    fn msgmni(&self) -> usize;
+    /// Finishes or undoes what a dead process left half done on queue `id`'s
+    /// table record.
+    fn finish_half_done(&self, id: i32);
+    /// `IPC_SET` of `q`, under the table's lock.
+    fn set(&self, q: &Queue, set: QueueSet) -> Result<(), CtlError>;
+    /// `IPC_RMID` of `q`, under the table's lock.
+    fn remove(&self, q: &Queue) -> Result<(), CtlError>;
+}
+
 impl Queue {
-    pub(crate) fn new(ns: Namespace, map: Arc<Mapped>, id: i32) -> Queue {
-        Queue { ns, map, id }
+    pub(crate) fn new(home: Arc<dyn Registry>, map: Arc<Mapped>, id: i32) -> Queue {
+        Queue { home, map, id }
     }
 
     pub(crate) fn mapped(&self) -> &Mapped {
@@ -213,16 +211,11 @@ impl Queue {
         self.id
     }
 
-    /// The namespace this queue belongs to.
-    pub fn namespace(&self) -> &Namespace {
-        &self.ns
-    }
-
     /// Owner and mode, as of now.
     pub fn perms(&self) -> Perms {
         let h = self.st().header;
         let r = Ordering::Relaxed;
-        let msgmni = self.ns.msgmni() as i64;
+        let msgmni = self.home.msgmni() as i64;
         Perms {
             key: h.key.load(r) as u32 as i32,
             uid: h.perm.uid.load(r),
@@ -300,7 +293,7 @@ impl Queue {
             return Err(SendError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| SendError::NoMemory)?;
-        let repair = || self.ns.finish_half_done(self.id);
+        let repair = || self.home.finish_half_done(self.id);
         let (nowait, deadline) = match wait {
             Wait::Never => (true, None),
             Wait::Until(d) => (false, d),
@@ -494,7 +487,7 @@ impl Queue {
             return Err(RecvError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
-        let repair = || self.ns.finish_half_done(self.id);
+        let repair = || self.home.finish_half_done(self.id);
         let (nowait, deadline) = match wait {
             Wait::Never => (true, None),
             Wait::Until(d) => (false, d),
@@ -598,7 +591,7 @@ impl Queue {
     /// needs root; `qbytes` above the namespace's `qbytes_max` is EINVAL even
     /// for root (the queue's memory was sized at creation).
     pub fn set(&self, set: QueueSet) -> Result<(), CtlError> {
-        self.ns.set(self, set)
+        self.home.set(self, set)
     }
 
     pub(crate) fn apply_set(
@@ -631,7 +624,7 @@ impl Queue {
         let f = &self.map.file;
         let _ = rustix::fs::fchmod(
             f,
-            rustix::fs::Mode::from_raw_mode(crate::namespace::file_mode(set.mode)),
+            rustix::fs::Mode::from_raw_mode(crate::perms::file_mode(set.mode)),
         );
         let _ = rustix::fs::fchown(
             f,
@@ -648,7 +641,7 @@ impl Queue {
         if self.st().is_removed() {
             return Err(CtlError::Invalid);
         }
-        self.ns.remove(self)
+        self.home.remove(self)
     }
 
     /// Recovers what dead processes hold in this queue; returns how many
