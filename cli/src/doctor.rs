@@ -10,7 +10,8 @@
 use crate::args::parse_duration;
 use crate::errors::{Failure, EXIT_FAILED};
 use crate::json;
-use shmq::{DoctorOptions, DoctorReport, Health, Namespace, Outcome, Subject};
+use shmq::doctor::{DoctorOptions, DoctorReport, Health, Outcome, Subject};
+use shmq::Namespace;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

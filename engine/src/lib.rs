@@ -58,7 +58,7 @@ mod arrivals;
 mod blocking;
 mod cell_pool;
 #[cfg(not(loom))]
-mod doctor;
+pub mod doctor;
 mod error;
 #[cfg(not(loom))]
 mod ftok;
@@ -108,11 +108,6 @@ pub mod test_hooks;
 #[cfg(test)]
 mod test_support;
 
-#[cfg(not(loom))]
-pub use doctor::{
-    Activity, Advice, DoctorOptions, DoctorReport, FifoFault, FileDamage, Finding, Health, Outcome,
-    Place, PoolKind, Problem, RemoveError, SeqFix, Stuck, Subject,
-};
 pub use error::{CtlError, GetError, OpenError, OpenErrorKind, RecvError, SendError};
 #[cfg(not(loom))]
 pub use ftok::ftok;

@@ -14,6 +14,7 @@
 
 mod common;
 use common::*;
+use shmq::doctor::*;
 use shmq::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

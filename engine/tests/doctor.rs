@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use shmq::doctor::*;
 use shmq::*;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;

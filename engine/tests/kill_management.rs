@@ -19,6 +19,7 @@
 
 mod common;
 use common::*;
+use shmq::doctor::*;
 use shmq::test_hooks::*;
 use shmq::*;
 use std::collections::HashSet;

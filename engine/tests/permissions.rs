@@ -20,6 +20,7 @@
 
 mod common;
 use common::*;
+use shmq::doctor::*;
 use shmq::test_hooks::*;
 use shmq::*;
 use std::collections::HashMap;
@@ -804,7 +805,7 @@ fn namespace_directory_stays_usable_by_every_user() {
             r.findings[..],
             [Finding {
                 problem: Problem::StaleTempFile { .. },
-                outcome: shmq::Outcome::Repaired,
+                outcome: Outcome::Repaired,
                 ..
             }]
         ),

@@ -143,7 +143,7 @@ fn run(data: &[u8]) {
     let health = run_doctor(&tmp.path, true);
     assert_eq!(
         health,
-        shmq::Health::Healthy,
+        shmq::doctor::Health::Healthy,
         "the doctor finds fault with a namespace used only through the API"
     );
     drop(w);

@@ -84,8 +84,8 @@ fn isolated<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Doctor options with a short lock timeout: no fuzz input may make an
 /// execution wait seconds.
-fn doctor_options(dry_run: bool) -> shmq::DoctorOptions {
-    shmq::DoctorOptions {
+fn doctor_options(dry_run: bool) -> shmq::doctor::DoctorOptions {
+    shmq::doctor::DoctorOptions {
         dry_run,
         lock_timeout: Duration::from_millis(100),
     }
@@ -93,7 +93,7 @@ fn doctor_options(dry_run: bool) -> shmq::DoctorOptions {
 
 /// Runs the doctor on `dir` and looks at everything it reports (its text
 /// forms included, which `shmq doctor` prints).
-fn run_doctor(dir: &std::path::Path, dry_run: bool) -> shmq::Health {
+fn run_doctor(dir: &std::path::Path, dry_run: bool) -> shmq::doctor::Health {
     let report = shmq::Namespace::doctor_dir(dir, &doctor_options(dry_run));
     for f in &report.findings {
         let _ = (f.status(), f.action(), f.problem.kind(), f.to_string());
