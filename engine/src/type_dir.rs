@@ -529,6 +529,8 @@ impl<'a> Directory<'a> {
         #[cfg(not(loom))]
         let hazards = self.slots_in_use();
         for (t, rec) in hazards.iter().enumerate() {
+            // SYNC(hazard_clear): at least Acquire, so that what a slot did
+            // inside the entry happens before we see its hazard gone.
             if t != slot && rec.hazard.load(Ordering::SeqCst) == e.hazard() {
                 return abort();
             }

@@ -210,6 +210,7 @@ impl<'a> Fifo<'a> {
     /// The oldest message not yet taken, if any.
     pub(crate) fn first_queued(&self) -> Result<Option<Candidate>, Corrupt> {
         'restart: for _ in 0..RETRY_LIMIT {
+            // Acquire: SYNC(head).
             let h = NodeRef(self.entry.head.load(Ordering::Acquire));
             let mut cur = h;
             for _ in 0..=self.nodes.len() {
@@ -269,7 +270,8 @@ impl<'a> Fifo<'a> {
             }
             return Ok(won);
         }
-        // SYNC(take): Acquire pairs with SYNC(link), so the text is visible.
+        // SYNC(link): Acquire (the take) pairs with the link's Release, so the
+        // text is visible.
         match xn
             .state
             .compare_exchange(queued, taken, Ordering::Acquire, Ordering::Relaxed)
@@ -287,6 +289,7 @@ impl<'a> Fifo<'a> {
     /// unlinks once its taker is done with it. Safe for anyone to call.
     pub(crate) fn advance(&self) -> Result<(), Corrupt> {
         for _ in 0..RETRY_LIMIT {
+            // Acquire: SYNC(head).
             let h = NodeRef(self.entry.head.load(Ordering::Acquire));
             let hn = self.node(h)?;
             let next = NodeRef(hn.next.load(Ordering::Acquire));
@@ -397,6 +400,7 @@ impl<'a> Fifo<'a> {
     /// Whether the FIFO holds no node after its dummy (messages taken but not
     /// yet unlinked count as "not empty" until `advance` removes them).
     pub(crate) fn is_drained(&self) -> Result<bool, Corrupt> {
+        // Acquire: SYNC(head).
         let h = NodeRef(self.entry.head.load(Ordering::Acquire));
         let hn = self.node(h)?;
         Ok(NodeRef(hn.next.load(Ordering::Acquire)).is_nil())
@@ -408,6 +412,7 @@ impl<'a> Fifo<'a> {
     pub(crate) fn snapshot(&self) -> Result<Vec<(NodeRef, u64)>, Corrupt> {
         'restart: for _ in 0..64 {
             let mut out = Vec::new();
+            // Acquire: SYNC(head).
             let mut cur = NodeRef(self.entry.head.load(Ordering::Acquire));
             for _ in 0..=self.nodes.len() {
                 let cn = self.node(cur)?;
