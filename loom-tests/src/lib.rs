@@ -3,7 +3,7 @@
 //!
 //! Every model checks an invariant of one algorithm of the engine, on the
 //! engine's own code (`shmq::model`), and comes with a mutant: a deliberate bug
-//! in that algorithm that the model must catch ([`expect_caught`]).
+//! in that algorithm that the model must catch (`expect_caught`).
 #![cfg(loom)]
 
 use loom::sync::Arc;
