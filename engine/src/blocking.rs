@@ -366,6 +366,7 @@ impl QueueState<'_> {
     /// selects is taken (the caller then copies its text and calls
     /// `complete_receive`), waiting for one unless `nowait` (`noerror`:
     /// MSG_NOERROR, truncate rather than E2BIG).
+    #[inline]
     pub(crate) fn take_blocking(
         &self,
         slot: usize,

@@ -459,6 +459,7 @@ impl<'a> QueueState<'a> {
     /// Tries once to take the message `sel` wants, for a buffer of `max` bytes
     /// (`noerror`: truncate instead of E2BIG). The caller copies the text and
     /// then calls [`QueueState::complete_receive`].
+    #[inline]
     pub(crate) fn try_take(
         &self,
         slot: usize,
