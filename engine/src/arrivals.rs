@@ -421,19 +421,27 @@ impl Arrivals<'_> {
     /// each last touched a whole queue ago. Starts loading the ring slot four
     /// positions ahead and calls `warm(node, ahead)` for the messages one to
     /// three ahead (whose slots earlier receives started loading), so that
-    /// each line is asked for a receive or more before it is read. Hints
-    /// only: nothing is decided on what is read here.
+    /// each line is asked for a receive or more before it is read. Nothing
+    /// when position `p + 1` holds no message yet (no backlog: the lines
+    /// ahead are the ones senders are writing). Hints only: nothing is
+    /// decided on what is read here.
     pub(crate) fn look_ahead(&self, p: u64, warm: impl Fn(u32, u64)) {
-        crate::sync::prefetch(self.slot(p.wrapping_add(4)) as *const AtomicU64 as *const u8);
         let shift = self.shift();
-        for ahead in [3, 2, 1] {
+        let recorded = |ahead: u64| {
             let q = p.wrapping_add(ahead);
             // Relaxed: a hint (see above).
             let rec = Record(self.slot(q).load(Ordering::Relaxed));
-            if rec != Record::NONE && lap_cmp(rec.lap(), lap_of(q, shift)).is_eq() {
-                warm(rec.node(), ahead);
+            (rec != Record::NONE && lap_cmp(rec.lap(), lap_of(q, shift)).is_eq())
+                .then(|| rec.node())
+        };
+        let Some(next) = recorded(1) else { return };
+        crate::sync::prefetch(self.slot(p.wrapping_add(4)) as *const AtomicU64 as *const u8);
+        for ahead in [3, 2] {
+            if let Some(node) = recorded(ahead) {
+                warm(node, ahead);
             }
         }
+        warm(next, 1);
     }
 
     /// `best` or an older message among the stragglers that `wanted` accepts
