@@ -81,7 +81,7 @@ pub(crate) fn without_unlinked(state: u64) -> u64 {
 /// Whether a node state's owner half uses no bit above `UNLINKED` (a state
 /// no version of this code writes is damage).
 pub(crate) fn has_known_bits_only(state: u64) -> bool {
-    owner_of(state) >> 25 == 0
+    owner_of(state) < UNLINKED << 1
 }
 
 /// The shared structure was found inconsistent (a corrupted or hostile

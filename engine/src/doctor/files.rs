@@ -79,6 +79,18 @@ pub(super) fn repair_records_silently(ns: &Namespace) {
     }
 }
 
+/// Reports the directory as unreadable (nothing more can be checked).
+fn unreadable(d: &mut Doctor<'_>, e: std::io::Error) -> Option<Vec<String>> {
+    d.push(
+        Subject::Directory,
+        Problem::Unreadable {
+            error: e.to_string(),
+        },
+        Outcome::Fatal(Advice::RunAsOwnerOrRoot),
+    );
+    None
+}
+
 /// The directory: returns its names, or `None` when nothing more can be checked.
 pub(super) fn check_directory(d: &mut Doctor<'_>) -> Option<Vec<String>> {
     use std::os::unix::fs::PermissionsExt;
@@ -89,16 +101,7 @@ pub(super) fn check_directory(d: &mut Doctor<'_>) -> Option<Vec<String>> {
             d.push(Subject::Directory, Problem::NoNamespace, Outcome::Note);
             return None;
         }
-        Err(e) => {
-            d.push(
-                Subject::Directory,
-                Problem::Unreadable {
-                    error: e.to_string(),
-                },
-                Outcome::Fatal(Advice::RunAsOwnerOrRoot),
-            );
-            return None;
-        }
+        Err(e) => return unreadable(d, e),
     };
     if !meta.is_dir() {
         d.push(
@@ -118,16 +121,7 @@ pub(super) fn check_directory(d: &mut Doctor<'_>) -> Option<Vec<String>> {
     }
     match list_dir(&dir) {
         Ok(names) => Some(names),
-        Err(e) => {
-            d.push(
-                Subject::Directory,
-                Problem::Unreadable {
-                    error: e.to_string(),
-                },
-                Outcome::Fatal(Advice::RunAsOwnerOrRoot),
-            );
-            None
-        }
+        Err(e) => unreadable(d, e),
     }
 }
 
