@@ -191,7 +191,13 @@ impl Arrivals<'_> {
         let lap = lap_of(p, shift);
         let mine = Record::new(lap, node);
         let slot = self.slot(p);
-        for _ in 0..64 {
+        // Each failed CAS below is another sender's record in our slot; past
+        // a few of them the ring is too contended (or damaged) to be worth
+        // fighting for, and a doubt (a scan of the types until the queue is
+        // next empty) is the correct, slower answer. Not `RETRY_LIMIT`: this
+        // loop has a fallback rather than an error.
+        const RECORD_ATTEMPTS: usize = 64;
+        for _ in 0..RECORD_ATTEMPTS {
             // Acquire: the occupant's node is then checked (SYNC(arrival)).
             let cur = Record(slot.load(Ordering::Acquire));
             if cur == mine {

@@ -37,19 +37,31 @@ use crate::sync::{AtomicU64, Ordering};
 /// The `owner` half of a free cell's state.
 pub(crate) const FREE: u32 = 0;
 
-/// Generation of a state word.
-pub(crate) fn gen_of(state: u64) -> u32 {
-    (state >> 32) as u32
-}
+/// A cell's state word: `gen << 32 | owner`, the owner half 0 when free. The
+/// node pool's owners spell more in their half (see `type_fifo::NodeState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CellState(pub(crate) u64);
 
-/// Owner half of a state word (0 when free).
-pub(crate) fn owner_of(state: u64) -> u32 {
-    state as u32
-}
+impl CellState {
+    /// The state of a cell of generation `gen` held by `owner` (`FREE`: none).
+    pub(crate) const fn new(gen: u32, owner: u32) -> CellState {
+        CellState((gen as u64) << 32 | owner as u64)
+    }
 
-/// A state word from its halves.
-pub(crate) fn make_state(gen: u32, owner: u32) -> u64 {
-    (gen as u64) << 32 | owner as u64
+    /// The cell's generation: bumped by every free.
+    pub(crate) const fn gen(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// Who holds the cell (`FREE` when nobody does).
+    pub(crate) const fn owner(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// Whether nobody holds the cell.
+    pub(crate) const fn is_free(self) -> bool {
+        self.owner() == FREE
+    }
 }
 
 /// Access to the state words of a pool's cells, wherever they are stored.
@@ -158,16 +170,16 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
                 self.mark_word_full(w);
             }
             let state = self.states.state(i);
-            let s = state.load(Ordering::Relaxed);
-            if owner_of(s) != FREE {
+            let s = CellState(state.load(Ordering::Relaxed));
+            if !s.is_free() {
                 continue; // stale hint; the bit we set is now right
             }
             // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
             // previous owner's last reads of the cell happen before our writes.
             if state
                 .compare_exchange(
-                    s,
-                    make_state(gen_of(s), owner),
+                    s.0,
+                    CellState::new(s.gen(), owner).0,
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 )
@@ -175,7 +187,7 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
             {
                 return Some(Taken {
                     index: i as u32,
-                    gen: gen_of(s),
+                    gen: s.gen(),
                 });
             }
             // Someone (recovery's heal racing with us) took it; keep looking.
@@ -205,21 +217,21 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
 
     /// Frees cell `index` if its state is still `expected`; returns whether this
     /// call freed it (exactly one of several racing frees succeeds).
-    pub(crate) fn free(&self, index: u32, expected: u64) -> bool {
+    pub(crate) fn free(&self, index: u32, expected: CellState) -> bool {
         let i = index as usize;
-        if i >= self.states.len() || owner_of(expected) == FREE {
+        if i >= self.states.len() || expected.is_free() {
             return false;
         }
         #[cfg(loom)]
         let step = u32::from(!crate::sync::mutant(crate::sync::Mutant::PoolNoGeneration));
         #[cfg(not(loom))]
         let step = 1;
-        let freed = make_state(gen_of(expected).wrapping_add(step), FREE);
+        let freed = CellState::new(expected.gen().wrapping_add(step), FREE);
         // SYNC(cell_free): Release pairs with the Acquire CAS in `alloc`.
         let ok = self
             .states
             .state(i)
-            .compare_exchange(expected, freed, Ordering::Release, Ordering::Relaxed)
+            .compare_exchange(expected.0, freed.0, Ordering::Release, Ordering::Relaxed)
             .is_ok();
         if ok {
             self.mark_maybe_free(i);
@@ -228,10 +240,10 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     }
 
     /// The current state of cell `index`, or `None` if out of range.
-    pub(crate) fn state(&self, index: u32) -> Option<u64> {
+    pub(crate) fn state(&self, index: u32) -> Option<CellState> {
         let i = index as usize;
         // Acquire: callers go on to read fields the owner published.
-        (i < self.states.len()).then(|| self.states.state(i).load(Ordering::Acquire))
+        (i < self.states.len()).then(|| CellState(self.states.state(i).load(Ordering::Acquire)))
     }
 
     /// Makes every free cell visible to allocators again, and returns how many
@@ -250,7 +262,7 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
                     break;
                 }
                 if bits & (1 << b) != 0
-                    && owner_of(self.states.state(i).load(Ordering::Relaxed)) == FREE
+                    && CellState(self.states.state(i).load(Ordering::Relaxed)).is_free()
                 {
                     self.mark_maybe_free(i);
                     healed += 1;
@@ -277,7 +289,7 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     /// Every cell index whose state is not free (a full pass, for checks).
     pub(crate) fn count_taken(&self) -> usize {
         (0..self.states.len())
-            .filter(|&i| owner_of(self.states.state(i).load(Ordering::Relaxed)) != FREE)
+            .filter(|&i| !CellState(self.states.state(i).load(Ordering::Relaxed)).is_free())
             .count()
     }
 }
@@ -310,7 +322,7 @@ mod tests {
         let (states, bitmap) = pool_mem(300);
         let pool = Pool::new(&states[..], &bitmap);
         let a: Vec<_> = (0..130).map(|_| pool.alloc(1).unwrap()).collect();
-        assert!(pool.free(a[3].index, make_state(a[3].gen, 1)));
+        assert!(pool.free(a[3].index, CellState::new(a[3].gen, 1)));
         let again = pool.alloc(2).unwrap();
         assert_eq!(again.index, 3);
         assert_eq!(again.gen, a[3].gen + 1, "generation bumps on free");
@@ -321,10 +333,10 @@ mod tests {
         let (states, bitmap) = pool_mem(10);
         let pool = Pool::new(&states[..], &bitmap);
         let t = pool.alloc(5).unwrap();
-        assert!(!pool.free(t.index, make_state(t.gen, 6)));
-        assert!(pool.free(t.index, make_state(t.gen, 5)));
+        assert!(!pool.free(t.index, CellState::new(t.gen, 6)));
+        assert!(pool.free(t.index, CellState::new(t.gen, 5)));
         assert!(
-            !pool.free(t.index, make_state(t.gen, 5)),
+            !pool.free(t.index, CellState::new(t.gen, 5)),
             "double free refused"
         );
     }
@@ -337,7 +349,7 @@ mod tests {
             pool.alloc(1).unwrap();
         }
         // Simulate a process killed after freeing a state, before its bit.
-        states[10].store(make_state(1, FREE), Ordering::Relaxed);
+        states[10].store(CellState::new(1, FREE).0, Ordering::Relaxed);
         assert_eq!(pool.alloc(1).map(|t| t.index), None);
         assert_eq!(pool.heal(), 1);
         assert_eq!(pool.alloc(1).map(|t| t.index), Some(10));
@@ -368,8 +380,8 @@ mod tests {
                     for _ in 0..20_000 {
                         let c = pool.alloc(t + 1).unwrap();
                         let s = states[c.index as usize].load(Ordering::Relaxed);
-                        assert_eq!(owner_of(s), t + 1);
-                        assert!(pool.free(c.index, s));
+                        assert_eq!(CellState(s).owner(), t + 1);
+                        assert!(pool.free(c.index, CellState(s)));
                     }
                 })
             })

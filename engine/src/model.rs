@@ -11,7 +11,7 @@
 //! bug that a model must catch.
 
 use crate::blocking::Patience;
-use crate::cell_pool::{bitmap_len, make_state, Pool};
+use crate::cell_pool::{bitmap_len, CellState, Pool};
 use crate::layout::{Geometry, QueueParams};
 use crate::state::{HeapRegions, QueueState};
 use crate::sync::{AtomicU64, Ordering};
@@ -235,17 +235,17 @@ impl CellPool {
     /// that now names the owner, or `None` if none is free.
     pub fn alloc(&self, owner: u32) -> Option<(u32, u64)> {
         let t = self.pool().alloc(owner)?;
-        Some((t.index, make_state(t.gen, owner)))
+        Some((t.index, CellState::new(t.gen, owner).0))
     }
 
     /// Frees cell `index` if its state is still `expected`.
     pub fn free(&self, index: u32, expected: u64) -> bool {
-        self.pool().free(index, expected)
+        self.pool().free(index, CellState(expected))
     }
 
     /// The state word of cell `index`.
     pub fn state(&self, index: u32) -> u64 {
-        self.pool().state(index).expect("index in range")
+        self.pool().state(index).expect("index in range").0
     }
 
     /// Cells whose state names an owner.

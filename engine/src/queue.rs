@@ -753,7 +753,7 @@ impl Queue {
         );
         for (i, e) in st.entries.iter().enumerate() {
             let s = e.state.load(Ordering::Relaxed);
-            if s & 0xffff_ffff == 0 {
+            if crate::type_dir::EntryState(s).status() == crate::type_dir::estatus::FREE {
                 continue;
             }
             let _ = write!(

@@ -25,14 +25,13 @@
 //! in turn. Finally the pools' bitmaps are healed and the slot is freed.
 
 use crate::accounting::{Delta, Side};
-use crate::cell_pool::{gen_of, make_state, owner_of};
 use crate::layout::NodeRef;
 use crate::slots::{self, phase};
 use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::transfer::EntryOps;
-use crate::type_dir::{egen_of, eslot_of, estatus, estatus_of, EntryFifo, EntryRef};
-use crate::type_fifo::{node_owner, slot_of, status, status_of, without_unlinked};
+use crate::type_dir::{estatus, EntryFifo, EntryRef, EntryState};
+use crate::type_fifo::{status, NodeState};
 
 impl QueueState<'_> {
     /// Recovers every slot whose owner is dead; returns how many.
@@ -62,12 +61,12 @@ impl QueueState<'_> {
         let bytes = rec.op_bytes.load(Ordering::Relaxed);
         let x = NodeRef(rec.op_node.load(Ordering::Acquire));
         let (kind, k) = (phase::kind(p), phase::seq(p));
-        let held = make_state(x.gen(), node_owner(status::HELD, d));
+        let held = NodeState::new(x.gen(), status::HELD, d).0;
 
         if kind == phase::SEND && counter.was_applied(d, Side::Sent, k) && !self.is_linked(x) {
             // Take an unlinked queued node back, so the sweep below frees it.
             if let Some(n) = self.nodes.get(x.index() as usize) {
-                let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
+                let queued = NodeState::new(x.gen(), status::QUEUED, 0).0;
                 let _ = n
                     .state
                     .compare_exchange(queued, held, Ordering::AcqRel, Ordering::Relaxed);
@@ -113,12 +112,12 @@ impl QueueState<'_> {
         self.repair_hazard_entry(d);
         // Nodes (and their text) the slot still holds.
         for i in self.node_pool.maybe_taken().collect::<Vec<_>>() {
-            let Some(s) = self.node_pool.state(i) else {
+            let Some(s) = self.node_pool.state(i).map(NodeState::from) else {
                 continue;
             };
-            if owner_of(s) != 0 && status_of(s) == status::HELD && slot_of(s) == d {
+            if !s.is_free() && s.status() == status::HELD && s.slot() == d {
                 self.free_cells_owned_by(i);
-                self.free_held(NodeRef::new(i, gen_of(s)), d);
+                self.free_held(NodeRef::new(i, s.gen()), d);
             }
         }
         self.node_pool.heal();
@@ -133,11 +132,11 @@ impl QueueState<'_> {
         let Some(n) = self.nodes.get(x.index() as usize) else {
             return;
         };
-        let taken = make_state(x.gen(), node_owner(status::TAKEN, d));
-        let s = n.state.load(Ordering::Acquire);
+        let taken = NodeState::new(x.gen(), status::TAKEN, d);
+        let s = NodeState(n.state.load(Ordering::Acquire));
         let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
         let ops = EntryOps { st: self, slot: d };
-        if without_unlinked(s) == taken {
+        if s.without_unlinked() == taken {
             self.free_data_of(x);
             let counter = self.counter();
             if !counter.was_applied(d, Side::Received, k) {
@@ -146,7 +145,7 @@ impl QueueState<'_> {
             if let Ok(f) = ops.fifo(entry) {
                 let _ = f.finish(x, d);
             }
-        } else if gen_of(s) != x.gen() || status_of(s) != status::DONE {
+        } else if s.gen() != x.gen() || s.status() != status::DONE {
             return; // the take failed, or the receive completed
         }
         // The dead receiver may have finished the message without moving its
@@ -173,7 +172,7 @@ impl QueueState<'_> {
         for c in &self.classes {
             for i in 0..c.pool.len() as u32 {
                 if let Some(s) = c.pool.state(i) {
-                    if owner_of(s) == node + 1 {
+                    if s.owner() == node + 1 {
                         c.pool.free(i, s);
                     }
                 }
@@ -186,13 +185,13 @@ impl QueueState<'_> {
         let Some(n) = self.nodes.get(x.index() as usize) else {
             return false;
         };
-        let s = n.state.load(Ordering::Acquire);
-        if gen_of(s) != x.gen() {
+        let s = NodeState(n.state.load(Ordering::Acquire));
+        if s.gen() != x.gen() {
             // Freed since: only a receiver (after a take) or a recovery that
             // recorded RELEASE first frees a sender's node.
             return !x.is_nil();
         }
-        match status_of(s) {
+        match s.status() {
             status::HELD | status::FREE => false,
             status::QUEUED => {
                 let entry = EntryRef::unpack(n.entry.load(Ordering::Relaxed));
@@ -220,40 +219,42 @@ impl QueueState<'_> {
         };
         let dir = self.directory();
         let ops = EntryOps { st: self, slot: d };
-        let s = entry.state.load(Ordering::Acquire);
-        if egen_of(s) != e.gen {
+        let s = EntryState(entry.state.load(Ordering::Acquire));
+        if s.gen() != e.gen {
             return;
         }
-        if estatus_of(s) == estatus::RESERVED && eslot_of(s) == d {
+        if s.status() == estatus::RESERVED && s.slot() == d {
             let key = entry.key.load(Ordering::Relaxed);
             let head = NodeRef(entry.head.load(Ordering::Relaxed));
             if dir.is_published(e.index as usize, key) {
                 // Its dummy must be DONE for the FIFO to work.
                 if let Some(n) = self.nodes.get(head.index() as usize) {
-                    let held = make_state(head.gen(), node_owner(status::HELD, d));
-                    let done = make_state(head.gen(), node_owner(status::DONE, 0));
+                    let held = NodeState::new(head.gen(), status::HELD, d).0;
+                    let done = NodeState::new(head.gen(), status::DONE, 0).0;
                     let _ =
                         n.state
                             .compare_exchange(held, done, Ordering::AcqRel, Ordering::Relaxed);
                 }
-                let live = crate::type_dir::entry_state(e.gen, estatus::LIVE, 0);
-                let _ = entry
-                    .state
-                    .compare_exchange(s, live, Ordering::SeqCst, Ordering::Relaxed);
+                let live = EntryState::new(e.gen, estatus::LIVE, 0);
+                let _ =
+                    entry
+                        .state
+                        .compare_exchange(s.0, live.0, Ordering::SeqCst, Ordering::Relaxed);
             } else {
                 if let Some(n) = self.nodes.get(head.index() as usize) {
-                    let ns = n.state.load(Ordering::Acquire);
-                    if gen_of(ns) == head.gen()
-                        && status_of(ns) == status::DONE
+                    let ns = NodeState(n.state.load(Ordering::Acquire));
+                    if ns.gen() == head.gen()
+                        && ns.status() == status::DONE
                         && n.entry.load(Ordering::Relaxed) == e.pack()
                     {
-                        self.node_pool.free(head.index(), ns);
+                        self.node_pool.free(head.index(), ns.cell());
                     }
                 }
-                let free = crate::type_dir::entry_state(e.gen.wrapping_add(1), estatus::FREE, 0);
-                let _ = entry
-                    .state
-                    .compare_exchange(s, free, Ordering::Release, Ordering::Relaxed);
+                let free = EntryState::new(e.gen.wrapping_add(1), estatus::FREE, 0);
+                let _ =
+                    entry
+                        .state
+                        .compare_exchange(s.0, free.0, Ordering::Release, Ordering::Relaxed);
                 return;
             }
         }

@@ -31,7 +31,6 @@
 
 use crate::accounting::{Delta, Full, Side};
 use crate::arrivals::Oldest;
-use crate::cell_pool::make_state;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
 #[cfg(not(loom))]
 use crate::message::Received;
@@ -40,7 +39,7 @@ use crate::slots::{self, phase};
 use crate::state::QueueState;
 use crate::sync::Ordering;
 use crate::type_dir::{EntryFifo, EntryRef, InsertError};
-use crate::type_fifo::{nil_next, node_owner, status, Candidate, Corrupt, Fifo};
+use crate::type_fifo::{nil_next, status, Candidate, Corrupt, Fifo, NodeState};
 
 /// Why a step of the data path could not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,8 +81,10 @@ impl<'s, 'a> EntryOps<'s, 'a> {
 
 impl EntryFifo for EntryOps<'_, '_> {
     fn init_entry(&self, e: EntryRef) -> Option<NodeRef> {
-        let held = node_owner(status::HELD, self.slot);
-        let t = self.st.node_pool.alloc(held)?;
+        let t = self
+            .st
+            .node_pool
+            .alloc(NodeState::owner(status::HELD, self.slot))?;
         let n = &self.st.nodes[t.index as usize];
         let dummy = NodeRef::new(t.index, t.gen);
         // Relaxed: published with the entry (SYNC(publish) in type_dir).
@@ -93,17 +94,15 @@ impl EntryFifo for EntryOps<'_, '_> {
         n.size.store(0, Ordering::Relaxed);
         self.fifo(e).ok()?.init(dummy);
         // Relaxed: the node becomes reachable only through the entry's publish.
-        n.state.store(
-            make_state(t.gen, node_owner(status::DONE, 0)),
-            Ordering::Relaxed,
-        );
+        n.state
+            .store(NodeState::new(t.gen, status::DONE, 0).0, Ordering::Relaxed);
         Some(dummy)
     }
 
     fn discard_dummy(&self, dummy: NodeRef) {
         self.st.node_pool.free(
             dummy.index(),
-            make_state(dummy.gen(), node_owner(status::DONE, 0)),
+            NodeState::new(dummy.gen(), status::DONE, 0).cell(),
         );
     }
 
@@ -170,7 +169,7 @@ impl<'a> QueueState<'a> {
 
     fn fill_and_link(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<(), PathError> {
         let rec = &self.slots[slot];
-        let held = node_owner(status::HELD, slot);
+        let held = NodeState::owner(status::HELD, slot);
         let t = self.node_pool.alloc(held).ok_or(PathError::NoMemory)?;
         let x = NodeRef::new(t.index, t.gen);
         slots::hold(rec, x);
@@ -180,7 +179,8 @@ impl<'a> QueueState<'a> {
         if let Some(c) = self.geo.class_for(text.len()) {
             let class = &self.classes[c];
             let Some(cell) = class.pool.alloc(t.index + 1) else {
-                self.node_pool.free(t.index, make_state(t.gen, held));
+                self.node_pool
+                    .free(t.index, NodeState::new(t.gen, status::HELD, slot).cell());
                 return Err(PathError::NoMemory);
             };
             // Killed here, the cell is ours but `n.data` does not name it yet.
@@ -227,14 +227,17 @@ impl<'a> QueueState<'a> {
         n.seq.store(seq, Ordering::Relaxed);
         // Relaxed: the node is unreachable until the link publishes it.
         n.state.store(
-            make_state(t.gen, node_owner(status::QUEUED, 0)),
+            NodeState::new(t.gen, status::QUEUED, 0).0,
             Ordering::Relaxed,
         );
         let linked = ops.fifo(e).and_then(|f| f.link(x, |_| {}));
         if linked.is_err() {
             dir.unprotect(slot);
             // Unreachable: take it back and free it.
-            n.state.store(make_state(t.gen, held), Ordering::Relaxed);
+            n.state.store(
+                NodeState::new(t.gen, status::HELD, slot).0,
+                Ordering::Relaxed,
+            );
             self.free_held(x, slot);
             return Err(PathError::NoMemory);
         }
@@ -351,7 +354,7 @@ impl<'a> QueueState<'a> {
         self.free_data_of(x);
         self.node_pool.free(
             x.index(),
-            make_state(x.gen(), node_owner(status::HELD, slot)),
+            NodeState::new(x.gen(), status::HELD, slot).cell(),
         );
     }
 
@@ -364,7 +367,7 @@ impl<'a> QueueState<'a> {
             return;
         };
         if let Some(s) = class.pool.state(i) {
-            if crate::cell_pool::owner_of(s) == x.index() + 1 {
+            if s.owner() == x.index() + 1 {
                 class.pool.free(i, s);
             }
         }
@@ -454,7 +457,7 @@ impl<'a> QueueState<'a> {
                 let entry = &self.entries[p as usize];
                 let live = EntryRef {
                     index: p,
-                    gen: crate::type_dir::egen_of(entry.state.load(Ordering::Acquire)),
+                    gen: crate::type_dir::EntryState(entry.state.load(Ordering::Acquire)).gen(),
                 };
                 dir.clear_nonempty_if_empty(live, &ops);
                 continue;
@@ -655,17 +658,16 @@ impl QueueState<'_> {
         noerror: bool,
     ) -> Result<Received, PathError> {
         let ops = EntryOps { st: self, slot: 0 };
-        'retry: for _ in 0..64 {
+        for _ in 0..crate::sync::RETRY_LIMIT {
             let mut queued: Vec<(u64, NodeRef)> = Vec::new();
             for p in self.directory().nonempty_positions() {
                 let Ok(f) = ops.fifo(EntryRef { index: p, gen: 0 }) else {
                     continue;
                 };
-                let Ok(nodes) = f.snapshot() else {
-                    continue 'retry;
-                };
+                // `snapshot` retries its own races; an error is damage.
+                let nodes = f.snapshot()?;
                 for &(r, s) in nodes.iter().skip(1) {
-                    if crate::type_fifo::status_of(s) == status::QUEUED {
+                    if s.status() == status::QUEUED {
                         queued.push((
                             self.nodes[r.index() as usize].seq.load(Ordering::Relaxed),
                             r,
@@ -678,7 +680,7 @@ impl QueueState<'_> {
                 return Err(PathError::Empty);
             };
             let n = &self.nodes[x.index() as usize];
-            let expect = make_state(x.gen(), node_owner(status::QUEUED, 0));
+            let expect = NodeState::new(x.gen(), status::QUEUED, 0).0;
             let size = n.size.load(Ordering::Relaxed) as usize;
             let mtype = n.mtype.load(Ordering::Relaxed);
             let data = n.data.load(Ordering::Relaxed);

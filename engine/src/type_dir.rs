@@ -64,17 +64,31 @@ use estatus::*;
 pub(crate) const NO_HAZARD: u64 = 0;
 const MAP_MASK: u64 = (1 << NEIGHBOURHOOD) - 1;
 
-pub(crate) fn entry_state(gen: u32, status: u32, slot: usize) -> u64 {
-    (gen as u64) << 32 | (status as u64) << 16 | (slot as u64 & 0xffff)
-}
-pub(crate) fn estatus_of(s: u64) -> u32 {
-    ((s >> 16) & 0xff) as u32
-}
-pub(crate) fn eslot_of(s: u64) -> usize {
-    (s & 0xffff) as usize
-}
-pub(crate) fn egen_of(s: u64) -> u32 {
-    (s >> 32) as u32
+/// An entry's state word: `gen << 32 | status << 16 | slot` (the slot of a
+/// `RESERVED` or `RECLAIMING` entry's holder, 0 otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryState(pub(crate) u64);
+
+impl EntryState {
+    /// The state of an entry of generation `gen` in `status`, held by `slot`.
+    pub(crate) const fn new(gen: u32, status: u32, slot: usize) -> EntryState {
+        EntryState((gen as u64) << 32 | (status as u64) << 16 | (slot as u64 & 0xffff))
+    }
+
+    /// The entry's status (`estatus::*`).
+    pub(crate) const fn status(self) -> u32 {
+        ((self.0 >> 16) & 0xff) as u32
+    }
+
+    /// The slot recorded with a `RESERVED` or `RECLAIMING` status.
+    pub(crate) const fn slot(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+
+    /// The entry's generation: bumped each time its position is freed.
+    pub(crate) const fn gen(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
 }
 
 /// An entry as of one generation: what hazards and nodes record.
@@ -228,11 +242,11 @@ impl<'a> Directory<'a> {
             return Protect::Gone;
         };
         for _ in 0..RETRY_LIMIT {
-            let s = entry.state.load(Ordering::SeqCst);
-            if egen_of(s) != e.gen {
+            let s = EntryState(entry.state.load(Ordering::SeqCst));
+            if s.gen() != e.gen {
                 break;
             }
-            match estatus_of(s) {
+            match s.status() {
                 LIVE => return Protect::Held,
                 RESERVED
                     if self.is_published(e.index as usize, entry.key.load(Ordering::Relaxed)) =>
@@ -241,10 +255,10 @@ impl<'a> Directory<'a> {
                 }
                 RECLAIMING => {
                     // Abort the reclaim; the reclaimer's commit CAS will fail.
-                    let live = entry_state(e.gen, LIVE, 0);
+                    let live = EntryState::new(e.gen, LIVE, 0).0;
                     if entry
                         .state
-                        .compare_exchange(s, live, Ordering::SeqCst, Ordering::SeqCst)
+                        .compare_exchange(s.0, live, Ordering::SeqCst, Ordering::SeqCst)
                         .is_ok()
                     {
                         return Protect::Held;
@@ -271,10 +285,10 @@ impl<'a> Directory<'a> {
         let e = EntryRef::from_hazard(self.slots[slot].hazard.load(Ordering::Relaxed))?;
         let entry = self.entries.get(e.index as usize)?;
         // Relaxed: stable while protected (checked anyway, against damage).
-        let s = entry.state.load(Ordering::Relaxed);
+        let s = EntryState(entry.state.load(Ordering::Relaxed));
         let same = entry.key.load(Ordering::Relaxed) == key
-            && egen_of(s) == e.gen
-            && matches!(estatus_of(s), RESERVED | LIVE | RECLAIMING);
+            && s.gen() == e.gen
+            && matches!(s.status(), RESERVED | LIVE | RECLAIMING);
         same.then_some(e)
     }
 
@@ -328,13 +342,13 @@ impl<'a> Directory<'a> {
             map &= map - 1;
             let p = (h + d) & self.mask();
             let entry = &self.entries[p];
-            let s = entry.state.load(Ordering::Acquire);
-            if matches!(estatus_of(s), RESERVED | LIVE | RECLAIMING)
+            let s = EntryState(entry.state.load(Ordering::Acquire));
+            if matches!(s.status(), RESERVED | LIVE | RECLAIMING)
                 && entry.key.load(Ordering::Relaxed) == key
             {
                 return Some(EntryRef {
                     index: p as u32,
-                    gen: egen_of(s),
+                    gen: s.gen(),
                 });
             }
         }
@@ -389,13 +403,13 @@ impl<'a> Directory<'a> {
                 .is_ok()
             {
                 let entry = &self.entries[m.index as usize];
-                let reserved = entry_state(m.gen, RESERVED, slot);
+                let reserved = EntryState::new(m.gen, RESERVED, slot).0;
                 // Release: see SYNC(publish). Failure is impossible (only we
                 // move a RESERVED entry of ours), unless recovery thought us
                 // dead; the entry is published and usable either way.
                 let _ = entry.state.compare_exchange(
                     reserved,
-                    entry_state(m.gen, LIVE, 0),
+                    EntryState::new(m.gen, LIVE, 0).0,
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 );
@@ -416,11 +430,11 @@ impl<'a> Directory<'a> {
         for d in 0..NEIGHBOURHOOD {
             let p = (h + d) & self.mask();
             let entry = &self.entries[p];
-            let s = entry.state.load(Ordering::Relaxed);
-            if estatus_of(s) != FREE {
+            let s = EntryState(entry.state.load(Ordering::Relaxed));
+            if s.status() != FREE {
                 continue;
             }
-            let gen = egen_of(s);
+            let gen = s.gen();
             let e = EntryRef {
                 index: p as u32,
                 gen,
@@ -433,8 +447,8 @@ impl<'a> Directory<'a> {
             if entry
                 .state
                 .compare_exchange(
-                    s,
-                    entry_state(gen, RESERVED, slot),
+                    s.0,
+                    EntryState::new(gen, RESERVED, slot).0,
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 )
@@ -446,8 +460,8 @@ impl<'a> Directory<'a> {
             entry.key.store(key, Ordering::Relaxed);
             let Some(dummy) = ops.init_entry(e) else {
                 let _ = entry.state.compare_exchange(
-                    entry_state(gen, RESERVED, slot),
-                    entry_state(gen.wrapping_add(1), FREE, 0),
+                    EntryState::new(gen, RESERVED, slot).0,
+                    EntryState::new(gen.wrapping_add(1), FREE, 0).0,
                     Ordering::Release,
                     Ordering::Relaxed,
                 );
@@ -464,12 +478,12 @@ impl<'a> Directory<'a> {
     fn abandon(&self, e: EntryRef, dummy: NodeRef, ops: &impl EntryFifo) {
         ops.discard_dummy(dummy);
         let entry = &self.entries[e.index as usize];
-        let s = entry.state.load(Ordering::Relaxed);
-        if estatus_of(s) == RESERVED && egen_of(s) == e.gen {
+        let s = EntryState(entry.state.load(Ordering::Relaxed));
+        if s.status() == RESERVED && s.gen() == e.gen {
             // Release: our writes to the entry happen before its next claimer's.
             let _ = entry.state.compare_exchange(
-                s,
-                entry_state(e.gen.wrapping_add(1), FREE, 0),
+                s.0,
+                EntryState::new(e.gen.wrapping_add(1), FREE, 0).0,
                 Ordering::Release,
                 Ordering::Relaxed,
             );
@@ -481,12 +495,12 @@ impl<'a> Directory<'a> {
     pub(crate) fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
         for d in 0..NEIGHBOURHOOD {
             let p = (h + d) & self.mask();
-            let s = self.entries[p].state.load(Ordering::Acquire);
-            if estatus_of(s) == LIVE {
+            let s = EntryState(self.entries[p].state.load(Ordering::Acquire));
+            if s.status() == LIVE {
                 self.try_reclaim(
                     EntryRef {
                         index: p as u32,
-                        gen: egen_of(s),
+                        gen: s.gen(),
                     },
                     slot,
                     ops,
@@ -501,8 +515,8 @@ impl<'a> Directory<'a> {
         let Ok(entry) = self.entry(e.index) else {
             return false;
         };
-        let live = entry_state(e.gen, LIVE, 0);
-        let reclaiming = entry_state(e.gen, RECLAIMING, slot);
+        let live = EntryState::new(e.gen, LIVE, 0).0;
+        let reclaiming = EntryState::new(e.gen, RECLAIMING, slot).0;
         // SYNC(hazard): see `protect`.
         if entry
             .state
@@ -540,7 +554,7 @@ impl<'a> Directory<'a> {
         if !matches!(ops.drained(e), Ok(true)) {
             return abort();
         }
-        let doomed = entry_state(e.gen, DOOMED, 0);
+        let doomed = EntryState::new(e.gen, DOOMED, 0).0;
         if entry
             .state
             .compare_exchange(reclaiming, doomed, Ordering::SeqCst, Ordering::SeqCst)
@@ -564,7 +578,7 @@ impl<'a> Directory<'a> {
         let Ok(entry) = self.entry(e.index) else {
             return;
         };
-        let doomed = entry_state(e.gen, DOOMED, 0);
+        let doomed = EntryState::new(e.gen, DOOMED, 0).0;
         if entry.state.load(Ordering::Acquire) != doomed {
             return;
         }
@@ -607,7 +621,7 @@ impl<'a> Directory<'a> {
         // SYNC(entry_free): Release pairs with the Acquire claim in `reserve`.
         let _ = entry.state.compare_exchange(
             doomed,
-            entry_state(e.gen.wrapping_add(1), FREE, 0),
+            EntryState::new(e.gen.wrapping_add(1), FREE, 0).0,
             Ordering::Release,
             Ordering::Relaxed,
         );
@@ -710,7 +724,7 @@ impl<'a> Directory<'a> {
     pub(crate) fn published_count(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| estatus_of(e.state.load(Ordering::Relaxed)) != FREE)
+            .filter(|e| EntryState(e.state.load(Ordering::Relaxed)).status() != FREE)
             .count()
     }
 

@@ -37,7 +37,7 @@
 //! Every walk is bounded by the number of nodes, so a corrupted or hostile
 //! mapping yields [`Corrupt`] instead of a hang.
 
-use crate::cell_pool::{gen_of, make_state, owner_of, Pool};
+use crate::cell_pool::{CellState, Pool};
 use crate::layout::{Entry, Node, NodeRef, NIL};
 use crate::sync::{Ordering, RETRY_LIMIT};
 
@@ -58,30 +58,75 @@ pub(crate) mod status {
 /// Set in a node's state once `head` has moved past it.
 const UNLINKED: u32 = 1 << 24;
 
-/// The owner half of a node state.
-pub(crate) fn node_owner(status: u32, slot: usize) -> u32 {
-    status << 16 | (slot as u32 & 0xffff)
+/// A node's state word: the node pool's [`CellState`] (`gen << 32 | owner`),
+/// whose owner half is `UNLINKED | status << 16 | slot` (the slot of a `HELD`
+/// or `TAKEN` node's holder, 0 otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NodeState(pub(crate) u64);
+
+impl NodeState {
+    /// The state of a node of generation `gen` in `status`, held by `slot`.
+    pub(crate) fn new(gen: u32, status: u32, slot: usize) -> NodeState {
+        NodeState(CellState::new(gen, Self::owner(status, slot)).0)
+    }
+
+    /// The owner half the node pool stores for `status` and `slot` (what
+    /// `Pool::alloc` is given).
+    pub(crate) fn owner(status: u32, slot: usize) -> u32 {
+        status << 16 | (slot as u32 & 0xffff)
+    }
+
+    /// The word as the node pool sees it.
+    pub(crate) fn cell(self) -> CellState {
+        CellState(self.0)
+    }
+
+    /// The node's generation.
+    pub(crate) fn gen(self) -> u32 {
+        self.cell().gen()
+    }
+
+    /// The node's status (`status::*`).
+    pub(crate) fn status(self) -> u32 {
+        (self.cell().owner() >> 16) & 0xff
+    }
+
+    /// The slot recorded with a `HELD` or `TAKEN` status.
+    pub(crate) fn slot(self) -> usize {
+        (self.cell().owner() & 0xffff) as usize
+    }
+
+    /// Whether the node is in the pool (its owner half is zero).
+    pub(crate) fn is_free(self) -> bool {
+        self.cell().is_free()
+    }
+
+    /// Whether `head` has moved past the node.
+    pub(crate) fn is_unlinked(self) -> bool {
+        self.cell().owner() & UNLINKED != 0
+    }
+
+    /// The same state with `UNLINKED` set.
+    pub(crate) fn with_unlinked(self) -> NodeState {
+        NodeState(self.0 | UNLINKED as u64)
+    }
+
+    /// The same state without its `UNLINKED` flag.
+    pub(crate) fn without_unlinked(self) -> NodeState {
+        NodeState(self.0 & !(UNLINKED as u64))
+    }
+
+    /// Whether the owner half uses no bit above `UNLINKED` (a state no
+    /// version of this code writes is damage).
+    pub(crate) fn has_known_bits_only(self) -> bool {
+        self.cell().owner() < UNLINKED << 1
+    }
 }
-/// Status of a node state word.
-pub(crate) fn status_of(state: u64) -> u32 {
-    (owner_of(state) >> 16) & 0xff
-}
-/// Slot recorded in a node state word.
-pub(crate) fn slot_of(state: u64) -> usize {
-    (owner_of(state) & 0xffff) as usize
-}
-/// Whether `head` has moved past the node.
-pub(crate) fn is_unlinked(state: u64) -> bool {
-    owner_of(state) & UNLINKED != 0
-}
-/// A node state word without its `UNLINKED` flag.
-pub(crate) fn without_unlinked(state: u64) -> u64 {
-    state & !(UNLINKED as u64)
-}
-/// Whether a node state's owner half uses no bit above `UNLINKED` (a state
-/// no version of this code writes is damage).
-pub(crate) fn has_known_bits_only(state: u64) -> bool {
-    owner_of(state) < UNLINKED << 1
+
+impl From<CellState> for NodeState {
+    fn from(s: CellState) -> NodeState {
+        NodeState(s.0)
+    }
 }
 
 /// The shared structure was found inconsistent (a corrupted or hostile
@@ -115,20 +160,20 @@ pub(crate) fn queued_candidate(nodes: &[Node], index: u32) -> Option<Candidate> 
     let n = nodes.get(index as usize)?;
     // Acquire: the caller reached the node through SYNC(link) or
     // SYNC(arrival); this and the re-read below validate the fields.
-    let s = n.state.load(Ordering::Acquire);
-    if s != make_state(gen_of(s), node_owner(status::QUEUED, 0)) {
+    let s = NodeState(n.state.load(Ordering::Acquire));
+    if s != NodeState::new(s.gen(), status::QUEUED, 0) {
         return None;
     }
     // Relaxed (all): validated by the re-read of the state below.
     let c = Candidate {
-        node: NodeRef::new(index, gen_of(s)),
+        node: NodeRef::new(index, s.gen()),
         seq: n.seq.load(Ordering::Relaxed),
         size: n.size.load(Ordering::Relaxed),
         data: n.data.load(Ordering::Relaxed),
         mtype: n.mtype.load(Ordering::Relaxed),
         entry: n.entry.load(Ordering::Relaxed),
     };
-    (n.state.load(Ordering::Acquire) == s).then_some(c)
+    (n.state.load(Ordering::Acquire) == s.0).then_some(c)
 }
 
 /// The nil `next` of a node of generation `gen`.
@@ -218,8 +263,8 @@ impl<'a> Fifo<'a> {
                 let next = NodeRef(cn.next.load(Ordering::Acquire));
                 // The node may have been freed under us: its state must still
                 // carry the generation we reached it by.
-                let cs = cn.state.load(Ordering::Acquire);
-                if gen_of(cs) != cur.gen() {
+                let cs = NodeState(cn.state.load(Ordering::Acquire));
+                if cs.gen() != cur.gen() {
                     // Only nodes `head` has moved past are ever freed, so with
                     // `head` unchanged this is a corrupted link or state, not
                     // a race: retrying would walk into it forever.
@@ -229,7 +274,7 @@ impl<'a> Fifo<'a> {
                     crate::sync::spin_hint();
                     continue 'restart;
                 }
-                if cur != h && status_of(cs) == status::QUEUED {
+                if cur != h && cs.status() == status::QUEUED {
                     let c = Candidate {
                         node: cur,
                         seq: cn.seq.load(Ordering::Relaxed),
@@ -240,7 +285,7 @@ impl<'a> Fifo<'a> {
                     };
                     // The fields are valid only if the node is still the
                     // same incarnation and still queued.
-                    if cn.state.load(Ordering::Acquire) != cs {
+                    if cn.state.load(Ordering::Acquire) != cs.0 {
                         crate::sync::spin_hint();
                         continue 'restart;
                     }
@@ -260,8 +305,8 @@ impl<'a> Fifo<'a> {
     /// took it first or it is no longer this incarnation.
     pub(crate) fn take(&self, x: NodeRef, slot: usize) -> Result<bool, Corrupt> {
         let xn = self.node(x)?;
-        let queued = make_state(x.gen(), node_owner(status::QUEUED, 0));
-        let taken = make_state(x.gen(), node_owner(status::TAKEN, slot));
+        let queued = NodeState::new(x.gen(), status::QUEUED, 0).0;
+        let taken = NodeState::new(x.gen(), status::TAKEN, slot).0;
         #[cfg(loom)]
         if crate::sync::mutant(crate::sync::Mutant::FifoTakeWithoutCas) {
             let won = xn.state.load(Ordering::Acquire) == queued;
@@ -280,7 +325,11 @@ impl<'a> Fifo<'a> {
             // Still this incarnation and queued, yet not the state a sender
             // writes: stray bits from a corrupted mapping. Nobody can take it,
             // so say so rather than let the caller retry forever.
-            Err(now) if gen_of(now) == x.gen() && status_of(now) == status::QUEUED => Err(Corrupt),
+            Err(now)
+                if NodeState(now).gen() == x.gen() && NodeState(now).status() == status::QUEUED =>
+            {
+                Err(Corrupt)
+            }
             Err(_) => Ok(false),
         }
     }
@@ -301,13 +350,13 @@ impl<'a> Fifo<'a> {
                 return Ok(());
             }
             let nn = self.node(next)?;
-            let ns = nn.state.load(Ordering::Acquire);
-            if gen_of(ns) != next.gen() {
+            let ns = NodeState(nn.state.load(Ordering::Acquire));
+            if ns.gen() != next.gen() {
                 // `head` moved on and `next` was recycled: re-read
                 crate::sync::spin_hint();
                 continue;
             }
-            let st = status_of(ns);
+            let st = ns.status();
             if st != status::TAKEN && st != status::DONE {
                 return Ok(()); // the next node still holds a message
             }
@@ -345,12 +394,12 @@ impl<'a> Fifo<'a> {
     pub(crate) fn mark_unlinked(&self, x: NodeRef) {
         let Ok(xn) = self.node(x) else { return };
         for _ in 0..RETRY_LIMIT {
-            let s = xn.state.load(Ordering::Acquire);
-            if gen_of(s) != x.gen() || is_unlinked(s) {
+            let s = NodeState(xn.state.load(Ordering::Acquire));
+            if s.gen() != x.gen() || s.is_unlinked() {
                 return;
             }
-            if status_of(s) == status::DONE {
-                if self.pool.free(x.index(), s) {
+            if s.status() == status::DONE {
+                if self.pool.free(x.index(), s.cell()) {
                     return;
                 }
                 continue;
@@ -358,7 +407,12 @@ impl<'a> Fifo<'a> {
             // SYNC(node_state): AcqRel, against the taker's DONE CAS.
             if xn
                 .state
-                .compare_exchange(s, s | UNLINKED as u64, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    s.0,
+                    s.with_unlinked().0,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
                 return;
@@ -371,11 +425,11 @@ impl<'a> Fifo<'a> {
     /// Returns `false` if `x` was not taken by `slot` (e.g. recovery finished it).
     pub(crate) fn finish(&self, x: NodeRef, slot: usize) -> Result<bool, Corrupt> {
         let xn = self.node(x)?;
-        let taken = make_state(x.gen(), node_owner(status::TAKEN, slot));
+        let taken = NodeState::new(x.gen(), status::TAKEN, slot);
         for _ in 0..RETRY_LIMIT {
-            let s = xn.state.load(Ordering::Acquire);
-            if s == taken | UNLINKED as u64 {
-                if self.pool.free(x.index(), s) {
+            let s = NodeState(xn.state.load(Ordering::Acquire));
+            if s == taken.with_unlinked() {
+                if self.pool.free(x.index(), s.cell()) {
                     return Ok(true);
                 }
                 continue;
@@ -383,12 +437,12 @@ impl<'a> Fifo<'a> {
             if s != taken {
                 return Ok(false);
             }
-            let done = make_state(x.gen(), node_owner(status::DONE, 0));
+            let done = NodeState::new(x.gen(), status::DONE, 0);
             // SYNC(node_state): Release so that our reads of the text happen
             // before whoever frees the node and reuses it.
             if xn
                 .state
-                .compare_exchange(s, done, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(s.0, done.0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 return Ok(true);
@@ -409,16 +463,23 @@ impl<'a> Fifo<'a> {
     /// Every node reachable from `head`, head first, as a consistent-enough
     /// snapshot: the walk restarts if a node it stands on is recycled. Used by
     /// MSG_COPY and recovery, never on the fast path. Bounded.
-    pub(crate) fn snapshot(&self) -> Result<Vec<(NodeRef, u64)>, Corrupt> {
-        'restart: for _ in 0..64 {
+    pub(crate) fn snapshot(&self) -> Result<Vec<(NodeRef, NodeState)>, Corrupt> {
+        'restart: for _ in 0..RETRY_LIMIT {
             let mut out = Vec::new();
             // Acquire: SYNC(head).
-            let mut cur = NodeRef(self.entry.head.load(Ordering::Acquire));
+            let h = NodeRef(self.entry.head.load(Ordering::Acquire));
+            let mut cur = h;
             for _ in 0..=self.nodes.len() {
                 let cn = self.node(cur)?;
-                let s = cn.state.load(Ordering::Acquire);
+                let s = NodeState(cn.state.load(Ordering::Acquire));
                 let next = NodeRef(cn.next.load(Ordering::Acquire));
-                if gen_of(cn.state.load(Ordering::Acquire)) != cur.gen() || gen_of(s) != cur.gen() {
+                let again = NodeState(cn.state.load(Ordering::Acquire));
+                if again.gen() != cur.gen() || s.gen() != cur.gen() {
+                    // As in `first_queued`: with `head` unchanged this is a
+                    // corrupted link or state, which no retry gets past.
+                    if self.entry.head.load(Ordering::Acquire) == h.0 {
+                        return Err(Corrupt);
+                    }
                     crate::sync::spin_hint();
                     continue 'restart;
                 }

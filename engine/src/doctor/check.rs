@@ -14,15 +14,15 @@ use super::{
     open_queue, Activity, Advice, Doctor, FifoFault, Outcome, Place, PoolKind, Problem, Subject,
 };
 use crate::accounting::{Counter, Side};
-use crate::cell_pool::{gen_of, owner_of};
+use crate::cell_pool::CellState;
 use crate::ids::rstate;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL, PAGE};
 use crate::namespace::Namespace;
 use crate::slots::{self, phase};
 use crate::state::QueueState;
 use crate::sync::Ordering;
-use crate::type_dir::{egen_of, eslot_of, estatus, estatus_of, EntryRef};
-use crate::type_fifo::{slot_of, status, status_of};
+use crate::type_dir::{estatus, EntryRef, EntryState};
+use crate::type_fifo::{status, NodeState};
 use std::time::{Duration, Instant};
 
 /// How many passes may find the queue busy before the cross-checks give up.
@@ -165,9 +165,9 @@ struct Pass {
     /// A FIFO is broken: counts are incomplete.
     broken: bool,
     /// `(node, state)` of taken nodes that no FIFO reaches.
-    leaked_nodes: Vec<(u32, u64)>,
+    leaked_nodes: Vec<(u32, NodeState)>,
     /// Per data class, `(cell, state)` of cells no node holds.
-    leaked_cells: Vec<Vec<(u32, u64)>>,
+    leaked_cells: Vec<Vec<(u32, CellState)>>,
     /// Free cells whose bitmap bit says taken: in the node pool, then per
     /// data class.
     hidden_nodes: usize,
@@ -473,8 +473,8 @@ fn report_quiet_pass(
         d.repair(subject.clone(), problem, || {
             let mut all = true;
             for &(x, s) in &p.leaked_nodes {
-                st.free_data_of(NodeRef::new(x, gen_of(s)));
-                all &= st.node_pool.free(x, s);
+                st.free_data_of(NodeRef::new(x, s.gen()));
+                all &= st.node_pool.free(x, s.cell());
             }
             all.then_some(())
                 .ok_or_else(|| "the queue changed meanwhile; run the doctor again".into())
@@ -534,7 +534,7 @@ fn hidden_free(
     data: &DataMap,
     off: usize,
     count: usize,
-    state: impl Fn(u32) -> Option<u64>,
+    state: impl Fn(u32) -> Option<CellState>,
 ) -> usize {
     use std::os::unix::fs::FileExt;
     let mut hidden = 0;
@@ -547,7 +547,7 @@ fn hidden_free(
         while bits != 0 {
             let i = w * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if i < count && state(i as u32).is_some_and(|s| owner_of(s) == 0) {
+            if i < count && state(i as u32).is_some_and(|s| s.is_free()) {
                 hidden += 1;
             }
         }
@@ -584,11 +584,10 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
             let Some(s) = st.classes[c].pool.state(i as u32) else {
                 continue;
             };
-            let owner = owner_of(s);
-            if owner == 0 {
+            if s.is_free() {
                 continue;
             }
-            let node = owner - 1;
+            let node = s.owner() - 1;
             let Some(n) = st.nodes.get(node as usize) else {
                 p.always.push(Problem::BadField {
                     place: Place::Cell {
@@ -596,14 +595,14 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
                         index: i as u32,
                     },
                     field: "owner",
-                    value: s,
+                    value: s.0,
                 });
                 continue;
             };
             // The owner must be a node that still holds its text here.
-            let ns = n.state.load(Ordering::Acquire);
-            let holds = owner_of(ns) != 0
-                && matches!(status_of(ns), status::HELD | status::QUEUED | status::TAKEN)
+            let ns = NodeState(n.state.load(Ordering::Acquire));
+            let holds = !ns.is_free()
+                && matches!(ns.status(), status::HELD | status::QUEUED | status::TAKEN)
                 && n.data.load(Ordering::Relaxed) == data_ref(c, i as u32);
             if !holds {
                 leaked.push((i as u32, s));
@@ -619,22 +618,22 @@ fn check_entry(st: &QueueState<'_>, i: u32, reached: &mut [u32], p: &mut Pass) {
     let geo = &st.geo;
     let e = &st.entries[i as usize];
     // Acquire: pairs with SYNC(publish) / SYNC(entry_free).
-    let s = e.state.load(Ordering::Acquire);
+    let s = EntryState(e.state.load(Ordering::Acquire));
     let bad = |field, value| Problem::BadField {
         place: Place::Entry(i),
         field,
         value,
     };
-    let es = estatus_of(s);
+    let es = s.status();
     if es > estatus::DOOMED {
-        p.always.push(bad("state", s));
+        p.always.push(bad("state", s.0));
         return;
     }
     if es == estatus::FREE {
         return;
     }
-    if matches!(es, estatus::RESERVED | estatus::RECLAIMING) && eslot_of(s) >= geo.n_slots {
-        p.always.push(bad("state", s));
+    if matches!(es, estatus::RESERVED | estatus::RECLAIMING) && s.slot() >= geo.n_slots {
+        p.always.push(bad("state", s.0));
     }
     let head = NodeRef(e.head.load(Ordering::Acquire));
     let tail = NodeRef(e.tail.load(Ordering::Acquire));
@@ -652,7 +651,7 @@ fn check_entry(st: &QueueState<'_>, i: u32, reached: &mut [u32], p: &mut Pass) {
     let key = e.key.load(Ordering::Relaxed);
     let me = EntryRef {
         index: i,
-        gen: egen_of(s),
+        gen: s.gen(),
     };
     let lenient = es == estatus::DOOMED; // its removal may be half done
     let walk = walk_fifo(st, me, es, key, head, tail, reached, lenient);
@@ -711,8 +710,8 @@ fn walk_fifo(
         let idx = cur.index();
         // In range: checked for `head`, and for every link below.
         let n = &st.nodes[idx as usize];
-        let s = n.state.load(Ordering::Acquire);
-        if gen_of(s) != cur.gen() {
+        let s = NodeState(n.state.load(Ordering::Acquire));
+        if s.gen() != cur.gen() {
             return Err((FifoFault::StaleLink { node: idx }, false));
         }
         match reached[idx as usize] {
@@ -720,8 +719,8 @@ fn walk_fifo(
             m if m == mark => return Err((FifoFault::Cycle { node: idx }, false)),
             _ => return Err((FifoFault::Shared { node: idx }, false)),
         }
-        let ns = status_of(s);
-        let fits = if owner_of(s) == 0 {
+        let ns = s.status();
+        let fits = if s.is_free() {
             false
         } else if step == 0 {
             // The dummy: consumed, or still held by a dead publisher.
@@ -734,7 +733,7 @@ fn walk_fifo(
             return Err((
                 FifoFault::Status {
                     node: idx,
-                    status: if owner_of(s) == 0 { status::FREE } else { ns },
+                    status: if s.is_free() { status::FREE } else { ns },
                 },
                 false,
             ));
@@ -776,28 +775,27 @@ fn check_node(st: &QueueState<'_>, i: u32, reached: bool, p: &mut Pass) {
     let geo = &st.geo;
     let n = &st.nodes[i as usize];
     // Acquire: pairs with the Release of whoever last changed the node.
-    let s = n.state.load(Ordering::Acquire);
-    let owner = owner_of(s);
-    if owner == 0 {
-        return; // free
+    let s = NodeState(n.state.load(Ordering::Acquire));
+    if s.is_free() {
+        return;
     }
     let bad = |field, value| Problem::BadField {
         place: Place::Node(i),
         field,
         value,
     };
-    let ns = status_of(s);
-    let valid = crate::type_fifo::has_known_bits_only(s)
+    let ns = s.status();
+    let valid = s.has_known_bits_only()
         && matches!(
             ns,
             status::HELD | status::QUEUED | status::TAKEN | status::DONE
         )
         && match ns {
-            status::HELD | status::TAKEN => slot_of(s) < geo.n_slots,
-            _ => slot_of(s) == 0,
+            status::HELD | status::TAKEN => s.slot() < geo.n_slots,
+            _ => s.slot() == 0,
         };
     if !valid {
-        p.always.push(bad("state", s));
+        p.always.push(bad("state", s.0));
         return;
     }
     let next = NodeRef(n.next.load(Ordering::Relaxed));

@@ -9,8 +9,8 @@ use crate::message::Selector;
 use crate::namespace::GetOptions;
 use crate::queue::Queue;
 use crate::state::QueueState;
-use crate::type_dir::{estatus, estatus_of};
-use crate::type_fifo::{node_owner, status};
+use crate::type_dir::{estatus, EntryState};
+use crate::type_fifo::{status, NodeState};
 use std::os::unix::fs::FileExt;
 
 /// Small limits: small files, quick scans.
@@ -133,7 +133,7 @@ fn fifo_of(st: &QueueState<'_>, mtype: i64) -> (u32, Vec<NodeRef>) {
         .iter()
         .enumerate()
         .find(|(_, e)| {
-            estatus_of(e.state.load(Ordering::Relaxed)) == estatus::LIVE
+            EntryState(e.state.load(Ordering::Relaxed)).status() == estatus::LIVE
                 && e.key.load(Ordering::Relaxed) == mtype
         })
         .expect("a live entry for the type");
@@ -505,7 +505,10 @@ fn dead_sender_holding_a_reservation_is_recovered() {
     crate::slots::begin(rec, crate::slots::phase::SEND, k, 10, NodeRef::NIL);
     let qbytes = s.header.control.qbytes.load(Ordering::Relaxed);
     counter.apply(d, k, Delta::Reserve(10), qbytes).unwrap();
-    let node = s.node_pool.alloc(node_owner(status::HELD, d)).unwrap();
+    let node = s
+        .node_pool
+        .alloc(NodeState::owner(status::HELD, d))
+        .unwrap();
     crate::slots::hold(rec, NodeRef::new(node.index, node.gen));
     assert_eq!(s.counter().load().qnum, before.qnum + 1);
 
@@ -539,7 +542,7 @@ fn dead_sender_holding_a_reservation_is_recovered() {
     assert_eq!(
         s.node_pool
             .state(node.index)
-            .map(crate::cell_pool::owner_of),
+            .map(crate::cell_pool::CellState::owner),
         Some(0),
         "the node is free again"
     );
@@ -696,11 +699,14 @@ fn hidden_free_cells_are_made_visible() {
     let s = st(&a);
     // A process killed between freeing a node's state and clearing its
     // bitmap bit: the node is free but allocators skip it.
-    let x = s.node_pool.alloc(node_owner(status::HELD, 0)).unwrap();
-    let free = crate::cell_pool::make_state(x.gen + 1, 0);
+    let x = s
+        .node_pool
+        .alloc(NodeState::owner(status::HELD, 0))
+        .unwrap();
+    let free = crate::cell_pool::CellState::new(x.gen + 1, 0);
     s.nodes[x.index as usize]
         .state
-        .store(free, Ordering::Release);
+        .store(free.0, Ordering::Release);
     let dry = t.dry();
     assert_eq!(
         dry.findings[..],
@@ -736,12 +742,12 @@ fn hot_offsets(q: &Queue) -> Vec<u64> {
         }
     }
     for (i, e) in s.entries.iter().enumerate() {
-        if e.state.load(Ordering::Relaxed) & 0xffff_ffff != 0 {
+        if EntryState(e.state.load(Ordering::Relaxed)).status() != estatus::FREE {
             out.extend((0..ENTRY / 8).map(|w| (g.entries_off + i * ENTRY + w * 8) as u64));
         }
     }
     for i in 0..s.nodes.len() {
-        if s.node_pool.state(i as u32).is_some_and(|v| v as u32 != 0) {
+        if s.node_pool.state(i as u32).is_some_and(|v| !v.is_free()) {
             out.extend((0..NODE / 8).map(|w| (g.nodes_off + i * NODE + w * 8) as u64));
         }
     }
@@ -750,7 +756,7 @@ fn hot_offsets(q: &Queue) -> Vec<u64> {
             if s.classes[c]
                 .pool
                 .state(i as u32)
-                .is_some_and(|v| v as u32 != 0)
+                .is_some_and(|v| !v.is_free())
             {
                 out.push((class.states_off + i * 8) as u64);
             }
