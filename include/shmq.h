@@ -181,9 +181,10 @@ int shmq_msgctl(int msqid, int cmd, struct msqid_ds *buf);
 key_t shmq_ftok(const char *pathname, int proj_id);
 
 /**
- * Re-reads the caller's effective user and group ids, which shmq caches so
- * that sends and receives make no system call. Call it after `setuid`,
- * `seteuid`, `setgid`, ... so that permission checks use the new ids.
+ * Re-reads the caller's effective user and group ids and supplementary
+ * groups, which shmq caches so that sends and receives make no system call.
+ * Call it after `setuid`, `seteuid`, `setgid`, `setgroups`, ... so that
+ * permission checks use the new ids.
  * (`libshmq_preload.so` does it by itself: it wraps those functions.)
  *
  * # Safety

@@ -282,7 +282,7 @@ impl Namespace {
         let mapped = self.open_file(id).ok().map(std::sync::Arc::new);
         if let Some(m) = &mapped {
             let q = self.handle(m.clone(), id);
-            if !q.perms().may_control() {
+            if !q.access().may_control() {
                 return Err(RemoveError::Permission);
             }
         }

@@ -414,7 +414,7 @@ impl Namespace {
                     CtlError::Access => GetError::Access,
                     _ => GetError::NoMemory,
                 })?;
-                if !q.perms().allows(opts.mode) {
+                if !q.access().allows(opts.mode) {
                     return Err(GetError::Access);
                 }
                 return Ok(q);
@@ -610,7 +610,7 @@ impl Namespace {
         let _locked = self.lock();
         let t = &self.inner.table;
         let idx = t.live_index(q.id()).ok_or(CtlError::Invalid)?;
-        if !q.perms().may_control() {
+        if !q.access().may_control() {
             return Err(CtlError::Permission);
         }
         t.records[idx]

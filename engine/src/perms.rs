@@ -22,8 +22,20 @@ pub struct Perms {
     pub seq: u32,
 }
 
+/// The part of [`Perms`] a permission check reads: owners and mode. What
+/// every send and receive reads (the key and the id's sequence number, which
+/// it does not need, cost a call through the namespace and a division).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) cuid: u32,
+    pub(crate) cgid: u32,
+    pub(crate) mode: u32,
+}
+
 /// Permission checks, as the kernel's `ipcperms`.
-impl Perms {
+impl Access {
     /// Whether the caller may have the access `mode` asks for (`msgget`'s
     /// low 9 bits, or 0o4 / 0o2 for read / write).
     pub(crate) fn allows(&self, mode: u32) -> bool {

@@ -1,9 +1,10 @@
 //! Facts about processes: our own pid (right after `fork` too), our
 //! credentials, a process's start time, and whether another process is alive.
 //!
-//! The pid and credentials are cached so that the data path makes no system
-//! call; a `pthread_atfork` child handler clears the cache in a forked child,
-//! and [`refresh_credentials`] re-reads credentials after `setuid` and friends.
+//! The pid and credentials (with the supplementary groups) are cached so
+//! that the data path makes no system call; a `pthread_atfork` child handler
+//! clears the cache in a forked child, and [`refresh_credentials`] re-reads
+//! credentials after `setuid`, `setgroups` and friends.
 //!
 //! Liveness is decided from `(pid, start time)`: a pid may be reused by a new
 //! process, but not with the same start time (field 22 of `/proc/PID/stat`,
@@ -19,6 +20,14 @@ static FORK_GEN: AtomicU64 = AtomicU64::new(0);
 static CREDS_VALID: AtomicBool = AtomicBool::new(false);
 static EUID: AtomicU32 = AtomicU32::new(0);
 static EGID: AtomicU32 = AtomicU32::new(0);
+/// Supplementary groups cached with the credentials, for [`in_group`]: a
+/// permission check by group runs on every send and receive, and asking the
+/// kernel each time cost a system call per message.
+const GROUPS_CACHED: usize = 32;
+static GROUPS: [AtomicU32; GROUPS_CACHED] = [const { AtomicU32::new(0) }; GROUPS_CACHED];
+/// How many of [`GROUPS`] hold groups; `u32::MAX` when the process has more
+/// than [`GROUPS_CACHED`] (or they could not be read): ask the kernel.
+static N_GROUPS: AtomicU32 = AtomicU32::new(u32::MAX);
 static ATFORK: Once = Once::new();
 
 extern "C" fn after_fork_in_child() {
@@ -132,6 +141,8 @@ pub struct Credentials {
 /// The caller's effective credentials (cached; see [`refresh_credentials`]).
 pub(crate) fn credentials() -> Credentials {
     install_atfork();
+    // SYNC(creds): Acquire, so that the cached ids and groups read below are
+    // the ones `refresh_credentials` stored before its Release.
     if !CREDS_VALID.load(Ordering::Acquire) {
         refresh_credentials();
     }
@@ -146,6 +157,18 @@ pub(crate) fn credentials() -> Credentials {
 pub fn refresh_credentials() {
     EUID.store(rustix::process::geteuid().as_raw(), Ordering::Relaxed);
     EGID.store(rustix::process::getegid().as_raw(), Ordering::Relaxed);
+    // Relaxed (all): published by SYNC(creds) below, which `credentials`
+    // (called first by `in_group`) Acquires.
+    match rustix::process::getgroups() {
+        Ok(groups) if groups.len() <= GROUPS_CACHED => {
+            for (cached, g) in GROUPS.iter().zip(&groups) {
+                cached.store(g.as_raw(), Ordering::Relaxed);
+            }
+            N_GROUPS.store(groups.len() as u32, Ordering::Relaxed);
+        }
+        _ => N_GROUPS.store(u32::MAX, Ordering::Relaxed),
+    }
+    // SYNC(creds): Release publishes the ids and groups stored above.
     CREDS_VALID.store(true, Ordering::Release);
 }
 
@@ -153,6 +176,11 @@ pub fn refresh_credentials() {
 pub(crate) fn in_group(gid: u32) -> bool {
     if credentials().gid == gid {
         return true;
+    }
+    // Relaxed: see `refresh_credentials`.
+    let n = N_GROUPS.load(Ordering::Relaxed) as usize;
+    if let Some(cached) = GROUPS.get(..n) {
+        return cached.iter().any(|g| g.load(Ordering::Relaxed) == gid);
     }
     rustix::process::getgroups()
         .map(|g| g.iter().any(|x| x.as_raw() == gid))

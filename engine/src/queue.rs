@@ -8,7 +8,7 @@
 use crate::blocking::Patience;
 use crate::error::{CtlError, RecvError, SendError};
 use crate::message::{Received, Selector};
-use crate::perms::Perms;
+use crate::perms::{Access, Perms};
 use crate::shm::{my_slot, Mapped};
 use crate::state::QueueState;
 use crate::sync::Ordering;
@@ -213,17 +213,31 @@ impl Queue {
 
     /// Owner and mode, as of now.
     pub fn perms(&self) -> Perms {
-        let h = self.st().header;
-        let r = Ordering::Relaxed;
+        let a = self.access();
         let msgmni = self.home.msgmni() as i64;
         Perms {
-            key: h.key.load(r) as u32 as i32,
+            // Relaxed: as the fields `access` reads.
+            key: self.st().header.key.load(Ordering::Relaxed) as u32 as i32,
+            uid: a.uid,
+            gid: a.gid,
+            cuid: a.cuid,
+            cgid: a.cgid,
+            mode: a.mode,
+            seq: (self.id as i64 / msgmni) as u32,
+        }
+    }
+
+    /// Owners and mode, as of now: what a permission check needs, read
+    /// without the rest of [`Queue::perms`] (on every send and receive).
+    pub(crate) fn access(&self) -> Access {
+        let h = self.st().header;
+        let r = Ordering::Relaxed;
+        Access {
             uid: h.perm.uid.load(r),
             gid: h.perm.gid.load(r),
             cuid: h.perm.cuid.load(r),
             cgid: h.perm.cgid.load(r),
             mode: h.perm.mode.load(r) & 0o777,
-            seq: (self.id as i64 / msgmni) as u32,
         }
     }
 
@@ -289,7 +303,7 @@ impl Queue {
         if st.is_removed() {
             return Err(SendError::Invalid);
         }
-        if !self.perms().allows(0o2) {
+        if !self.access().allows(0o2) {
             return Err(SendError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| SendError::NoMemory)?;
@@ -483,7 +497,7 @@ impl Queue {
         if st.is_removed() {
             return Err(RecvError::Invalid);
         }
-        if !self.perms().allows(0o4) {
+        if !self.access().allows(0o4) {
             return Err(RecvError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
@@ -534,7 +548,7 @@ impl Queue {
         if st.is_removed() {
             return Err(RecvError::Invalid);
         }
-        if !self.perms().allows(0o4) {
+        if !self.access().allows(0o4) {
             return Err(RecvError::Access);
         }
         let index = i64::try_from(index).unwrap_or(i64::MAX);
@@ -558,7 +572,7 @@ impl Queue {
         if self.st().is_removed() {
             return Err(CtlError::Invalid);
         }
-        if !self.perms().allows(0o4) {
+        if !self.access().allows(0o4) {
             return Err(CtlError::Access);
         }
         Ok(self.stat_any())
@@ -603,7 +617,7 @@ impl Queue {
         if st.is_removed() {
             return Err(CtlError::Invalid);
         }
-        if !self.perms().may_control() {
+        if !self.access().may_control() {
             return Err(CtlError::Permission);
         }
         if set.qbytes > limits.msgmnb && crate::process::credentials().uid != 0 {

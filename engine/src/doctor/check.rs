@@ -282,8 +282,7 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
                 problems.push(bad("phase", p));
             }
             let hazard = rec.hazard.load(Ordering::Relaxed);
-            let entry = (hazard as u32).wrapping_sub(1) as usize;
-            if hazard != crate::type_dir::NO_HAZARD && entry >= geo.n_entries {
+            if EntryRef::from_hazard(hazard).is_some_and(|e| e.index as usize >= geo.n_entries) {
                 problems.push(bad("hazard", hazard));
             }
             let op = NodeRef(rec.op_node.load(Ordering::Relaxed));

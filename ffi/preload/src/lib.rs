@@ -12,7 +12,7 @@
 //! errno for every failure, and no panic crosses into C (`EIO`).
 //!
 //! It also wraps `setuid`, `setgid`, `seteuid`, `setegid`, `setreuid`,
-//! `setregid`, `setresuid` and `setresgid`: each calls the C library's
+//! `setregid`, `setresuid`, `setresgid` and `setgroups`: each calls the C library's
 //! function, then has shmq re-read the credentials it caches (so that a
 //! program that drops privileges is checked as its new self, as the kernel
 //! would), leaving `errno` as the C library set it.
@@ -91,10 +91,13 @@ fn next_symbol(name: &std::ffi::CStr) -> *mut c_void {
 /// Defines wrappers of the credential-changing functions: call the C
 /// library's, then refresh shmq's cached credentials.
 macro_rules! setid_wrappers {
-    ($($name:ident($($arg:ident),+);)*) => {$(
+    ($($name:ident($($arg:ident: $ty:ty),+);)*) => {$(
         #[doc = concat!("`", stringify!($name), "`: the C library's, then shmq re-reads the process's credentials.")]
         #[no_mangle]
-        pub extern "C" fn $name($($arg: libc::uid_t),+) -> c_int {
+        // A pointer argument (setgroups' list) is only passed on to the C
+        // library, as a C caller gave it; nothing here reads through it.
+        #[allow(clippy::not_unsafe_ptr_arg_deref)]
+        pub extern "C" fn $name($($arg: $ty),+) -> c_int {
             let sym = next_symbol(
                 std::ffi::CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes())
                     .expect("literal with one NUL"),
@@ -104,9 +107,9 @@ macro_rules! setid_wrappers {
                 unsafe { *libc::__errno_location() = libc::ENOSYS };
                 return -1;
             }
-            type Real = unsafe extern "C" fn($(setid_wrappers!(@id $arg)),+) -> c_int;
+            type Real = unsafe extern "C" fn($($ty),+) -> c_int;
             // SAFETY: the C library's definition of this function, which has
-            // this prototype (uid_t and gid_t are both unsigned int).
+            // this prototype.
             let real = unsafe { std::mem::transmute::<*mut c_void, Real>(sym) };
             // SAFETY: the C library's function, called with its arguments.
             let r = unsafe { real($($arg),+) };
@@ -120,16 +123,16 @@ macro_rules! setid_wrappers {
             r
         }
     )*};
-    (@id $a:ident) => { libc::uid_t };
 }
 
 setid_wrappers! {
-    setuid(uid);
-    setgid(gid);
-    seteuid(euid);
-    setegid(egid);
-    setreuid(ruid, euid);
-    setregid(rgid, egid);
-    setresuid(ruid, euid, suid);
-    setresgid(rgid, egid, sgid);
+    setuid(uid: libc::uid_t);
+    setgid(gid: libc::gid_t);
+    seteuid(euid: libc::uid_t);
+    setegid(egid: libc::gid_t);
+    setreuid(ruid: libc::uid_t, euid: libc::uid_t);
+    setregid(rgid: libc::gid_t, egid: libc::gid_t);
+    setresuid(ruid: libc::uid_t, euid: libc::uid_t, suid: libc::uid_t);
+    setresgid(rgid: libc::gid_t, egid: libc::gid_t, sgid: libc::gid_t);
+    setgroups(size: size_t, list: *const libc::gid_t);
 }

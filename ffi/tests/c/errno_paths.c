@@ -336,6 +336,58 @@ static void section_permissions(key_t base, int msgmnb)
     MUST(msgctl(qr, IPC_RMID, NULL) == 0 && msgctl(qw, IPC_RMID, NULL) == 0);
 }
 
+/* Group access through a supplementary group: as uid/gid 65534 with
+ * supplementary group 4242 only (in a child), against queues root made and
+ * gave to group 4242 (qg) and 4343 (qh), mode 0660. */
+static void section_group_permissions(key_t base)
+{
+    puts("# group permissions");
+    if (geteuid() != 0) {
+        puts("skipped: not root");
+        return;
+    }
+    int qg = get(base + 5, IPC_CREAT | IPC_EXCL | 0660);
+    int qh = get(base + 6, IPC_CREAT | IPC_EXCL | 0660);
+    MUST(qg >= 0 && qh >= 0);
+    struct msqid_ds ds;
+    MUST(msgctl(qg, IPC_STAT, &ds) == 0);
+    ds.msg_perm.gid = 4242;
+    MUST(msgctl(qg, IPC_SET, &ds) == 0);
+    MUST(msgctl(qh, IPC_STAT, &ds) == 0);
+    ds.msg_perm.gid = 4343;
+    MUST(msgctl(qh, IPC_SET, &ds) == 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    MUST(pid >= 0);
+    if (pid == 0) {
+        /* Checked once as root first, so that a cache of the groups (shmq
+         * keeps one with the credentials) must notice the change. */
+        MUST(msgctl(qg, IPC_STAT, &ds) == 0);
+        gid_t groups[1] = {4242};
+        MUST(setgroups(1, groups) == 0);
+        MUST(setgid(65534) == 0);
+        MUST(setuid(65534) == 0);
+        REFRESH_CREDENTIALS();
+        m->mtype = 1;
+        VALUE("send, queue of a supplementary group", msgsnd(qg, m, 3, IPC_NOWAIT));
+        VALUE("receive, queue of a supplementary group", msgrcv(qg, m, 16, 0, IPC_NOWAIT));
+        VALUE("send again, same group", msgsnd(qg, m, 3, IPC_NOWAIT));
+        VALUE("send, queue of another group", msgsnd(qh, m, 3, IPC_NOWAIT));
+        VALUE("receive, queue of another group", msgrcv(qh, m, 16, 0, IPC_NOWAIT));
+        VALUE("IPC_STAT, queue of another group", msgctl(qh, IPC_STAT, &ds));
+        OK("get, queue of a supplementary group, rw", get(base + 5, 0660));
+        OK("get, queue of another group, read", get(base + 6, 0440));
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    MUST(waitpid(pid, &status, 0) == pid);
+    FACT("child exited 0", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    MUST(msgctl(qg, IPC_STAT, &ds) == 0);
+    printf("root sees the group's queue: qnum %lu\n", (unsigned long)ds.msg_qnum);
+    MUST(msgctl(qg, IPC_RMID, NULL) == 0 && msgctl(qh, IPC_RMID, NULL) == 0);
+}
+
 int main(int argc, char **argv)
 {
     key_t base = key_base(argc, argv);
@@ -356,6 +408,7 @@ int main(int argc, char **argv)
     section_msgctl(base, info.msgmnb);
     section_ftok();
     section_permissions(base, info.msgmnb);
+    section_group_permissions(base);
     puts("# end");
     return 0;
 }
