@@ -103,10 +103,30 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// Whether one more message of `len` bytes fits a capacity of `qbytes`
-    /// (Linux's `msg_fits_inqueue`: bytes and message count both bounded).
-    pub(crate) fn fits(self, len: u64, qbytes: u64) -> bool {
-        self.cbytes + len <= qbytes && self.qnum < qbytes
+    /// Whether one more message of `len` bytes fits `cap` (a plain `qbytes`
+    /// is Linux's `msg_fits_inqueue`: bytes and message count both bounded
+    /// by it).
+    pub(crate) fn fits(self, len: u64, cap: impl Into<Capacity>) -> bool {
+        let cap = cap.into();
+        self.cbytes + len <= cap.bytes && self.qnum < cap.msgs
+    }
+}
+
+/// What a queue holds at most: bytes of text and messages. A System V queue
+/// caps both with `qbytes` (`From<u64>`); a POSIX queue's count is its
+/// `mq_maxmsg` (see `QueueState::capacity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Capacity {
+    pub(crate) bytes: u64,
+    pub(crate) msgs: u64,
+}
+
+impl From<u64> for Capacity {
+    fn from(qbytes: u64) -> Capacity {
+        Capacity {
+            bytes: qbytes,
+            msgs: qbytes,
+        }
     }
 }
 
@@ -218,15 +238,16 @@ impl Counter<'_> {
     /// Applies `delta` as `slot`'s operation `seq` on its word (from
     /// [`Counter::next_seq`]).
     ///
-    /// A reservation that does not fit `qbytes` is refused with [`Full`] and
+    /// A reservation that does not fit `qbytes` (or a [`Capacity`]) is refused with [`Full`] and
     /// leaves no trace; the same `seq` is then used by the slot's next attempt.
     pub(crate) fn apply(
         &self,
         slot: usize,
         seq: u64,
         delta: Delta,
-        qbytes: u64,
+        qbytes: impl Into<Capacity>,
     ) -> Result<(), Full> {
+        let qbytes = qbytes.into();
         let side = delta.side();
         let word = self.word(side);
         let rec = self.record(&self.slots[slot], side);
@@ -289,7 +310,7 @@ impl Counter<'_> {
     /// Whether one more message of `n` bytes fits beside what the sent word
     /// `sent` counts: against the received sum `slot` last read, and if that
     /// says no, against the received word read now.
-    fn fits(&self, slot: usize, sent: Sum, n: u64, qbytes: u64) -> bool {
+    fn fits(&self, slot: usize, sent: Sum, n: u64, qbytes: Capacity) -> bool {
         let seen = &self.slots[slot].received_seen;
         // Relaxed: our own slot's cache of an earlier read of the word.
         if sent

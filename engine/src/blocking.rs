@@ -348,10 +348,7 @@ impl QueueState<'_> {
                 Err(PathError::Full) if nowait => return Err(SendError::Again),
                 Err(PathError::Full) => {
                     let len = text.len() as u64;
-                    let fits = || {
-                        let q = self.header.control.qbytes.load(Ordering::Relaxed);
-                        self.counter().load().fits(len, q)
-                    };
+                    let fits = || self.counter().load().fits(len, self.capacity());
                     self.wait_until(slot, Want::Space, patience, fits)?;
                 }
                 Err(_) => return Err(SendError::NoMemory),

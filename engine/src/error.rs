@@ -228,3 +228,85 @@ impl From<OpenError> for std::io::Error {
         std::io::Error::new(kind, e.to_string())
     }
 }
+
+errno_enum! {
+    /// Why `mq_open` ([`crate::MqOpenOptions::open`]) failed.
+    MqOpenError {
+        /// The name does not start with `/`, an attribute is out of range on
+        /// creation, or neither read nor write access was asked of an
+        /// existing queue (`O_ACCMODE` 3).
+        Invalid = EINVAL, "invalid argument";
+        /// No queue has this name and creating was not asked for, or the
+        /// name is `/` alone.
+        NotFound = ENOENT, "no queue of this name";
+        /// `O_CREAT | O_EXCL` and the queue exists.
+        Exists = EEXIST, "a queue of this name exists";
+        /// The queue's mode does not grant the access asked for, or the name
+        /// holds another `/` or is `/.` or `/..`.
+        Access = EACCES, "permission denied";
+        /// The name is longer than `NAME_MAX` (255) after its `/`.
+        NameTooLong = ENAMETOOLONG, "name too long";
+        /// `queues_max` queues exist (without `CAP_SYS_RESOURCE`).
+        NoSpace = ENOSPC, "too many queues (queues_max)";
+        /// The queue's file could not be created or mapped, or is damaged,
+        /// or its attributes exceed what shmq can address.
+        NoMemory = ENOMEM, "cannot create or map the queue's shared memory";
+    }
+}
+
+errno_enum! {
+    /// Why `mq_send` ([`crate::MessageQueue::send`] and its forms) failed.
+    MqSendError {
+        /// The priority is `MQ_PRIO_MAX` (32768) or more.
+        Invalid = EINVAL, "invalid argument";
+        /// The descriptor was not opened for writing.
+        BadDescriptor = EBADF, "not open for writing";
+        /// The message is longer than the queue's `mq_msgsize`.
+        TooBig = EMSGSIZE, "message longer than mq_msgsize";
+        /// The queue is full and the descriptor is non-blocking (or the call
+        /// is a `try_`).
+        Again = EAGAIN, "queue full";
+        /// The deadline passed while the queue stayed full.
+        TimedOut = ETIMEDOUT, "timed out";
+        /// A signal handler ran while the call waited.
+        Interrupted = EINTR, "interrupted by a signal";
+        /// Every attachment slot of the queue is in use, or the queue is
+        /// damaged.
+        NoMemory = ENOMEM, "out of queue resources";
+    }
+}
+
+errno_enum! {
+    /// Why `mq_receive` ([`crate::MessageQueue::recv`] and its forms) failed.
+    MqRecvError {
+        /// The descriptor was not opened for reading.
+        BadDescriptor = EBADF, "not open for reading";
+        /// The buffer is shorter than the queue's `mq_msgsize`.
+        TooBig = EMSGSIZE, "buffer shorter than mq_msgsize";
+        /// The queue is empty and the descriptor is non-blocking (or the
+        /// call is a `try_`).
+        Again = EAGAIN, "queue empty";
+        /// The deadline passed while the queue stayed empty.
+        TimedOut = ETIMEDOUT, "timed out";
+        /// A signal handler ran while the call waited.
+        Interrupted = EINTR, "interrupted by a signal";
+        /// Every attachment slot of the queue is in use, or the queue is
+        /// damaged.
+        NoMemory = ENOMEM, "out of queue resources";
+    }
+}
+
+errno_enum! {
+    /// Why `mq_unlink` ([`crate::MessageQueue::unlink`]) failed.
+    MqUnlinkError {
+        /// The name does not start with `/`.
+        Invalid = EINVAL, "invalid argument";
+        /// No queue has this name (or the name is `/` alone).
+        NotFound = ENOENT, "no queue of this name";
+        /// The caller may not remove the name (another user's queue), or the
+        /// name holds another `/` or is `/.` or `/..`.
+        Access = EACCES, "permission denied";
+        /// The name is longer than `NAME_MAX` (255) after its `/`.
+        NameTooLong = ENAMETOOLONG, "name too long";
+    }
+}

@@ -209,6 +209,11 @@ pub(crate) struct Control {
     /// before it sleeps, so that either the remover sees the sleeper's waiter bit
     /// or the sleeper sees the flag.
     pub(crate) removed: AtomicU32,
+    /// Immutable: the most messages the queue holds (a POSIX queue's
+    /// `mq_maxmsg`, see `mq`); 0: only `qbytes` caps `qnum`, as System V.
+    /// Added in the line's padding, so earlier files (zero there) read as
+    /// System V queues and the layout version stays.
+    pub(crate) qnum_max: AtomicU64,
 }
 
 /// `(pid, time)` of the last send or receive.
@@ -679,6 +684,7 @@ pub(crate) mod zeroed {
                 qbytes: z64(),
                 ctime: AtomicI64::new(0),
                 removed: z32(),
+                qnum_max: z64(),
             }),
             sent_sum: Line(z64()),
             received_sum: Line(z64()),

@@ -52,7 +52,8 @@
 // `unsafe` is denied but in the modules that map memory (`shm`, `state`,
 // `namespace`), reach into cells of the mapping (`sync`, `transfer`), call
 // the futex, libc or the robust mutexes (`wait`, `liveness`, `process`,
-// `kill_points`); and `ftok`'s test, which calls glibc's to compare.
+// `kill_points`), and `mq::description` (a shared anonymous page per open
+// POSIX queue description); and `ftok`'s test, which calls glibc's to compare.
 mod accounting;
 mod arrivals;
 mod blocking;
@@ -74,6 +75,8 @@ mod lowest_type;
 mod message;
 #[cfg(loom)]
 pub mod model;
+#[cfg(not(loom))]
+mod mq;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod namespace;
@@ -108,10 +111,15 @@ pub mod test_hooks;
 #[cfg(test)]
 mod test_support;
 
-pub use error::{CtlError, GetError, OpenError, OpenErrorKind, RecvError, SendError};
+pub use error::{
+    CtlError, GetError, MqOpenError, MqRecvError, MqSendError, MqUnlinkError, OpenError,
+    OpenErrorKind, RecvError, SendError,
+};
 #[cfg(not(loom))]
 pub use ftok::ftok;
 pub use message::{Received, Selector};
+#[cfg(not(loom))]
+pub use mq::{MessageQueue, MqAttr, MqInfo, MqLimits, MqOpenOptions, MQ_PRIO_MAX};
 #[cfg(not(loom))]
 pub use namespace::{GetOptions, Namespace, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
 #[cfg(not(loom))]

@@ -391,6 +391,12 @@ impl Namespace {
             .fetch_max(idx as u64 + 1, Ordering::Relaxed);
     }
 
+    /// The namespace's identity (its id table's creation stamp), which every
+    /// queue file of it records.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.inner.stamp
+    }
+
     pub(crate) fn queue_path(&self, id: i32) -> PathBuf {
         self.inner.dir.join(format!("msq.{id}"))
     }
@@ -449,6 +455,7 @@ impl Namespace {
             gid: creds.gid,
             mode: opts.mode,
             qbytes: limits.msgmnb,
+            qnum_max: 0,
         };
         let params = QueueParams {
             msgmax: limits.msgmax,
@@ -675,7 +682,7 @@ impl Namespace {
 /// before the rename leaves its empty temporary directory; the next creator
 /// removes those of dead processes (when it may: sticky parents let only
 /// their owner or root).
-fn create_dir_1777(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_dir_1777(dir: &Path) -> std::io::Result<()> {
     let (parent, name) = match (dir.parent(), dir.file_name()) {
         (Some(p), Some(n)) => (p, n.to_string_lossy()),
         _ => return std::fs::create_dir(dir),

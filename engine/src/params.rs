@@ -112,6 +112,9 @@ impl Limits {
                 let (name, value) = line
                     .split_once('=')
                     .ok_or_else(|| format!("config line {}: expected name = value", n + 1))?;
+                if name.trim().starts_with("mq_") {
+                    continue; // POSIX queues' limits (`mq::limits`), read there
+                }
                 qbytes_max_given |= name.trim() == "qbytes_max";
                 msgmnb_given |= name.trim() == "msgmnb";
                 l.set(name.trim(), value.trim())

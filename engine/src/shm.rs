@@ -151,6 +151,8 @@ pub(crate) struct Identity {
     pub(crate) gid: u32,
     pub(crate) mode: u32,
     pub(crate) qbytes: u64,
+    /// The most messages (a POSIX queue's `mq_maxmsg`); 0 for System V.
+    pub(crate) qnum_max: u64,
 }
 
 /// A mapped queue file.
@@ -220,6 +222,55 @@ impl Mapped {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
         kill_point(KillPoint::CreateFileOpened);
+        Mapped::init(file, path, geo, params, file_mode, who)
+    }
+
+    /// Creates a queue file with no name in directory `dir` (`O_TMPFILE`):
+    /// nobody can find it until [`Mapped::link_at`] names it, and it
+    /// vanishes with its creator if that never happens.
+    pub(crate) fn create_unnamed(
+        dir: &Path,
+        params: QueueParams,
+        file_mode: u32,
+        who: Identity,
+    ) -> Result<Mapped, FileError> {
+        let geo =
+            Geometry::compute(params).map_err(|_| FileError::Corrupt(FileDamage::BadLimits))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(file_mode)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir)?;
+        Mapped::init(file, dir, geo, params, file_mode, who)
+    }
+
+    /// Gives a file made by [`Mapped::create_unnamed`] the name `path`, in
+    /// one step; an existing `path` is `AlreadyExists` and stays as it is.
+    pub(crate) fn link_at(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // Through /proc: linkat with AT_EMPTY_PATH would need
+        // CAP_DAC_READ_SEARCH.
+        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            rustix::fs::CWD,
+            path,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(std::io::Error::from)
+    }
+
+    /// Sizes, maps and initialises a freshly created `file`.
+    fn init(
+        file: File,
+        path: &Path,
+        geo: Geometry,
+        params: QueueParams,
+        file_mode: u32,
+        who: Identity,
+    ) -> Result<Mapped, FileError> {
         // The umask must not narrow the mode.
         rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(file_mode))
             .map_err(std::io::Error::from)?;
@@ -249,6 +300,7 @@ impl Mapped {
         h.perm.cgid.store(who.gid, relaxed);
         h.perm.mode.store(who.mode & 0o777, relaxed);
         h.control.qbytes.store(who.qbytes, relaxed);
+        h.control.qnum_max.store(who.qnum_max, relaxed);
         h.control.ctime.store(crate::process::now_secs(), relaxed);
         h.sent_sum.store(crate::accounting::INITIAL, relaxed);
         h.received_sum.store(crate::accounting::INITIAL, relaxed);

@@ -156,6 +156,20 @@ impl<'a> QueueState<'a> {
         }
     }
 
+    /// What the queue holds at most: `qbytes` bytes, and `qbytes` messages
+    /// or, for a POSIX queue, `qnum_max` (its `mq_maxmsg`).
+    pub(crate) fn capacity(&self) -> crate::accounting::Capacity {
+        let c = &self.header.control;
+        // Relaxed: limits read at the start of an operation (qbytes changes
+        // only by IPC_SET, which wakes sleepers; qnum_max never changes).
+        let bytes = c.qbytes.load(crate::sync::Ordering::Relaxed);
+        let msgs = match c.qnum_max.load(crate::sync::Ordering::Relaxed) {
+            0 => bytes,
+            n => n.min(bytes),
+        };
+        crate::accounting::Capacity { bytes, msgs }
+    }
+
     /// The accounting words.
     pub(crate) fn counter(&self) -> crate::accounting::Counter<'_> {
         crate::accounting::Counter {

@@ -143,9 +143,9 @@ impl<'a> QueueState<'a> {
         let k = counter.next_seq(slot, Side::Sent);
         slots::begin(rec, phase::SEND, k, len, NodeRef::NIL);
         crate::sync::crash_point();
-        // Relaxed: qbytes is a limit read at the start of the operation, as
+        // qbytes is a limit read at the start of the operation, as
         // Linux reads it under the queue lock; IPC_SET wakes sleepers.
-        let qbytes = self.header.control.qbytes.load(Ordering::Relaxed);
+        let qbytes = self.capacity();
         if let Err(Full) = counter.apply(slot, k, Delta::Reserve(len), qbytes) {
             slots::end(rec);
             return Err(PathError::Full);

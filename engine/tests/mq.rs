@@ -1,0 +1,627 @@
+//! POSIX message queues (`shmq::MessageQueue`): names, attributes, limits,
+//! priority order, descriptors, unlink semantics, and real processes
+//! (checksummed MPMC with priorities, SIGKILL at random moments, a child
+//! after `fork` sharing `O_NONBLOCK`, another user's permissions).
+
+mod common;
+use common::*;
+use shmq::*;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+/// POSIX limits pinned for the tests (the host's `fs.mqueue.*` may differ).
+const MQ_CONFIG: &str = "mq_msg_max = 64\nmq_msgsize_max = 8192\nmq_msg_default = 10\n\
+                         mq_msgsize_default = 8192\nmq_queues_max = 256\n";
+
+fn temp() -> TempNamespace {
+    TempNamespace::with_config(MQ_CONFIG)
+}
+
+fn rw() -> MqOpenOptions {
+    MqOpenOptions::new().read(true).write(true)
+}
+
+fn new_queue(t: &TempNamespace, name: &str, maxmsg: i64, msgsize: i64) -> MessageQueue {
+    rw().create(true)
+        .exclusive(true)
+        .mode(0o600)
+        .attributes(maxmsg, msgsize)
+        .open(&t.ns, name)
+        .unwrap()
+}
+
+#[test]
+fn names_are_checked_in_the_kernels_order() {
+    let t = temp();
+    let c = rw().create(true).mode(0o600);
+    assert_eq!(c.open(&t.ns, "x").unwrap_err(), MqOpenError::Invalid);
+    assert_eq!(c.open(&t.ns, "").unwrap_err(), MqOpenError::Invalid);
+    assert_eq!(c.open(&t.ns, "/").unwrap_err(), MqOpenError::NotFound);
+    assert_eq!(c.open(&t.ns, "/a/b").unwrap_err(), MqOpenError::Access);
+    assert_eq!(c.open(&t.ns, "/.").unwrap_err(), MqOpenError::Access);
+    assert_eq!(c.open(&t.ns, "/..").unwrap_err(), MqOpenError::Access);
+    let long = format!("/{}", "n".repeat(256));
+    assert_eq!(c.open(&t.ns, &long).unwrap_err(), MqOpenError::NameTooLong);
+    // Another slash is seen before the length.
+    let long_slash = format!("/{}/b", "n".repeat(300));
+    assert_eq!(c.open(&t.ns, &long_slash).unwrap_err(), MqOpenError::Access);
+    let longest = format!("/{}", "n".repeat(255));
+    c.open(&t.ns, &longest).unwrap();
+    MessageQueue::unlink(&t.ns, &longest).unwrap();
+    assert_eq!(
+        MessageQueue::unlink(&t.ns, "x").unwrap_err(),
+        MqUnlinkError::Invalid
+    );
+    assert_eq!(
+        MessageQueue::unlink(&t.ns, "/").unwrap_err(),
+        MqUnlinkError::NotFound
+    );
+    assert_eq!(
+        MessageQueue::unlink(&t.ns, "/a/b").unwrap_err(),
+        MqUnlinkError::Access
+    );
+    assert_eq!(
+        MessageQueue::unlink(&t.ns, &long).unwrap_err(),
+        MqUnlinkError::NameTooLong
+    );
+    assert_eq!(
+        MessageQueue::unlink(&t.ns, "/missing").unwrap_err(),
+        MqUnlinkError::NotFound
+    );
+}
+
+#[test]
+fn create_exclusive_access_and_attributes() {
+    let t = temp();
+    assert_eq!(rw().open(&t.ns, "/q").unwrap_err(), MqOpenError::NotFound);
+    // Attributes are checked only when the queue is made.
+    for (m, s) in [(0, 10), (10, 0), (-1, 10), (65, 10), (10, 8193)] {
+        assert_eq!(
+            rw().create(true)
+                .attributes(m, s)
+                .open(&t.ns, "/q")
+                .unwrap_err(),
+            MqOpenError::Invalid,
+            "attributes {m} / {s}"
+        );
+    }
+    let q = new_queue(&t, "/q", 4, 16);
+    assert_eq!(
+        q.attributes(),
+        MqAttr {
+            nonblocking: false,
+            max_messages: 4,
+            message_size: 16,
+            current_messages: 0
+        }
+    );
+    assert_eq!(
+        rw().create(true)
+            .exclusive(true)
+            .open(&t.ns, "/q")
+            .unwrap_err(),
+        MqOpenError::Exists
+    );
+    // An existing queue: bad attributes do not matter, its own stay.
+    let again = rw()
+        .create(true)
+        .attributes(0, 0)
+        .open(&t.ns, "/q")
+        .unwrap();
+    assert_eq!(again.attributes().max_messages, 4);
+    // Neither read nor write (O_ACCMODE 3) on an existing queue.
+    assert_eq!(
+        MqOpenOptions::new().open(&t.ns, "/q").unwrap_err(),
+        MqOpenError::Invalid
+    );
+    // ... but creating with it works (as the kernel), and the
+    // description can do nothing.
+    let none = MqOpenOptions::new()
+        .create(true)
+        .mode(0o600)
+        .open(&t.ns, "/none")
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    assert_eq!(none.try_send(b"x", 0), Err(MqSendError::BadDescriptor));
+    assert_eq!(none.try_recv(&mut buf), Err(MqRecvError::BadDescriptor));
+    // Defaults from the limits.
+    assert_eq!(
+        (
+            none.attributes().max_messages,
+            none.attributes().message_size
+        ),
+        (10, 8192)
+    );
+    let names: Vec<String> = MessageQueue::list(&t.ns)
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["/none", "/q"]);
+    // A System V queue and a POSIX one live side by side.
+    let sysv = t.ns.get(0x51, create(0o600)).unwrap();
+    assert_eq!(t.ns.ids(), [sysv.id()]);
+    sysv.remove().unwrap();
+}
+
+#[test]
+fn priorities_highest_first_fifo_within_one() {
+    let t = temp();
+    let q = new_queue(&t, "/prio", 64, 32);
+    let sent: Vec<(u32, String)> = (0..60)
+        .map(|i| {
+            let prio = [0, 5, 31, 32767, 5, 0][i % 6];
+            (prio, format!("m{i}"))
+        })
+        .collect();
+    for (p, text) in &sent {
+        q.try_send(text.as_bytes(), *p).unwrap();
+    }
+    assert_eq!(q.try_send(b"x", MQ_PRIO_MAX), Err(MqSendError::Invalid));
+    let mut want = sent.clone();
+    want.sort_by_key(|(p, _)| std::cmp::Reverse(*p)); // stable: FIFO within
+    let mut buf = [0u8; 32];
+    for (p, text) in want {
+        let (len, prio) = q.try_recv(&mut buf).unwrap();
+        assert_eq!((prio, &buf[..len]), (p, text.as_bytes()));
+    }
+    assert_eq!(q.try_recv(&mut buf), Err(MqRecvError::Again));
+}
+
+#[test]
+fn the_count_limit_and_sizes() {
+    let t = temp();
+    let q = new_queue(&t, "/full", 3, 8);
+    // Zero-length messages count against mq_maxmsg too.
+    for _ in 0..3 {
+        q.try_send(b"", 1).unwrap();
+    }
+    assert_eq!(q.try_send(b"", 1), Err(MqSendError::Again));
+    assert_eq!(q.attributes().current_messages, 3);
+    let mut buf = [0u8; 8];
+    q.try_recv(&mut buf).unwrap();
+    q.try_send(b"12345678", 2).unwrap();
+    assert_eq!(q.try_send(b"1", 2), Err(MqSendError::Again));
+    // Order of checks: priority, access, size, then fullness.
+    assert_eq!(
+        q.try_send(b"123456789", MQ_PRIO_MAX),
+        Err(MqSendError::Invalid)
+    );
+    assert_eq!(q.try_send(b"123456789", 0), Err(MqSendError::TooBig));
+    let wo = MqOpenOptions::new()
+        .write(true)
+        .open(&t.ns, "/full")
+        .unwrap();
+    let ro = MqOpenOptions::new()
+        .read(true)
+        .open(&t.ns, "/full")
+        .unwrap();
+    assert_eq!(
+        ro.try_send(b"123456789", 0),
+        Err(MqSendError::BadDescriptor)
+    );
+    assert_eq!(ro.try_send(b"x", MQ_PRIO_MAX), Err(MqSendError::Invalid));
+    assert_eq!(wo.try_recv(&mut [0u8; 1]), Err(MqRecvError::BadDescriptor));
+    // A buffer shorter than mq_msgsize: EMSGSIZE, even with a message ready
+    // (which stays) ...
+    assert_eq!(ro.try_recv(&mut [0u8; 7]), Err(MqRecvError::TooBig));
+    assert_eq!(q.attributes().current_messages, 3);
+    let (len, prio) = ro.try_recv(&mut buf).unwrap();
+    assert_eq!((len, prio, &buf[..len]), (8, 2, &b"12345678"[..]));
+    // ... and on an empty queue.
+    while ro.try_recv(&mut buf).is_ok() {}
+    assert_eq!(ro.try_recv(&mut [0u8; 7]), Err(MqRecvError::TooBig));
+}
+
+#[test]
+fn nonblocking_belongs_to_the_description_and_wins_over_deadlines() {
+    let _w = watchdog(60);
+    let t = temp();
+    let q = new_queue(&t, "/nb", 1, 8);
+    let mut buf = [0u8; 8];
+    let began = Instant::now();
+    assert_eq!(
+        q.recv_timeout(&mut buf, Duration::from_millis(30)),
+        Err(MqRecvError::TimedOut)
+    );
+    assert!(began.elapsed() >= Duration::from_millis(30));
+    // A deadline already past still succeeds when it can.
+    q.send_deadline(b"a", 0, Instant::now() - Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(
+        q.send_deadline(b"b", 0, Instant::now()),
+        Err(MqSendError::TimedOut)
+    );
+    let clone = q.clone();
+    let other = rw().open(&t.ns, "/nb").unwrap();
+    clone.set_nonblocking(true);
+    assert!(q.attributes().nonblocking);
+    assert!(!other.attributes().nonblocking);
+    assert_eq!(q.send(b"b", 0), Err(MqSendError::Again));
+    assert_eq!(
+        q.send_timeout(b"b", 0, Duration::from_secs(30)),
+        Err(MqSendError::Again)
+    );
+    q.recv(&mut buf).unwrap();
+    assert_eq!(q.recv(&mut buf), Err(MqRecvError::Again));
+    assert_eq!(
+        q.recv_deadline(&mut buf, Instant::now() + Duration::from_secs(30)),
+        Err(MqRecvError::Again)
+    );
+    // A blocking description of the same queue waits, and is woken.
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        clone.send(b"late", 7).unwrap();
+    });
+    let (len, prio) = other.recv(&mut buf).unwrap();
+    assert_eq!((&buf[..len], prio), (&b"late"[..], 7));
+    sender.join().unwrap();
+}
+
+#[test]
+fn unlink_removes_the_name_at_once_and_open_handles_keep_the_queue() {
+    let t = temp();
+    let q = new_queue(&t, "/gone", 4, 16);
+    q.try_send(b"kept", 3).unwrap();
+    MessageQueue::unlink(&t.ns, "/gone").unwrap();
+    assert_eq!(
+        rw().open(&t.ns, "/gone").unwrap_err(),
+        MqOpenError::NotFound
+    );
+    assert_eq!(
+        MessageQueue::unlink(&t.ns, "/gone").unwrap_err(),
+        MqUnlinkError::NotFound
+    );
+    // A new queue of that name is another queue.
+    let fresh = new_queue(&t, "/gone", 2, 16);
+    assert_eq!(fresh.attributes().current_messages, 0);
+    q.try_send(b"more", 1).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(q.try_recv(&mut buf).unwrap(), (4, 3));
+    assert_eq!(&buf[..4], b"kept");
+    assert_eq!(q.attributes().current_messages, 1);
+    assert_eq!(fresh.try_recv(&mut buf), Err(MqRecvError::Again));
+}
+
+#[test]
+fn the_mode_is_narrowed_by_the_umask() {
+    let t = temp();
+    // In a child: the umask is the whole process's.
+    let out = spawn_role("umask", &t.dir, &["/masked".into()])
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    let info = MessageQueue::list(&t.ns);
+    assert_eq!(
+        (info[0].name.as_str(), info[0].perms.mode),
+        ("/masked", 0o640)
+    );
+}
+
+/// Entry point of child processes; a no-op in a normal run.
+#[test]
+fn child_main() {
+    let Some((role, args)) = my_role() else {
+        return;
+    };
+    let ns = Namespace::open_default().unwrap();
+    match role.as_str() {
+        // args: name, producer number, messages, log file
+        "sender" => {
+            let q = MqOpenOptions::new()
+                .write(true)
+                .open(&ns, &args[0])
+                .unwrap();
+            let me: u32 = args[1].parse().unwrap();
+            let n: u64 = args[2].parse().unwrap();
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&args[3])
+                .unwrap();
+            for seq in 0..n {
+                let prio = (seq.wrapping_mul(7) % 32) as u32;
+                let text = encode_message(me, seq, prio as i64, (seq % 200) as usize);
+                q.send(&text, prio).unwrap();
+                log.write_all(format!("{me} {seq}\n").as_bytes()).unwrap();
+            }
+        }
+        // args: name, log file; receives until a timeout
+        "receiver" => {
+            let q = MqOpenOptions::new().read(true).open(&ns, &args[0]).unwrap();
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&args[1])
+                .unwrap();
+            let mut buf = vec![0u8; 8192];
+            let stop_after = args.get(2).map(|s| s.parse::<u64>().unwrap());
+            loop {
+                let r = match stop_after {
+                    Some(ms) => q.recv_timeout(&mut buf, Duration::from_millis(ms)),
+                    None => q.recv(&mut buf),
+                };
+                let (len, prio) = match r {
+                    Ok(m) => m,
+                    Err(MqRecvError::TimedOut) => break,
+                    Err(e) => panic!("{e}"),
+                };
+                let (p, s, t) = decode_message(&buf[..len]).expect("intact message");
+                assert_eq!(t, prio as i64, "priority travels with the message");
+                log.write_all(format!("{p} {s} {prio}\n").as_bytes())
+                    .unwrap();
+            }
+        }
+        // args: name; prints what it sees, as another user
+        "stranger" => {
+            let r = |o: MqOpenOptions| match o.open(&ns, &args[0]) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{:?}", e),
+            };
+            println!(
+                "read {} write {} rw {} unlink {:?}",
+                r(MqOpenOptions::new().read(true)),
+                r(MqOpenOptions::new().write(true)),
+                r(rw()),
+                MessageQueue::unlink(&ns, &args[0]).err()
+            );
+        }
+        // args: name; creates it 0666 under umask 027
+        "umask" => {
+            // SAFETY: umask(2) has no memory effects.
+            unsafe { libc::umask(0o027) };
+            rw().create(true).mode(0o666).open(&ns, &args[0]).unwrap();
+        }
+        _ => panic!("unknown role {role}"),
+    }
+}
+
+fn read_log(path: &std::path::Path) -> Vec<Vec<u64>> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return vec![];
+    };
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| l.split(' ').filter_map(|w| w.parse().ok()).collect())
+        .collect()
+}
+
+#[test]
+fn processes_mpmc_with_priorities_and_checksums() {
+    let _w = watchdog(300);
+    let t = temp();
+    let name = "/mpmc";
+    let _q = new_queue(&t, name, 16, 512);
+    let per_sender = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
+    let mut kids = vec![];
+    let mut rlogs = vec![];
+    for r in 0..2 {
+        let log = t.dir.join(format!("recv.{r}"));
+        kids.push(spawn_role(
+            "receiver",
+            &t.dir,
+            &[name.into(), log.to_string_lossy().into(), "2000".into()],
+        ));
+        rlogs.push(log);
+    }
+    for s in 0..2 {
+        let log = t.dir.join(format!("send.{s}"));
+        kids.push(spawn_role(
+            "sender",
+            &t.dir,
+            &[
+                name.into(),
+                s.to_string(),
+                per_sender.to_string(),
+                log.to_string_lossy().into(),
+            ],
+        ));
+    }
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    let mut seen = HashSet::new();
+    for log in &rlogs {
+        // Each receiver sees each (sender, priority) stream in send order.
+        let mut last: HashMap<(u64, u64), u64> = HashMap::new();
+        for e in read_log(log) {
+            let (p, s, prio) = (e[0], e[1], e[2]);
+            assert_eq!(prio, s.wrapping_mul(7) % 32);
+            if let Some(&before) = last.get(&(p, prio)) {
+                assert!(s > before, "sender {p} prio {prio}: {s} after {before}");
+            }
+            last.insert((p, prio), s);
+            assert!(seen.insert((p, s)), "({p}, {s}) received twice");
+        }
+    }
+    assert_eq!(seen.len() as u64, 2 * per_sender, "every message, once");
+}
+
+#[test]
+fn sigkill_at_random_moments_then_exact_counts() {
+    let _w = watchdog(600);
+    let t = temp();
+    let name = "/killed";
+    let q = new_queue(&t, name, 32, 256);
+    let kills_wanted = if cfg!(debug_assertions) { 20 } else { 80 };
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let (mut running, mut logs) = (vec![], vec![]);
+    let (mut kills, mut killed_receivers, mut serial) = (0, 0, 0u32);
+    while kills < kills_wanted {
+        for want_sender in [true, true, false, false] {
+            if running
+                .iter()
+                .filter(|r: &&(std::process::Child, bool)| r.1 == want_sender)
+                .count()
+                < 2
+            {
+                serial += 1;
+                let log = t.dir.join(format!("log.{serial}"));
+                let logs_arg = log.to_string_lossy().into_owned();
+                let child = if want_sender {
+                    spawn_role(
+                        "sender",
+                        &t.dir,
+                        &[
+                            name.into(),
+                            serial.to_string(),
+                            u64::MAX.to_string(),
+                            logs_arg,
+                        ],
+                    )
+                } else {
+                    spawn_role("receiver", &t.dir, &[name.into(), logs_arg])
+                };
+                logs.push((want_sender, log));
+                running.push((child, want_sender));
+            }
+        }
+        std::thread::sleep(Duration::from_micros(2000 + next(20_000)));
+        let (mut child, is_sender) = running.swap_remove(next(running.len() as u64) as usize);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        killed_receivers += usize::from(!is_sender);
+    }
+    for (mut child, is_sender) in running.drain(..) {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        killed_receivers += usize::from(!is_sender);
+    }
+    // Right after the reaping, with no recovery call: mq_curmsgs counts
+    // what a non-blocking drain receives.
+    let curmsgs = q.attributes().current_messages;
+    let mut received: Vec<(u64, u64)> = vec![];
+    let mut buf = vec![0u8; 256];
+    while let Ok((len, prio)) = q.try_recv(&mut buf) {
+        let (p, s, t) = decode_message(&buf[..len]).expect("intact message");
+        assert_eq!(t, prio as i64);
+        received.push((p as u64, s));
+    }
+    assert_eq!(curmsgs, received.len() as u64, "mq_curmsgs after the kills");
+    let mut sent = HashSet::new();
+    for (is_sender, log) in &logs {
+        for e in read_log(log) {
+            if *is_sender {
+                sent.insert((e[0], e[1]));
+            } else {
+                received.push((e[0], e[1]));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for r in &received {
+        assert!(seen.insert(*r), "message {r:?} received twice");
+    }
+    let lost = sent.iter().filter(|m| !seen.contains(m)).count();
+    assert!(
+        lost <= killed_receivers,
+        "{lost} lost, more than the {killed_receivers} killed receivers could hold"
+    );
+    assert!(
+        sent.len() > 500,
+        "too little traffic ({} messages)",
+        sent.len()
+    );
+    // Full capacity again: exactly mq_maxmsg messages fit.
+    let mut filled = 0;
+    while q.try_send(&[1; 256], 3).is_ok() {
+        filled += 1;
+    }
+    assert_eq!(filled, 32);
+    eprintln!(
+        "kills {kills} (receivers {killed_receivers}), sent {}, lost {lost}",
+        sent.len()
+    );
+}
+
+#[test]
+fn a_forked_childs_set_nonblocking_changes_the_parents_description() {
+    let t = temp();
+    let q = new_queue(&t, "/fork", 1, 8);
+    let other = rw().open(&t.ns, "/fork").unwrap();
+    // SAFETY: the child only stores to an atomic in a mapping it inherited
+    // and calls _exit (both async-signal-safe), as fork in a threaded
+    // process requires.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        q.set_nonblocking(true);
+        // SAFETY: ends the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(0) };
+    }
+    assert!(pid > 0);
+    let mut status = 0;
+    // SAFETY: waits for the child just forked; `status` is a valid pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        q.attributes().nonblocking,
+        "the child's change is the parent's"
+    );
+    assert!(
+        !other.attributes().nonblocking,
+        "another description is not"
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(q.recv(&mut buf), Err(MqRecvError::Again));
+}
+
+#[test]
+fn another_users_access_follows_the_mode() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run a process as nobody");
+        return;
+    }
+    let _w = watchdog(60);
+    // Modes exactly as given (no other test of this binary depends on the
+    // umask; the umask test runs in a child).
+    // SAFETY: umask(2) has no memory effects.
+    unsafe { libc::umask(0) };
+    let t = temp();
+    let ask = |name: &str| {
+        let out = spawn_role_as("stranger", &t.dir, &[name.into()], Some((65534, 65534)))
+            .wait_with_output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().find(|l| l.starts_with("read "));
+        line.unwrap_or_else(|| panic!("no answer in {text:?}"))
+            .to_owned()
+    };
+    let none = rw()
+        .create(true)
+        .mode(0o600)
+        .open(&t.ns, "/private")
+        .unwrap();
+    assert_eq!(
+        ask("/private").trim(),
+        "read Access write Access rw Access unlink Some(Access)"
+    );
+    let _ro = rw()
+        .create(true)
+        .mode(0o644)
+        .open(&t.ns, "/readable")
+        .unwrap();
+    assert_eq!(
+        ask("/readable").trim(),
+        "read ok write Access rw Access unlink Some(Access)"
+    );
+    let _all = rw().create(true).mode(0o666).open(&t.ns, "/open").unwrap();
+    // The directory is sticky: another user may not remove the name.
+    assert_eq!(
+        ask("/open").trim(),
+        "read ok write ok rw ok unlink Some(Access)"
+    );
+    drop(none);
+}
