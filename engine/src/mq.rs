@@ -547,6 +547,12 @@ impl MessageQueue {
         self.map.state().header.msgmax.load(Ordering::Relaxed)
     }
 
+    /// `mq_msgsize` (fixed at creation; no recovery, unlike
+    /// [`attributes`](Self::attributes)).
+    pub fn message_size(&self) -> u64 {
+        self.msgsize()
+    }
+
     /// `mq_getattr`. Counts are exact: what dead processes left is
     /// recovered first.
     pub fn attributes(&self) -> MqAttr {

@@ -11,7 +11,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-use libc::{c_char, c_int, c_long, c_void, key_t, msqid_ds, size_t, ssize_t, timespec};
+use libc::{
+    c_char, c_int, c_long, c_uint, c_void, key_t, mode_t, mq_attr, mqd_t, msqid_ds, size_t,
+    ssize_t, timespec,
+};
 use shmq_ffi_common as common;
 
 /// Returns the identifier of the queue of `key`, creating it if asked: the
@@ -216,4 +219,203 @@ pub unsafe extern "C" fn shmq_ftok(pathname: *const c_char, proj_id: c_int) -> k
 #[no_mangle]
 pub extern "C" fn shmq_refresh_credentials() {
     common::refresh_credentials()
+}
+
+// ----- POSIX message queues -----
+
+/// Opens (or creates) the POSIX queue `name`: the shmq counterpart of
+/// `mq_open(3)`, with `mode` and `attr` always passed (they are read only
+/// with `O_CREAT`; `mq_open`'s are variadic).
+///
+/// Arguments: `name` is `/` followed by up to 255 bytes, none a `/`;
+/// `oflag` is `O_RDONLY`, `O_WRONLY` or `O_RDWR`, with `O_CREAT`, `O_EXCL`,
+/// `O_NONBLOCK`; `mode` the new queue's permission bits (less the umask);
+/// `attr` NULL (the defaults, `/proc/sys/fs/mqueue/msg_default` and
+/// `msgsize_default`) or the new queue's `mq_maxmsg` and `mq_msgsize`.
+///
+/// Returns a descriptor (a close-on-exec file descriptor, which no other
+/// open file of the process shares, so it is never confused with a kernel
+/// `mqd_t`), or `(mqd_t)-1` with `errno`: `EINVAL` no leading `/`, `O_ACCMODE`
+/// 3 on an existing queue, or attributes out of range on creation (`<= 0`,
+/// above `msg_max` / `msgsize_max` without `CAP_SYS_RESOURCE`); `ENOENT` no
+/// such queue without `O_CREAT`, or the name `/`; `EEXIST` `O_CREAT |
+/// O_EXCL` and the queue exists; `EACCES` the mode refuses the access asked,
+/// or the name holds another `/` or is `/.` / `/..`; `ENAMETOOLONG` the name
+/// is too long; `ENOSPC` `queues_max` queues exist (without
+/// `CAP_SYS_RESOURCE`); `ENOMEM` the queue's memory could not be made (or
+/// `mq_maxmsg * mq_msgsize` exceeds 2^25 - 1 bytes); `EFAULT` `name` is NULL;
+/// `EIO` a bug in shmq (a caught panic).
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string; with `O_CREAT`, `attr`
+/// must be NULL or point to a `struct mq_attr`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_open(
+    name: *const c_char,
+    oflag: c_int,
+    mode: mode_t,
+    attr: *const mq_attr,
+) -> mqd_t {
+    // SAFETY: the caller keeps this function's contract, which is common's;
+    // glibc's struct mq_attr and common's MqAttr have one layout.
+    unsafe { common::mq::mq_open(name, oflag, mode, attr.cast()) }
+}
+
+/// Closes a queue descriptor: the counterpart of `mq_close(3)`. A number
+/// that is not a shmq queue descriptor is closed as `close(2)` would
+/// (glibc's `mq_close` is `close`).
+///
+/// Returns 0, or -1 with `errno` `EBADF` (not an open descriptor).
+///
+/// # Safety
+/// None needed.
+#[no_mangle]
+pub extern "C" fn shmq_mq_close(mqdes: mqd_t) -> c_int {
+    common::mq::mq_close(mqdes)
+}
+
+/// Removes the name of a POSIX queue: the counterpart of `mq_unlink(3)`.
+/// Descriptors open on the queue keep it until the last is closed.
+///
+/// Returns 0, or -1 with `errno`: `EINVAL` no leading `/`; `ENOENT` no such
+/// queue (or the name `/`); `EACCES` another user's queue (the caller is not
+/// its owner or root), or the name holds another `/`; `ENAMETOOLONG`;
+/// `EFAULT` `name` is NULL.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_unlink(name: *const c_char) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_unlink(name) }
+}
+
+/// Sends a message of priority `msg_prio`: the counterpart of
+/// `mq_send(3)`. Waits while the queue is full, unless the descriptor is
+/// `O_NONBLOCK`.
+///
+/// Returns 0, or -1 with `errno`, checked in this order: `EINVAL`
+/// `msg_prio >= MQ_PRIO_MAX` (32768); `EBADF` not a queue descriptor, or not
+/// open for writing; `EMSGSIZE` `msg_len > mq_msgsize`; `EFAULT` `msg_ptr`
+/// NULL with `msg_len > 0`; `EAGAIN` full and `O_NONBLOCK`; `EINTR` a signal
+/// handler ran while it waited (also with `SA_RESTART`); `ENOMEM` every
+/// attachment slot of the queue is held by live threads, or it is damaged;
+/// `EIO` a bug in shmq.
+///
+/// # Safety
+/// `msg_ptr` must be NULL or point to `msg_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_send(
+    mqdes: mqd_t,
+    msg_ptr: *const c_char,
+    msg_len: size_t,
+    msg_prio: c_uint,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedsend(mqdes, msg_ptr, msg_len, msg_prio, std::ptr::null()) }
+}
+
+/// `shmq_mq_send` that gives up at `*abs_timeout` (`CLOCK_REALTIME`): the
+/// counterpart of `mq_timedsend(3)`.
+///
+/// Returns as `shmq_mq_send`, and `ETIMEDOUT` the time passed with the queue
+/// still full; `EINVAL` (before anything else) `abs_timeout` has a negative
+/// `tv_sec` or `tv_nsec` outside `[0, 1e9)`. `O_NONBLOCK` wins over the
+/// timeout (`EAGAIN`).
+///
+/// # Safety
+/// `msg_ptr` as for `shmq_mq_send`; `abs_timeout` must be NULL (no limit)
+/// or point to a `struct timespec`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_timedsend(
+    mqdes: mqd_t,
+    msg_ptr: *const c_char,
+    msg_len: size_t,
+    msg_prio: c_uint,
+    abs_timeout: *const timespec,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedsend(mqdes, msg_ptr, msg_len, msg_prio, abs_timeout) }
+}
+
+/// Receives the oldest message of the highest priority: the counterpart of
+/// `mq_receive(3)`. Waits while the queue is empty, unless the descriptor
+/// is `O_NONBLOCK`.
+///
+/// Returns the message's length (its priority in `*msg_prio` unless NULL),
+/// or -1 with `errno`, checked in this order: `EBADF` not a queue
+/// descriptor, or not open for reading; `EMSGSIZE` `msg_len < mq_msgsize`
+/// (even when the queue is empty); `EAGAIN` empty and `O_NONBLOCK`; `EINTR`
+/// a signal handler ran while it waited (also with `SA_RESTART`); `EFAULT`
+/// `msg_ptr` NULL (the message is taken, as by the kernel); `ENOMEM`, `EIO`
+/// as `shmq_mq_send`.
+///
+/// # Safety
+/// `msg_ptr` must be NULL or point to `msg_len` writable bytes; `msg_prio`
+/// NULL or a writable `unsigned int`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_receive(
+    mqdes: mqd_t,
+    msg_ptr: *mut c_char,
+    msg_len: size_t,
+    msg_prio: *mut c_uint,
+) -> ssize_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedreceive(mqdes, msg_ptr, msg_len, msg_prio, std::ptr::null()) }
+}
+
+/// `shmq_mq_receive` that gives up at `*abs_timeout` (`CLOCK_REALTIME`):
+/// the counterpart of `mq_timedreceive(3)`.
+///
+/// Returns as `shmq_mq_receive`, and `ETIMEDOUT`; `EINVAL` (before anything
+/// else, even with a message ready) for an invalid `abs_timeout`.
+///
+/// # Safety
+/// As `shmq_mq_receive`; `abs_timeout` must be NULL or point to a
+/// `struct timespec`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_timedreceive(
+    mqdes: mqd_t,
+    msg_ptr: *mut c_char,
+    msg_len: size_t,
+    msg_prio: *mut c_uint,
+    abs_timeout: *const timespec,
+) -> ssize_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedreceive(mqdes, msg_ptr, msg_len, msg_prio, abs_timeout) }
+}
+
+/// Reads a queue's attributes: the counterpart of `mq_getattr(3)`
+/// (`mq_flags` is the descriptor's `O_NONBLOCK`).
+///
+/// Returns 0, or -1 with `errno` `EBADF` (not a queue descriptor).
+///
+/// # Safety
+/// `mqstat` must be NULL (nothing is stored) or point to a writable
+/// `struct mq_attr`.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_getattr(mqdes: mqd_t, mqstat: *mut mq_attr) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_setattr(mqdes, std::ptr::null(), mqstat.cast()) }
+}
+
+/// Sets a descriptor's `O_NONBLOCK` (the only attribute that changes;
+/// shared by every process holding the descriptor, a forked child's
+/// included): the counterpart of `mq_setattr(3)`. The old attributes go to
+/// `*omqstat` unless NULL.
+///
+/// Returns 0, or -1 with `errno`: `EINVAL` (checked first) `mq_flags` has a
+/// bit other than `O_NONBLOCK`; `EBADF` not a queue descriptor.
+///
+/// # Safety
+/// `mqstat` must be NULL or point to a `struct mq_attr`; `omqstat` NULL or
+/// a writable one.
+#[no_mangle]
+pub unsafe extern "C" fn shmq_mq_setattr(
+    mqdes: mqd_t,
+    mqstat: *const mq_attr,
+    omqstat: *mut mq_attr,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_setattr(mqdes, mqstat.cast(), omqstat.cast()) }
 }

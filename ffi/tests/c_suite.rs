@@ -803,3 +803,70 @@ fn counts_and_capacity_are_exact_right_after_sigkills_as_on_the_kernel() {
         "{kernel}"
     );
 }
+
+/// Unlinks the kernel's POSIX queues a parity run of `mq_*.c` may have left
+/// (names `/shmqt<base>-<tag>`, tags `a` to `z`), when dropped: also when
+/// the test fails.
+struct KernelMqNames(String);
+
+impl Drop for KernelMqNames {
+    fn drop(&mut self) {
+        for tag in 'a'..='z' {
+            let name = std::ffi::CString::new(format!("/shmqt{}-{tag}", self.0)).unwrap();
+            // SAFETY: a NUL-terminated name; a missing queue fails harmlessly.
+            unsafe { libc::mq_unlink(name.as_ptr()) };
+        }
+    }
+}
+
+/// [`parity`] for a POSIX queue program, whose queue names derive from the
+/// same base as the System V keys.
+fn mq_parity(source: &str, offset: i32, with_static: bool) -> String {
+    let _names = KernelMqNames(format!("{:#x}", key_base(offset)));
+    parity(source, offset, with_static)
+}
+
+#[test]
+fn posix_queue_errno_paths_match_the_kernel_through_libshmq_and_the_preload_library() {
+    let kernel = mq_parity("ffi/tests/c/mq_errno_paths.c", 10, true);
+    for line in [
+        "no leading slash: -1 EINVAL",
+        "two slashes: -1 EACCES",
+        "256 bytes: -1 ENAMETOOLONG",
+        "open it with O_ACCMODE 3: -1 EINVAL",
+        "send prio 32768 on read-only: -1 EINVAL",
+        "send too long on read-only: -1 EBADF",
+        "receive short buffer, empty: -1 EMSGSIZE",
+        "receive bad timespec, ready: -1 EINVAL",
+        "full, deadline past: -1 ETIMEDOUT",
+        "full, O_NONBLOCK, deadline later: -1 EAGAIN",
+        "received m4 prio 32767",
+        "old queue gives after prio 2",
+        "received left behind prio 7",
+    ] {
+        assert!(kernel.contains(line), "kernel transcript lacks {line:?}");
+    }
+    if unsafe_geteuid() == 0 {
+        for line in [
+            "nobody opens 0600 read-only: -1 EACCES",
+            "nobody unlinks 0666: -1 EACCES",
+        ] {
+            assert!(kernel.contains(line), "kernel transcript lacks {line:?}");
+        }
+    }
+}
+
+#[test]
+fn posix_queue_blocking_hand_off_timeouts_eintr_and_fork_match_the_kernel() {
+    let kernel = mq_parity("ffi/tests/c/mq_blocking.c", 11, false);
+    for line in [
+        "blocked receiver got wake up prio 9",
+        "sender child asleep: yes",
+        "timed receive on empty: -1 ETIMEDOUT",
+        "blocked send, signal: -1 EINTR",
+        "parent's descriptor: flags O_NONBLOCK",
+        "parent's receive: -1 EAGAIN",
+    ] {
+        assert!(kernel.contains(line), "kernel transcript lacks {line:?}");
+    }
+}

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod ctl;
+pub mod mq;
 mod user;
 
 use libc::{c_char, c_int, c_long, c_void, key_t, msqid_ds, size_t, ssize_t, timespec};

@@ -5,7 +5,10 @@
 //! LD_PRELOAD=/abs/path/target/release/libshmq_preload.so ./app
 //! ```
 //!
-//! Exports `msgget`, `msgsnd`, `msgrcv`, `msgctl` and `ftok` themselves, so
+//! Exports `msgget`, `msgsnd`, `msgrcv`, `msgctl` and `ftok`, and the POSIX
+//! queue functions `mq_open` (and glibc's fortified `__mq_open_2`),
+//! `mq_close`, `mq_unlink`, `mq_send`, `mq_timedsend`, `mq_receive`,
+//! `mq_timedreceive`, `mq_getattr` and `mq_setattr` themselves, so
 //! that the dynamic linker binds a program's calls here instead of to glibc
 //! (and so to shmq instead of the kernel). They are `shmq-ffi-common`'s entry
 //! points, the same code as `libshmq.so`'s `shmq_*` functions: the kernel's
@@ -78,6 +81,148 @@ pub unsafe extern "C" fn msgctl(msqid: c_int, cmd: c_int, buf: *mut msqid_ds) ->
 pub unsafe extern "C" fn ftok(pathname: *const c_char, proj_id: c_int) -> key_t {
     // SAFETY: the caller keeps this function's contract, which is common's.
     unsafe { common::ftok(pathname, proj_id) }
+}
+
+// ----- POSIX message queues -----
+
+/// `mq_open(3)` on shmq. C declares it variadic (`mode` and `attr` follow
+/// only with `O_CREAT`); on the Linux ABIs this library is built for
+/// (x86-64, AArch64), the first variadic arguments of a call travel in the
+/// same registers as named ones would, so this definition reads them where
+/// the caller put them, and reads them only with `O_CREAT`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; with `O_CREAT`, `attr` is NULL
+/// or points to a `struct mq_attr`.
+#[no_mangle]
+pub unsafe extern "C" fn mq_open(
+    name: *const c_char,
+    oflag: c_int,
+    mode: libc::mode_t,
+    attr: *const libc::mq_attr,
+) -> libc::mqd_t {
+    // SAFETY: the caller keeps this function's contract, which is common's;
+    // glibc's struct mq_attr and common's MqAttr have one layout.
+    unsafe { common::mq::mq_open(name, oflag, mode, attr.cast()) }
+}
+
+/// glibc's `_FORTIFY_SOURCE` form of a two-argument `mq_open`: as glibc's,
+/// `O_CREAT` without a mode is a fatal error; otherwise `mq_open`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn __mq_open_2(name: *const c_char, oflag: c_int) -> libc::mqd_t {
+    if oflag & libc::O_CREAT != 0 {
+        eprintln!("invalid mq_open call: O_CREAT without mode and attr");
+        std::process::abort();
+    }
+    // SAFETY: without O_CREAT, `mode` and `attr` are not read.
+    unsafe { common::mq::mq_open(name, oflag, 0, std::ptr::null()) }
+}
+
+/// `mq_close(3)` on shmq (any other descriptor: `close`).
+#[no_mangle]
+pub extern "C" fn mq_close(mqdes: libc::mqd_t) -> c_int {
+    common::mq::mq_close(mqdes)
+}
+
+/// `mq_unlink(3)` on shmq.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mq_unlink(name: *const c_char) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_unlink(name) }
+}
+
+/// `mq_send(3)` on shmq.
+///
+/// # Safety
+/// `msg_ptr` is NULL or points to `msg_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mq_send(
+    mqdes: libc::mqd_t,
+    msg_ptr: *const c_char,
+    msg_len: size_t,
+    msg_prio: libc::c_uint,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedsend(mqdes, msg_ptr, msg_len, msg_prio, std::ptr::null()) }
+}
+
+/// `mq_timedsend(3)` on shmq.
+///
+/// # Safety
+/// As `mq_send`; `abs_timeout` is NULL or points to a `struct timespec`.
+#[no_mangle]
+pub unsafe extern "C" fn mq_timedsend(
+    mqdes: libc::mqd_t,
+    msg_ptr: *const c_char,
+    msg_len: size_t,
+    msg_prio: libc::c_uint,
+    abs_timeout: *const libc::timespec,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedsend(mqdes, msg_ptr, msg_len, msg_prio, abs_timeout) }
+}
+
+/// `mq_receive(3)` on shmq.
+///
+/// # Safety
+/// `msg_ptr` is NULL or points to `msg_len` writable bytes; `msg_prio` is
+/// NULL or a writable `unsigned int`.
+#[no_mangle]
+pub unsafe extern "C" fn mq_receive(
+    mqdes: libc::mqd_t,
+    msg_ptr: *mut c_char,
+    msg_len: size_t,
+    msg_prio: *mut libc::c_uint,
+) -> ssize_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedreceive(mqdes, msg_ptr, msg_len, msg_prio, std::ptr::null()) }
+}
+
+/// `mq_timedreceive(3)` on shmq.
+///
+/// # Safety
+/// As `mq_receive`; `abs_timeout` is NULL or points to a `struct timespec`.
+#[no_mangle]
+pub unsafe extern "C" fn mq_timedreceive(
+    mqdes: libc::mqd_t,
+    msg_ptr: *mut c_char,
+    msg_len: size_t,
+    msg_prio: *mut libc::c_uint,
+    abs_timeout: *const libc::timespec,
+) -> ssize_t {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_timedreceive(mqdes, msg_ptr, msg_len, msg_prio, abs_timeout) }
+}
+
+/// `mq_getattr(3)` on shmq.
+///
+/// # Safety
+/// `mqstat` is NULL or points to a writable `struct mq_attr`.
+#[no_mangle]
+pub unsafe extern "C" fn mq_getattr(mqdes: libc::mqd_t, mqstat: *mut libc::mq_attr) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_setattr(mqdes, std::ptr::null(), mqstat.cast()) }
+}
+
+/// `mq_setattr(3)` on shmq.
+///
+/// # Safety
+/// `mqstat` is NULL or points to a `struct mq_attr`; `omqstat` is NULL or
+/// points to a writable one.
+#[no_mangle]
+pub unsafe extern "C" fn mq_setattr(
+    mqdes: libc::mqd_t,
+    mqstat: *const libc::mq_attr,
+    omqstat: *mut libc::mq_attr,
+) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's.
+    unsafe { common::mq::mq_setattr(mqdes, mqstat.cast(), omqstat.cast()) }
 }
 
 /// The next definition of the C function `name` after this library (the C

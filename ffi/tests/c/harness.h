@@ -63,6 +63,10 @@ static inline const char *ename(int e)
     case ENOTDIR: return "ENOTDIR";
     case EPERM: return "EPERM";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case EBADF: return "EBADF";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EBUSY: return "EBUSY";
     case 0: return "0";
     default: {
         static char buf[32];
