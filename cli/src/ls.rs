@@ -72,6 +72,9 @@ pub(crate) fn run(ns: &Namespace, args: &LsArgs) -> Result<(), Failure> {
             summary(&mut out, ns);
         } else {
             table(&mut out, args, &snapshot(ns));
+            if !(args.pid || args.time || args.creator) {
+                crate::mq::table(&mut out, ns);
+            }
         }
         out.push('\n');
         out

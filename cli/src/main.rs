@@ -8,6 +8,7 @@ mod doctor;
 mod errors;
 mod json;
 mod ls;
+mod mq;
 mod msg;
 mod rm;
 mod soak;

@@ -1,5 +1,6 @@
 //! `shmq send` and `shmq recv`: one `msgsnd`, or a few `msgrcv`s, on the
-//! queue of a key.
+//! queue of a key; or, given a POSIX queue's name (`/NAME`), one `mq_send`
+//! or a few `mq_receive`s (`crate::mq`).
 
 use crate::args::{parse_duration, parse_mode, parse_public_key, Key};
 use crate::errors::Failure;
@@ -9,6 +10,33 @@ use std::io::{Read, Write as _};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Which queue: a System V key, or a POSIX queue's name.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    /// A System V queue's key.
+    Key(Key),
+    /// A POSIX queue's name, `/NAME`.
+    Name(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Key(k) => k.fmt(f),
+            Target::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// A name starting with `/` is a POSIX queue's; anything else a key.
+fn parse_target(s: &str) -> Result<Target, String> {
+    if s.starts_with('/') {
+        Ok(Target::Name(s.to_owned()))
+    } else {
+        parse_public_key(s).map(Target::Key)
+    }
+}
 
 /// How to open the queue (`msgget`'s `IPC_CREAT` and mode).
 #[derive(clap::Args, Debug)]
@@ -25,11 +53,13 @@ pub(crate) struct OpenArgs {
 #[derive(clap::Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct SendArgs {
-    /// The queue's key: 0x hexadecimal, 0 octal or decimal
-    #[arg(value_parser = parse_public_key)]
-    key: Key,
-    /// The message type (mtype), at least 1
-    #[arg(value_name = "TYPE", value_parser = clap::value_parser!(i64).range(1..))]
+    /// The queue's key: 0x hexadecimal, 0 octal or decimal; or a POSIX
+    /// queue's name, /NAME
+    #[arg(value_parser = parse_target)]
+    key: Target,
+    /// The message type (mtype), at least 1; for a POSIX queue, the
+    /// message's priority (0 to 32767)
+    #[arg(value_name = "TYPE")]
     mtype: i64,
     /// The message text; `-` reads it from standard input
     #[arg(required_unless_present = "file")]
@@ -48,9 +78,11 @@ pub(crate) struct SendArgs {
 #[derive(clap::Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct RecvArgs {
-    /// The queue's key: 0x hexadecimal, 0 octal or decimal
-    #[arg(value_parser = parse_public_key)]
-    key: Key,
+    /// The queue's key: 0x hexadecimal, 0 octal or decimal; or a POSIX
+    /// queue's name, /NAME (which always gives the oldest message of the
+    /// highest priority: no TYPE)
+    #[arg(value_parser = parse_target)]
+    key: Target,
     /// msgtyp: 0 the oldest message; N > 0 the oldest of type N; -N the
     /// oldest of the lowest type <= N
     #[arg(value_name = "TYPE", default_value_t = 0)]
@@ -78,7 +110,8 @@ pub(crate) struct RecvArgs {
     /// Write a newline after each message
     #[arg(long)]
     newline: bool,
-    /// Write each message's type and a tab before its text
+    /// Write each message's type (a POSIX queue's: its priority) and a tab
+    /// before its text
     #[arg(long)]
     show_type: bool,
     #[command(flatten)]
@@ -103,9 +136,47 @@ fn open(ns: &Namespace, key: &Key, open: &OpenArgs) -> Result<Queue, Failure> {
 
 /// Runs `shmq send`.
 pub(crate) fn send(ns: &Namespace, args: &SendArgs) -> Result<(), Failure> {
+    let key = match &args.key {
+        Target::Key(k) if args.mtype >= 1 => k,
+        Target::Key(_) => return Err(Failure::usage("send: TYPE must be at least 1")),
+        Target::Name(_) => return send_posix(ns, args),
+    };
     // Read at most one byte more than msgmax: enough to know it is too long.
     let limit = ns.limits().msgmax.saturating_add(1);
-    let text = match (&args.file, &args.text) {
+    let text = read_text(args, limit)?;
+    let q = open(ns, key, &args.open)?;
+    let sent = if args.nowait {
+        q.try_send(args.mtype, &text)
+    } else {
+        q.send(args.mtype, &text)
+    };
+    sent.map_err(|e| match e {
+        SendError::Invalid if text.len() as u64 >= limit => Failure::op(
+            format_args!("msgsnd {key} (text longer than msgmax, {})", limit - 1),
+            e,
+        ),
+        e => Failure::op(format_args!("msgsnd {key}"), e),
+    })
+}
+
+/// `shmq send /NAME PRIO TEXT`.
+fn send_posix(ns: &Namespace, args: &SendArgs) -> Result<(), Failure> {
+    // The longest message any POSIX queue takes (16 MiB), and a byte more.
+    let text = read_text(args, (16 << 20) + 1)?;
+    let create = args.open.create.then(|| args.open.mode.unwrap_or(0o660));
+    crate::mq::send(
+        ns,
+        &args.key.to_string(),
+        args.mtype,
+        &text,
+        create,
+        args.nowait,
+    )
+}
+
+/// The text to send, at most `limit` bytes of it.
+fn read_text(args: &SendArgs, limit: u64) -> Result<Vec<u8>, Failure> {
+    Ok(match (&args.file, &args.text) {
         (Some(path), _) => std::fs::File::open(path)
             .and_then(|f| read_at_most(f, limit))
             .map_err(|e| Failure::op(format!("read {}", path.display()), e))?,
@@ -117,23 +188,6 @@ pub(crate) fn send(ns: &Namespace, args: &SendArgs) -> Result<(), Failure> {
                 "send: give TEXT, --file F, or - to read standard input",
             ))
         }
-    };
-    let q = open(ns, &args.key, &args.open)?;
-    let sent = if args.nowait {
-        q.try_send(args.mtype, &text)
-    } else {
-        q.send(args.mtype, &text)
-    };
-    sent.map_err(|e| match e {
-        SendError::Invalid if text.len() as u64 >= limit => Failure::op(
-            format_args!(
-                "msgsnd {} (text longer than msgmax, {})",
-                args.key,
-                limit - 1
-            ),
-            e,
-        ),
-        e => Failure::op(format_args!("msgsnd {}", args.key), e),
     })
 }
 
@@ -146,7 +200,26 @@ fn read_at_most(r: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
 /// Runs `shmq recv`: each message's text goes to standard output as it
 /// arrives.
 pub(crate) fn recv(ns: &Namespace, args: &RecvArgs) -> Result<(), Failure> {
-    let q = open(ns, &args.key, &args.open)?;
+    let key = match &args.key {
+        Target::Key(k) => k,
+        Target::Name(name) => {
+            if args.msgtyp != 0 || args.except || args.noerror || args.max_size.is_some() {
+                return Err(Failure::usage(
+                    "recv: a POSIX queue takes no TYPE, --except, --noerror or --max-size",
+                ));
+            }
+            let how = crate::mq::RecvHow {
+                nowait: args.nowait,
+                timeout: args.timeout,
+                count: args.count,
+                newline: args.newline,
+                show_prio: args.show_type,
+                create: args.open.create.then(|| args.open.mode.unwrap_or(0o660)),
+            };
+            return crate::mq::recv(ns, name, &how);
+        }
+    };
+    let q = open(ns, key, &args.open)?;
     let msgmax = usize::try_from(ns.limits().msgmax).unwrap_or(usize::MAX);
     // No message is longer than msgmax: a larger buffer would only waste memory.
     let mut buf = vec![0u8; args.max_size.unwrap_or(msgmax).min(msgmax)];
@@ -163,7 +236,7 @@ pub(crate) fn recv(ns: &Namespace, args: &RecvArgs) -> Result<(), Failure> {
             Some(t) => q.recv_timeout(&mut buf, opts, t),
             None => q.recv(&mut buf, opts),
         };
-        let m = got.map_err(|e| recv_failure(&args.key, e, buf.len()))?;
+        let m = got.map_err(|e| recv_failure(key, e, buf.len()))?;
         let mut write = || -> std::io::Result<()> {
             if args.show_type {
                 write!(stdout, "{}\t", m.mtype)?;

@@ -22,7 +22,10 @@ pub(crate) struct RmArgs {
     /// (repeatable)
     #[arg(short = 'Q', long = "queue-key", value_name = "KEY", value_parser = parse_key, group = "what")]
     keys: Vec<Key>,
-    /// Remove every queue of the namespace
+    /// Remove the name of this POSIX queue, /NAME (mq_unlink; repeatable)
+    #[arg(long = "mq", value_name = "NAME", group = "what")]
+    mq_names: Vec<String>,
+    /// Remove every queue of the namespace, POSIX queues' names included
     #[arg(short, long, group = "what")]
     all: bool,
     /// Say what is being done
@@ -44,6 +47,7 @@ pub(crate) fn run(ns: &Namespace, args: &RmArgs) -> Result<(), Failure> {
             ok &= remove_id(ns, id, None, args.verbose);
         }
     }
+    ok &= crate::mq::remove(ns, &args.mq_names, args.all, args.verbose);
     if ok {
         Ok(())
     } else {
