@@ -58,7 +58,15 @@ fn kernel_queue_exists(id: i32) -> bool {
     unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) == 0 }
 }
 
-const MECHS: [&str; 6] = ["shmq", "bare-ring", "sysv", "posix-mq", "pipe", "seqpacket"];
+const MECHS: [&str; 7] = [
+    "shmq",
+    "bare-ring",
+    "sysv",
+    "posix-mq",
+    "shmq-mq",
+    "pipe",
+    "seqpacket",
+];
 
 fn rows<'a>(report: &'a Value, part: &str) -> &'a Vec<Value> {
     report[part]

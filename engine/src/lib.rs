@@ -36,7 +36,8 @@
 //! `type_fifo`, `type_dir` (the lock-free structures), `wait` (futex
 //! sleep/wake, as a strategy), `slots` and `recovery` (crash safety),
 //! `transfer` (the data path), `blocking` (waiting between tries), `queue`
-//! (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`. Under
+//! (msgsnd/msgrcv/msgctl semantics), `namespace` and `ids`, and `mq`
+//! (POSIX queues, [`MessageQueue`], on the same queue files). Under
 //! `--cfg loom`, `model` runs the same algorithms on heap memory for the
 //! loom models in `loom-tests/`.
 #![deny(unsafe_code)]

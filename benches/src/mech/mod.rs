@@ -5,6 +5,7 @@ mod pipe;
 mod posix_mq;
 mod seqpacket;
 mod shmq;
+mod shmq_mq;
 mod sysv;
 
 pub use self::bare_ring::BareRing;
@@ -12,6 +13,7 @@ pub use self::pipe::Pipe;
 pub use self::posix_mq::PosixMq;
 pub use self::seqpacket::SeqPacket;
 pub use self::shmq::Shmq;
+pub use self::shmq_mq::ShmqMq;
 pub use self::sysv::{created_ids as sysv_created_ids, queue_exists as sysv_queue_exists, SysV};
 
 use crate::mechanism::Mechanism;
@@ -26,6 +28,7 @@ pub fn builtin(dir: Option<PathBuf>) -> Vec<Box<dyn Mechanism + Send>> {
         Box::new(BareRing),
         Box::new(SysV),
         Box::new(PosixMq),
+        Box::new(ShmqMq),
         Box::new(Pipe),
         Box::new(SeqPacket),
     ]
