@@ -625,3 +625,30 @@ fn another_users_access_follows_the_mode() {
     );
     drop(none);
 }
+
+#[test]
+fn a_damaged_queue_file_is_refused_and_the_doctor_leaves_posix_queues_alone() {
+    let t = temp();
+    let q = new_queue(&t, "/good", 2, 8);
+    std::fs::write(t.dir.join("mq").join("junk"), b"not a queue").unwrap();
+    assert_eq!(
+        rw().open(&t.ns, "/junk").unwrap_err(),
+        MqOpenError::NoMemory
+    );
+    assert_eq!(
+        rw().create(true)
+            .exclusive(true)
+            .open(&t.ns, "/junk")
+            .unwrap_err(),
+        MqOpenError::Exists
+    );
+    let names: Vec<String> = MessageQueue::list(&t.ns)
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["/good"], "the damaged file is not listed");
+    let report = t.ns.doctor(&shmq::doctor::DoctorOptions::default());
+    assert!(report.findings.is_empty(), "{report:?}");
+    q.try_send(b"ok", 1).unwrap();
+    MessageQueue::unlink(&t.ns, "/junk").unwrap();
+}

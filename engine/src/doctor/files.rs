@@ -8,6 +8,8 @@ use super::*;
 pub(super) enum FileKind {
     IdTable,
     Config,
+    /// The directory of POSIX queues (`mq`): their files are not checked.
+    PosixQueues,
     Queue(i32),
     TempTable(u32),
     Unknown,
@@ -23,6 +25,7 @@ pub(super) fn classify(name: &str) -> FileKind {
     match name {
         "ids" => FileKind::IdTable,
         "config" => FileKind::Config,
+        "mq" => FileKind::PosixQueues,
         _ => {
             if let Some(id) = name.strip_prefix("msq.").and_then(decimal::<i32>) {
                 return FileKind::Queue(id);
@@ -328,7 +331,10 @@ pub(super) fn check_files(d: &mut Doctor<'_>, ns: &Namespace, names: &[String]) 
     for name in names {
         let subject = Subject::File { name: name.clone() };
         match classify(name) {
-            FileKind::IdTable | FileKind::Config | FileKind::TempTable(_) => {}
+            FileKind::IdTable
+            | FileKind::Config
+            | FileKind::TempTable(_)
+            | FileKind::PosixQueues => {}
             FileKind::Unknown => d.push(subject, Problem::UnknownFile, Outcome::Note),
             FileKind::Queue(id) => {
                 let (idx, seq) = (id as usize % n, id as usize / n);
