@@ -67,7 +67,9 @@ pub(crate) fn listing(ns: &Namespace, rows: &[Row]) -> String {
             s.ctime
         );
     }
-    out.push_str("]}\n");
+    out.push(']');
+    crate::mq::json(&mut out, ns);
+    out.push_str("}\n");
     out
 }
 

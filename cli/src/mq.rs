@@ -36,6 +36,36 @@ pub(crate) fn table(out: &mut String, ns: &Namespace) {
     }
 }
 
+/// `,"posix_queues":[...]` for `shmq ls --json`, when the namespace has
+/// POSIX queues (nothing otherwise, so that a System V listing reads as it
+/// always did).
+pub(crate) fn json(out: &mut String, ns: &Namespace) {
+    let queues = MessageQueue::list(ns);
+    if queues.is_empty() {
+        return;
+    }
+    out.push_str(",\"posix_queues\":[");
+    for (i, q) in queues.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"name\":{},\"owner\":{},\"uid\":{},\"gid\":{},\"perms\":\"{:o}\",\
+             \"maxmsg\":{},\"msgsize\":{},\"messages\":{}}}",
+            crate::json::string(&q.name),
+            crate::json::string(&crate::ls::user(q.perms.uid)),
+            q.perms.uid,
+            q.perms.gid,
+            q.perms.mode & 0o777,
+            q.attr.max_messages,
+            q.attr.message_size,
+            q.attr.current_messages
+        );
+    }
+    out.push(']');
+}
+
 /// `mq_unlink` of each name; `false` if any failed (said on stderr).
 pub(crate) fn remove(ns: &Namespace, names: &[String], all: bool, verbose: bool) -> bool {
     let mut names = names.to_vec();

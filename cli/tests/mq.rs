@@ -65,6 +65,16 @@ fn send_recv_ls_and_rm_by_name_with_priorities() {
         .expect("a /jobs row");
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[2..], ["640", "10", "8192", "3"], "{row}");
+    let json = ns.run(&["ls", "--json"]);
+    let json = ok(&json);
+    assert!(
+        json.contains("\"posix_queues\":[{\"name\":\"/jobs\","),
+        "{json}"
+    );
+    assert!(
+        json.ends_with("\"perms\":\"640\",\"maxmsg\":10,\"msgsize\":8192,\"messages\":3}]}\n"),
+        "{json}"
+    );
     let got = ns.run(&["recv", "/jobs", "--count", "3", "--newline", "--show-type"]);
     assert_eq!(ok(&got), "9\tnine\n3\tthree\n0\tzero\n");
     let empty = ns.run(&["recv", "/jobs", "--nowait"]);
