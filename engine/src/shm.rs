@@ -467,6 +467,15 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
             slots::claim(st.header, st.slots).ok_or(NoSlot)?
         }
     };
+    // Where this thread runs, for its peers' spin-or-yield decision (see
+    // `wait::Peers`), before it first waits here: a thread that only sends
+    // on this queue and waits on another (a POSIX request / reply pair of
+    // queues) otherwise stays "on an unknown CPU" here, and a receiver
+    // sharing its CPU spun its whole spin time instead of yielding to it.
+    // Relaxed: a heuristic, read by peers without ordering.
+    st.slots[slot]
+        .wait_cpu
+        .store(crate::wait::current_cpu() + 1, Ordering::Relaxed);
     let stored = MINE.try_with(|t| {
         let mut t = t.borrow_mut();
         t.release_unused();
