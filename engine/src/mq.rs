@@ -180,7 +180,9 @@ pub struct MqOpenOptions {
     exclusive: bool,
     nonblocking: bool,
     mode: u32,
-    attr: Option<(i64, i64)>,
+    /// `mq_maxmsg` and `mq_msgsize` of a new queue; `None`: the default.
+    max_messages: Option<i64>,
+    message_size: Option<i64>,
 }
 
 impl MqOpenOptions {
@@ -195,7 +197,8 @@ impl MqOpenOptions {
             exclusive: false,
             nonblocking: false,
             mode: 0,
-            attr: None,
+            max_messages: None,
+            message_size: None,
         }
     }
 
@@ -256,27 +259,26 @@ impl MqOpenOptions {
         self
     }
 
-    /// `mq_maxmsg` of a new queue (default: `msg_default`).
+    /// `mq_maxmsg` of a new queue (default: `msg_default`, capped by
+    /// `msg_max`).
     #[must_use]
-    pub fn max_messages(mut self, n: i64) -> MqOpenOptions {
-        let (_, size) = self.attr.unwrap_or((0, 0));
-        self.attr = Some((n, size));
+    pub const fn max_messages(mut self, n: i64) -> MqOpenOptions {
+        self.max_messages = Some(n);
         self
     }
 
-    /// `mq_msgsize` of a new queue (default: `msgsize_default`).
+    /// `mq_msgsize` of a new queue (default: `msgsize_default`, capped by
+    /// `msgsize_max`).
     #[must_use]
-    pub fn message_size(mut self, n: i64) -> MqOpenOptions {
-        let (max, _) = self.attr.unwrap_or((0, 0));
-        self.attr = Some((max, n));
+    pub const fn message_size(mut self, n: i64) -> MqOpenOptions {
+        self.message_size = Some(n);
         self
     }
 
     /// Both attributes of a new queue, as `mq_open`'s `attr` gives them.
     #[must_use]
-    pub const fn attributes(mut self, max_messages: i64, message_size: i64) -> MqOpenOptions {
-        self.attr = Some((max_messages, message_size));
-        self
+    pub const fn attributes(self, max_messages: i64, message_size: i64) -> MqOpenOptions {
+        self.max_messages(max_messages).message_size(message_size)
     }
 
     /// `mq_open(name, ...)` in namespace `ns`, with the kernel's errors in
@@ -346,10 +348,17 @@ impl MqOpenOptions {
     fn create_new(&self, ns: &Namespace, path: &Path) -> Result<Option<Arc<Mapped>>, MqOpenError> {
         let limits = MqLimits::for_namespace(ns.dir());
         let privileged = limits::has_cap_sys_resource();
-        let (maxmsg, msgsize) = match self.attr {
-            Some((m, s)) if limits.accepts(m, s, privileged) => (m as u64, s as u64),
-            Some(_) => return Err(MqOpenError::Invalid),
-            None => limits.defaults(),
+        let (default_max, default_size) = limits.defaults();
+        let (maxmsg, msgsize) = match (self.max_messages, self.message_size) {
+            (None, None) => (default_max, default_size),
+            (m, s) => {
+                let m = m.unwrap_or(default_max as i64);
+                let s = s.unwrap_or(default_size as i64);
+                if !limits.accepts(m, s, privileged) {
+                    return Err(MqOpenError::Invalid);
+                }
+                (m as u64, s as u64)
+            }
         };
         let dir = mq_dir(ns);
         if !dir.is_dir() {

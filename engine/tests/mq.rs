@@ -125,6 +125,21 @@ fn create_exclusive_access_and_attributes() {
     let mut buf = [0u8; 8192];
     assert_eq!(none.try_send(b"x", 0), Err(MqSendError::BadDescriptor));
     assert_eq!(none.try_recv(&mut buf), Err(MqRecvError::BadDescriptor));
+    // One attribute given: the other is the default.
+    let half = rw()
+        .create(true)
+        .mode(0o600)
+        .max_messages(3)
+        .open(&t.ns, "/half")
+        .unwrap();
+    assert_eq!(
+        (
+            half.attributes().max_messages,
+            half.attributes().message_size
+        ),
+        (3, 8192)
+    );
+    MessageQueue::unlink(&t.ns, "/half").unwrap();
     // Defaults from the limits.
     assert_eq!(
         (
