@@ -68,6 +68,8 @@ mod ids;
 #[allow(unsafe_code)]
 mod kill_points;
 mod layout;
+#[cfg(not(loom))]
+mod lease;
 #[allow(unsafe_code)]
 mod liveness;
 mod lowest_type;
@@ -111,6 +113,8 @@ mod test_support;
 pub use error::{CtlError, GetError, OpenError, OpenErrorKind, RecvError, SendError};
 #[cfg(not(loom))]
 pub use ftok::ftok;
+#[cfg(not(loom))]
+pub use lease::{park_any, Awaited, Lease, LeasedLoan, ParkEnd, WakeWord, PARK_ANY_MAX};
 pub use message::{Received, Selector};
 #[cfg(not(loom))]
 pub use namespace::{GetOptions, Namespace, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
