@@ -50,7 +50,9 @@
 mod reactor;
 
 use reactor::{Fired, Key, Ticket, Want};
-use shmq::{Lease, LeasedLoan, Queue, Received, RecvError, RecvOptions, SendError};
+use shmq::{
+    Lease, LeasedLoan, Peeked, Queue, Received, RecvError, RecvOptions, Selector, SendError,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -174,6 +176,23 @@ impl AsyncQueue {
                 }
             }
             if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0).await {
+                return Err(e);
+            }
+            waited = true;
+        }
+    }
+
+    /// Waits until a message `sel` takes is queued and copies it into `buf`
+    /// without taking it ([`Queue::try_peek`]).
+    pub async fn peek(&self, buf: &mut [u8], sel: Selector) -> Result<Peeked, RecvError> {
+        let mut waited = false;
+        loop {
+            match self.inner.q.try_peek(buf, sel) {
+                Err(RecvError::NoMessage) => {}
+                Err(RecvError::Invalid) if waited => return Err(RecvError::Removed),
+                r => return r,
+            }
+            if let Fired::Failed(e) = self.wait(Want::Message(sel), 0).await {
                 return Err(e);
             }
             waited = true;

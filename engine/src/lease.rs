@@ -439,3 +439,83 @@ pub fn park_any(leases: &[&Lease], wake: &WakeWord, wake_seen: u32, timeout: Dur
         _ => ParkEnd::Woken,
     }
 }
+
+/// A message copied by [`Queue::try_peek`], still queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peeked {
+    /// Its type and the bytes copied.
+    pub received: crate::message::Received,
+    /// Its send stamp: unique among the messages this queue ever held, in
+    /// send order; the same message peeked twice has the same stamp.
+    pub seq: u64,
+}
+
+impl Queue {
+    /// Copies the message a receive with `sel` would take now into `buf`
+    /// and leaves it queued (as `MSG_COPY`, but by selector), with its send
+    /// stamp. Never waits: [`RecvError::NoMessage`] if there is none;
+    /// [`RecvError::TooBig`] if `buf` is too short (no truncation). For a
+    /// consumer that must not lose a message if it dies before what it
+    /// copied is safe elsewhere: peek, store, then take (and be the only
+    /// receiver of `sel`, or the take may get another message).
+    ///
+    /// ```
+    /// # let dir = std::path::Path::new("/dev/shm").join(format!("shmq-doc-peek-{}", std::process::id()));
+    /// # struct Cleanup(std::path::PathBuf);
+    /// # impl Drop for Cleanup { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+    /// # let _cleanup = Cleanup(dir.clone());
+    /// use shmq::{GetOptions, Namespace, RecvError, Selector, IPC_PRIVATE};
+    /// let ns = Namespace::open(&dir)?;
+    /// let q = ns.get(IPC_PRIVATE, GetOptions::new().create(true).mode(0o600))?;
+    /// q.try_send(1, b"one")?;
+    /// q.try_send(2, b"two")?;
+    /// let mut buf = [0u8; 8];
+    /// let a = q.try_peek(&mut buf, Selector::Type(2))?;
+    /// assert_eq!((a.received.mtype, &buf[..a.received.len]), (2, &b"two"[..]));
+    /// assert_eq!(q.try_peek(&mut buf, Selector::Type(2))?.seq, a.seq); // still there
+    /// let b = q.try_peek(&mut buf, Selector::Any)?;
+    /// assert!(b.seq < a.seq); // "one" was sent first
+    /// assert_eq!(q.try_peek(&mut buf[..2], Selector::Any), Err(RecvError::TooBig));
+    /// q.try_recv(&mut buf, Selector::Type(2))?;
+    /// assert_eq!(q.try_peek(&mut buf, Selector::Type(2)), Err(RecvError::NoMessage));
+    /// assert_eq!(q.stat()?.qnum, 1);
+    /// q.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_peek(&self, buf: &mut [u8], sel: Selector) -> Result<Peeked, RecvError> {
+        let st = self.st();
+        if st.is_removed() {
+            return Err(RecvError::Invalid);
+        }
+        if !self.perms().allows(0o4) {
+            return Err(RecvError::Access);
+        }
+        let slot = crate::shm::my_slot(self.mapped_arc()).map_err(|_| RecvError::NoMemory)?;
+        let mut r = st.peek_copy(slot, sel, buf);
+        if matches!(r, Err(crate::transfer::PathError::Empty)) && st.recover_dead() > 0 {
+            r = st.peek_copy(slot, sel, buf);
+        }
+        match r {
+            Ok((received, seq)) => Ok(Peeked { received, seq }),
+            Err(crate::transfer::PathError::Empty) => Err(RecvError::NoMessage),
+            Err(crate::transfer::PathError::TooBig) => Err(RecvError::TooBig),
+            Err(crate::transfer::PathError::Invalid) => Err(RecvError::Invalid),
+            Err(_) => Err(RecvError::NoMemory),
+        }
+    }
+}
+
+impl Queue {
+    /// How many messages were ever sent into this queue, modulo 2^25 (the
+    /// width of the engine's running sum), once what dead processes left
+    /// half done is finished or undone: a send counts from the moment it
+    /// reserved its space, so a sender killed mid-send is counted only if
+    /// recovery links its message. For a sole sender that must learn, after
+    /// it was killed, whether its last send took place (`shmq bridge`'s
+    /// import): read it before sending, compare after a restart.
+    pub fn sent_count(&self) -> u64 {
+        let st = self.st();
+        st.recover_dead();
+        st.counter().sent_messages()
+    }
+}

@@ -114,7 +114,7 @@ pub use error::{CtlError, GetError, OpenError, OpenErrorKind, RecvError, SendErr
 #[cfg(not(loom))]
 pub use ftok::ftok;
 #[cfg(not(loom))]
-pub use lease::{park_any, Awaited, Lease, LeasedLoan, ParkEnd, WakeWord, PARK_ANY_MAX};
+pub use lease::{park_any, Awaited, Lease, LeasedLoan, ParkEnd, Peeked, WakeWord, PARK_ANY_MAX};
 pub use message::{Received, Selector};
 #[cfg(not(loom))]
 pub use namespace::{GetOptions, Namespace, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};

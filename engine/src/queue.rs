@@ -202,6 +202,10 @@ impl Queue {
         &self.map
     }
 
+    pub(crate) fn mapped_arc(&self) -> &Arc<Mapped> {
+        &self.map
+    }
+
     pub(crate) fn st(&self) -> &QueueState<'_> {
         self.map.state()
     }
