@@ -17,14 +17,18 @@
 //! then delivered twice, never lost).
 //!
 //! # Import (`--import SUBJECT=KEY`)
-//! A durable pull consumer per import delivers in stream order; each
-//! message is sent into the local queue (waiting while it is full: the
-//! consumer's acknowledgements stop, so the server stops delivering) and
-//! acknowledged only after the send returned. A record file per import
-//! (`--state DIR`) holds the last stream sequence delivered and, around each
-//! send, the sequence being sent with the queue's send count before it
-//! (`Queue::sent_count`). A redelivery of a sequence already delivered is
-//! acknowledged and dropped. After a kill between the send and the record,
+//! A record file per import (`--state DIR`) holds the last stream sequence
+//! delivered into the local queue and, around each send, the sequence being
+//! sent with the queue's send count before it (`Queue::sent_count`). The
+//! import's pull consumer is made anew from that record each time the
+//! bridge (or its connection) starts: it delivers from the first sequence
+//! not yet delivered, strictly in order (a gap, a delivery lost with a
+//! connection, starts it again from the record; a redelivery of a sequence
+//! already delivered is acknowledged and dropped). Each message is sent
+//! into the local queue (waiting while it is full: acknowledgements stop,
+//! so after `max_ack_pending` the server stops delivering; "in progress"
+//! acknowledgements keep it from redelivering meanwhile) and acknowledged
+//! only after the send returned and the record says so. After a kill between the send and the record,
 //! the successor compares the queue's send count with the recorded one: one
 //! more, the send took place. That is exact while the bridge is the only
 //! sender into the queue; with other senders it cannot tell, and sends the
@@ -535,22 +539,33 @@ async fn import(
         return Ok(());
     };
     let durable = format!("shmq_{:x}_{}", i.key.value as u32, name_of(&i.subject));
-    let config = pull::Config {
-        durable_name: Some(durable.clone()),
-        filter_subject: i.subject.clone(),
-        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
-        max_ack_pending: 1024,
-        ..Default::default()
-    };
     let aq = AsyncQueue::new(q.clone());
     'consumer: loop {
         if stats.stopping() {
             return Ok(());
         }
+        // A consumer made anew from the record: it delivers from the first
+        // sequence not yet delivered, in order, so that what an earlier
+        // bridge (or connection) left unacknowledged comes first.
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: i.subject.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1024,
+            deliver_policy: if rec.delivered == 0 {
+                jetstream::consumer::DeliverPolicy::All
+            } else {
+                jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: rec.delivered + 1,
+                }
+            },
+            ..Default::default()
+        };
         let consumer: pull::Stream = match async {
+            let _ = stream.delete_consumer(&durable).await;
             let c: jetstream::consumer::Consumer<pull::Config> = stream
-                .get_or_create_consumer(&durable, config.clone())
+                .create_consumer(config)
                 .await
                 .map_err(|e| e.to_string())?;
             c.messages().await.map_err(|e| e.to_string())
@@ -591,17 +606,29 @@ async fn import(
                 let _ = next.ack().await;
                 continue;
             }
+            if seq != rec.delivered + 1 {
+                // A message delivered to us was lost on the way (the
+                // connection dropped): start again from the record.
+                eprintln!(
+                    "shmq bridge: {what}: got stream message {seq} after {}; resuming from {}",
+                    rec.delivered,
+                    rec.delivered + 1
+                );
+                continue 'consumer;
+            }
             let mtype = match next.headers.as_ref().and_then(|h| h.get(TYPE_HEADER)) {
                 None => default_type,
                 Some(v) => match v.as_str().parse::<i64>() {
                     Ok(t) if t >= 1 => t,
-                    _ => return Err(Failure::op(
-                        format!("{what}: stream message {seq}"),
-                        format!(
+                    _ => {
+                        return Err(Failure::op(
+                            format!("{what}: stream message {seq}"),
+                            format!(
                             "bad {TYPE_HEADER} header {:?}: not left unacknowledged on the server",
                             v.as_str()
                         ),
-                    )),
+                        ))
+                    }
                 },
             };
             let before = q.sent_count();
@@ -617,13 +644,15 @@ async fn import(
                 {
                     Ok(Ok(())) => sent = true,
                     Ok(Err(err)) => {
+                        // Redeliverable at once for the bridge that follows.
+                        let _ = next.ack_with(jetstream::AckKind::Nak(None)).await;
                         return Err(Failure::op(
                             format!(
                                 "{what}: msgsnd of stream message {seq} ({} bytes)",
                                 next.payload.len()
                             ),
                             format!("{err}; not acknowledged, the server keeps it"),
-                        ))
+                        ));
                     }
                     Err(_) => {
                         if !waited {
