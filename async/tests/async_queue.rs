@@ -521,3 +521,43 @@ fn child(dir: &str) {
     }
     sender.join().unwrap();
 }
+
+/// More distinct waits than one `futex_waitv` takes (200 types awaited on
+/// one queue, 127 per waiter thread): a second waiter thread serves the
+/// rest, and every task gets its message.
+#[test]
+fn more_waits_than_one_waiter_serves() {
+    let dir = NsDir::new("wide");
+    let ns = Namespace::open(&dir.0).unwrap();
+    let q = AsyncQueue::new(private_queue(&ns, 16384));
+    let rt = runtime(2);
+    rt.block_on(async {
+        tokio::time::timeout(WATCHDOG, async {
+            let mut tasks = Vec::new();
+            for t in 1..=200i64 {
+                let q = q.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut buf = [0u8; 8];
+                    let m = q.recv(&mut buf, Selector::Type(t)).await.unwrap();
+                    assert_eq!(m.mtype, t);
+                    assert_eq!(&buf[..m.len], &t.to_le_bytes());
+                }));
+            }
+            // Once they all registered a second waiter thread serves the
+            // keys past 127; then send in reverse order.
+            while waiter_threads().len() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for t in (1..=200i64).rev() {
+                q.send(t, &t.to_le_bytes()).await.unwrap();
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+        .await
+        .expect("watchdog");
+    });
+    assert_eq!(q.queue().stat().unwrap().qnum, 0);
+    q.queue().remove().unwrap();
+}
