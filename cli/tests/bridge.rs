@@ -592,3 +592,156 @@ fn bad_input_is_refused_clearly() {
     assert_eq!(c, 0, "{e}");
     assert!(e.contains("exported 2"), "{e}");
 }
+
+/// Not a test: the figures for BENCHMARKS.md, in one run. The path
+/// A -> bridge -> NATS (JetStream) -> bridge -> B beside NATS alone (a
+/// plain async-nats publisher and subscriber, core NATS; and JetStream
+/// publishes awaited one by one, consumed by a pull consumer), 64-byte
+/// messages: throughput over 20 000 messages, and the latency of one
+/// message at a time (200 samples: median, 99th percentile).
+///
+/// `cargo test --release -p shmq-cli --test bridge -- --ignored --nocapture measure`
+#[test]
+#[ignore]
+fn measure_bridge_beside_plain_nats() {
+    const N: u32 = 20_000;
+    const SAMPLES: usize = 200;
+    let text = [7u8; 64];
+    let pct = |mut v: Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    // The bridge path.
+    let (da, db) = (TempDir::new("m-a"), TempDir::new("m-b"));
+    let (nsa, nsb) = (
+        Namespace::open(&da.0).unwrap(),
+        Namespace::open(&db.0).unwrap(),
+    );
+    let (a, b) = (queue(&nsa, KEY_A, None), queue(&nsb, KEY_B, None));
+    let server = Server::start("measure");
+    let _export = Bridge::start(&da.0, &export_args(&server.url(), "shmq.m"));
+    let _import = Bridge::start(&db.0, &import_args(&server.url(), "shmq.m"));
+    let mut buf = [0u8; 128];
+    // Warm up (the bridges connect, the stream and consumer exist).
+    a.send(1, &text).unwrap();
+    b.recv_timeout(&mut buf, Selector::Any, Duration::from_secs(30))
+        .unwrap();
+    let started = Instant::now();
+    let p = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            for _ in 0..N {
+                a.send(1, &text).unwrap();
+            }
+        })
+    };
+    for _ in 0..N {
+        b.recv_timeout(&mut buf, Selector::Any, Duration::from_secs(60))
+            .unwrap();
+    }
+    let bridge_tp = N as f64 / started.elapsed().as_secs_f64();
+    p.join().unwrap();
+    let mut lat = Vec::new();
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        a.send(1, &text).unwrap();
+        b.recv_timeout(&mut buf, Selector::Any, Duration::from_secs(30))
+            .unwrap();
+        lat.push(t.elapsed());
+    }
+    let (bridge_p50, bridge_p99) = pct(lat);
+    // NATS alone.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = server.url();
+    let (core_tp, core_p50, core_p99, js_tp, js_p50, js_p99) = rt.block_on(async move {
+        use futures_util::StreamExt;
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        let mut sub = client.subscribe("plain.m").await.unwrap();
+        client.flush().await.unwrap();
+        let payload = bytes::Bytes::copy_from_slice(&text);
+        let started = Instant::now();
+        let publisher = {
+            let client = client.clone();
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                for _ in 0..N {
+                    client.publish("plain.m", payload.clone()).await.unwrap();
+                }
+                client.flush().await.unwrap();
+            })
+        };
+        for _ in 0..N {
+            sub.next().await.unwrap();
+        }
+        let core_tp = N as f64 / started.elapsed().as_secs_f64();
+        publisher.await.unwrap();
+        let mut lat = Vec::new();
+        for _ in 0..SAMPLES {
+            let t = Instant::now();
+            client.publish("plain.m", payload.clone()).await.unwrap();
+            client.flush().await.unwrap();
+            sub.next().await.unwrap();
+            lat.push(t.elapsed());
+        }
+        let (core_p50, core_p99) = pct(lat);
+        // JetStream: publish awaited one by one, a pull consumer.
+        let js = async_nats::jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "PLAIN_JS".into(),
+                subjects: vec!["plainjs.m".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("plain".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut msgs = consumer.messages().await.unwrap();
+        let started = Instant::now();
+        let publisher = {
+            let js = js.clone();
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                for _ in 0..N {
+                    js.publish("plainjs.m", payload.clone())
+                        .await
+                        .unwrap()
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        for _ in 0..N {
+            msgs.next().await.unwrap().unwrap().ack().await.unwrap();
+        }
+        let js_tp = N as f64 / started.elapsed().as_secs_f64();
+        publisher.await.unwrap();
+        let mut lat = Vec::new();
+        for _ in 0..SAMPLES {
+            let t = Instant::now();
+            js.publish("plainjs.m", payload.clone())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            msgs.next().await.unwrap().unwrap().ack().await.unwrap();
+            lat.push(t.elapsed());
+        }
+        let (js_p50, js_p99) = pct(lat);
+        (core_tp, core_p50, core_p99, js_tp, js_p50, js_p99)
+    });
+    println!("| path (64 B) | msg/s | latency median | p99 |");
+    println!("| --- | --- | --- | --- |");
+    println!("| A -> shmq bridge -> NATS JetStream -> shmq bridge -> B | {bridge_tp:.0} | {bridge_p50:.0?} | {bridge_p99:.0?} |");
+    println!("| NATS core, async-nats publisher -> subscriber | {core_tp:.0} | {core_p50:.0?} | {core_p99:.0?} |");
+    println!("| NATS JetStream, publish (ack awaited) -> pull consumer (ack) | {js_tp:.0} | {js_p50:.0?} | {js_p99:.0?} |");
+}
