@@ -120,8 +120,11 @@ impl AsyncQueue {
                 Err(SendError::Invalid) if waited => return Err(SendError::Removed),
                 r => return r,
             }
-            if let Fired::Failed(_) = self.wait(Want::Space, text.len()).await {
-                return Err(SendError::NoMemory);
+            match self.wait(Want::Space, text.len()).await {
+                Fired::Retry => {}
+                // The queue went away between the try and the lease.
+                Fired::Failed(RecvError::Invalid) => return Err(SendError::Removed),
+                Fired::Failed(_) => return Err(SendError::NoMemory),
             }
             waited = true;
         }
@@ -143,7 +146,7 @@ impl AsyncQueue {
                 r => return r,
             }
             if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0).await {
-                return Err(e);
+                return Err(after_wait(e));
             }
             waited = true;
         }
@@ -176,7 +179,7 @@ impl AsyncQueue {
                 }
             }
             if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0).await {
-                return Err(e);
+                return Err(after_wait(e));
             }
             waited = true;
         }
@@ -193,7 +196,7 @@ impl AsyncQueue {
                 r => return r,
             }
             if let Fired::Failed(e) = self.wait(Want::Message(sel), 0).await {
-                return Err(e);
+                return Err(after_wait(e));
             }
             waited = true;
         }
@@ -227,6 +230,15 @@ impl AsyncQueue {
             len,
             ticket: None,
         }
+    }
+}
+
+/// A waiter's failure to sleep for a receive: the queue removed since the
+/// try (no lease on it: EINVAL) is EIDRM, as for a blocked `msgrcv`.
+fn after_wait(e: RecvError) -> RecvError {
+    match e {
+        RecvError::Invalid => RecvError::Removed,
+        e => e,
     }
 }
 

@@ -436,8 +436,12 @@ async fn export(
                 }
             }
         }
-        // Acknowledged: now take it.
-        match q.try_recv(&mut scratch, RecvOptions::new(sel).truncate()) {
+        // Acknowledged: now take it, by its own type. The peeked message
+        // was the oldest of its type then, and a message sent since is
+        // younger, so this takes that very message even when `sel` would
+        // now pick another (a lower type arrived for a negative MSGTYP).
+        let own = Selector::Type(peeked.received.mtype);
+        match q.try_recv(&mut scratch, RecvOptions::new(own).truncate()) {
             Ok(_) => Stats::add(&stats.exported),
             Err(RecvError::NoMessage) => Stats::add(&stats.taken_elsewhere),
             Err(err) => return Err(Failure::op(format!("{what}: msgrcv"), err)),
