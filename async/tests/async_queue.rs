@@ -561,3 +561,87 @@ fn more_waits_than_one_waiter_serves() {
     assert_eq!(q.queue().stat().unwrap().qnum, 0);
     q.queue().remove().unwrap();
 }
+
+/// Not a test: a round trip async against blocking, for BENCHMARKS.md. A
+/// child process echoes type 1 back as type 2 with blocking calls; this
+/// process sends and waits for the echo, first with blocking calls, then
+/// with `send(..).await` / `recv(..).await` on a current-thread tokio
+/// runtime (each wait through the waiter thread). 64-byte messages, 20 000
+/// round trips each, after 2 000 to warm up; median and 99th percentile.
+///
+/// `cargo test --release -p shmq-async --test async_queue -- --ignored --nocapture round_trip`
+#[test]
+#[ignore]
+fn round_trip_async_against_blocking() {
+    if std::env::var_os("SHMQ_ASYNC_ECHO").is_some() {
+        let ns = Namespace::open(std::env::var("SHMQ_ASYNC_ECHO").unwrap()).unwrap();
+        let q = ns.get(0x5e1, GetOptions::new()).unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            let m = q.recv(&mut buf, Selector::Type(1)).unwrap();
+            if m.len == 0 {
+                return;
+            }
+            q.send(2, &buf[..m.len]).unwrap();
+        }
+    }
+    let dir = NsDir::new("rt");
+    let ns = Namespace::open(&dir.0).unwrap();
+    let q = ns
+        .get(0x5e1, GetOptions::new().create(true).mode(0o600))
+        .unwrap();
+    let mut kid = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "round_trip_async_against_blocking",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SHMQ_ASYNC_ECHO", &dir.0)
+        .spawn()
+        .unwrap();
+    const N: usize = 20_000;
+    let msg = [5u8; 64];
+    let mut buf = [0u8; 64];
+    let pct = |mut v: Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    let mut blocking = Vec::with_capacity(N);
+    for i in 0..N + 2000 {
+        let t = std::time::Instant::now();
+        q.send(1, &msg).unwrap();
+        q.recv(&mut buf, Selector::Type(2)).unwrap();
+        if i >= 2000 {
+            blocking.push(t.elapsed());
+        }
+    }
+    let aq = AsyncQueue::new(q.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let asynch = rt.block_on(async {
+        let mut v = Vec::with_capacity(N);
+        let mut buf = [0u8; 64];
+        for i in 0..N + 2000 {
+            let t = std::time::Instant::now();
+            aq.send(1, &msg).await.unwrap();
+            aq.recv(&mut buf, Selector::Type(2)).await.unwrap();
+            if i >= 2000 {
+                v.push(t.elapsed());
+            }
+        }
+        v
+    });
+    q.send(1, &[]).unwrap();
+    assert!(kid.wait().unwrap().success());
+    let (b50, b99) = pct(blocking);
+    let (a50, a99) = pct(asynch);
+    println!("| round trip, 64 B, 2 processes | median | p99 |");
+    println!("| --- | --- | --- |");
+    println!("| blocking send + recv | {b50:.1?} | {b99:.1?} |");
+    println!(
+        "| shmq-async send.await + recv.await (current-thread tokio) | {a50:.1?} | {a99:.1?} |"
+    );
+    q.remove().unwrap();
+}

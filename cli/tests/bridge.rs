@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 const KEY_A: i32 = 0xa1;
 const KEY_B: i32 = 0xb1;
 
+/// The tests run one at a time: a server restarted on its port must not
+/// find it taken by another test's new server, and the 2-core machine
+/// runs each faster alone.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn skip() -> bool {
     if std::env::var_os("SHMQ_SKIP_NATS").is_some() {
         eprintln!("SHMQ_SKIP_NATS set: skipped");
@@ -106,7 +115,7 @@ impl Server {
         self.child = Some(child);
         let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
         let until = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while !answers_like_nats(&addr) {
             assert!(Instant::now() < until, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -125,6 +134,20 @@ impl Server {
             }
         }
     }
+}
+
+/// Whether a NATS server listens at `addr`: it greets every connection with
+/// an `INFO` line. (A bare connect is not proof: connecting again and again
+/// to a free port of the ephemeral range can connect the socket to itself,
+/// TCP's simultaneous open.)
+fn answers_like_nats(addr: &SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut greeting = [0u8; 4];
+    s.read_exact(&mut greeting).is_ok() && &greeting == b"INFO"
 }
 
 impl Drop for Server {
@@ -333,6 +356,7 @@ fn a_hundred_thousand_messages_a_to_nats_to_b_exactly_once_in_order_per_type() {
     if skip() {
         return;
     }
+    let _serial = one_at_a_time();
     let (da, db) = (TempDir::new("big-a"), TempDir::new("big-b"));
     let (nsa, nsb) = (
         Namespace::open(&da.0).unwrap(),
@@ -357,6 +381,7 @@ fn bridges_killed_at_random_lose_and_duplicate_nothing() {
     if skip() {
         return;
     }
+    let _serial = one_at_a_time();
     let (da, db) = (TempDir::new("kill-a"), TempDir::new("kill-b"));
     let (nsa, nsb) = (
         Namespace::open(&da.0).unwrap(),
@@ -405,6 +430,7 @@ fn server_restart_mid_stream_loses_nothing() {
     if skip() {
         return;
     }
+    let _serial = one_at_a_time();
     let (da, db) = (TempDir::new("restart-a"), TempDir::new("restart-b"));
     let (nsa, nsb) = (
         Namespace::open(&da.0).unwrap(),
@@ -437,6 +463,7 @@ fn a_full_local_queue_holds_the_import_back() {
     if skip() {
         return;
     }
+    let _serial = one_at_a_time();
     let (da, db) = (TempDir::new("full-a"), TempDir::new("full-b"));
     let (nsa, nsb) = (
         Namespace::open(&da.0).unwrap(),
@@ -472,6 +499,7 @@ fn bad_input_is_refused_clearly() {
     if skip() {
         return;
     }
+    let _serial = one_at_a_time();
     let (da, db) = (TempDir::new("bad-a"), TempDir::new("bad-b"));
     let nsa = Namespace::open(&da.0).unwrap();
     // B's namespace takes messages of at most 100 bytes.
@@ -604,6 +632,7 @@ fn bad_input_is_refused_clearly() {
 #[test]
 #[ignore]
 fn measure_bridge_beside_plain_nats() {
+    let _serial = one_at_a_time();
     const N: u32 = 20_000;
     const SAMPLES: usize = 200;
     let text = [7u8; 64];
@@ -754,6 +783,7 @@ fn an_export_by_selector_leaves_the_other_types() {
     if skip() {
         return;
     }
+    let _serial = one_at_a_time();
     let (da, db) = (TempDir::new("sel-a"), TempDir::new("sel-b"));
     let (nsa, nsb) = (
         Namespace::open(&da.0).unwrap(),
