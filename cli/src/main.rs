@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod bridge;
 mod doctor;
 mod errors;
 mod json;
@@ -71,6 +72,10 @@ enum Command {
     /// and sizes) while processes come and go; report errors and throughput
     #[command(after_help = EXIT_CODES)]
     Soak(soak::SoakArgs),
+    /// Carry local queues to NATS JetStream subjects and back, losing no
+    /// message (see --help)
+    #[command(after_help = EXIT_CODES)]
+    Bridge(bridge::BridgeArgs),
     /// A producer or consumer of `shmq soak` (internal)
     #[command(hide = true)]
     SoakChild(soak::ChildArgs),
@@ -99,6 +104,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Bench(a) => bench::run(cli.dir.as_deref(), a),
         Command::Soak(a) => soak::run(cli.dir.as_deref(), a),
         Command::SoakChild(a) => soak::child(cli.dir.as_deref(), a),
+        Command::Bridge(a) => bridge::run(cli.dir.as_deref(), a),
     }
 }
 

@@ -383,6 +383,14 @@ impl Counter<'_> {
         )
     }
 
+    /// The running count of messages on the sent word: every reservation
+    /// applied minus those undone, modulo 2^25 (what `Queue::sent_count`
+    /// reports).
+    pub(crate) fn sent_messages(&self) -> u64 {
+        // Acquire: as `raw`.
+        Sum::unpack(self.sent.load(Ordering::Acquire)).msgs
+    }
+
     /// The counts the raw words `(sent, received)` stand for.
     pub(crate) fn counts_of(raw: (u64, u64)) -> Tally {
         Sum::unpack(raw.0).minus(Sum::unpack(raw.1))

@@ -70,6 +70,8 @@ mod ids;
 #[allow(unsafe_code)]
 mod kill_points;
 mod layout;
+#[cfg(not(loom))]
+mod lease;
 #[allow(unsafe_code)]
 mod liveness;
 mod lowest_type;
@@ -118,6 +120,8 @@ pub use error::{
 };
 #[cfg(not(loom))]
 pub use ftok::ftok;
+#[cfg(not(loom))]
+pub use lease::{park_any, Awaited, Lease, LeasedLoan, ParkEnd, Peeked, WakeWord, PARK_ANY_MAX};
 pub use message::{Received, Selector};
 #[cfg(not(loom))]
 pub use mq::{MessageQueue, MqAttr, MqInfo, MqLimits, MqOpenOptions, MQ_PRIO_MAX};

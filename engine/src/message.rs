@@ -2,7 +2,7 @@
 //! path (`transfer`) and the System V layer (`queue`) share, below both.
 
 /// Which message a receive wants (`msgtyp` and MSG_EXCEPT, decoded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Selector {
     /// `msgtyp == 0`: the oldest message.
     Any,

@@ -110,7 +110,7 @@ impl From<Selector> for RecvOptions {
 
 /// How long a call may wait: not at all, until a deadline, or for ever.
 #[derive(Clone, Copy, Debug)]
-enum Wait {
+pub(crate) enum Wait {
     Never,
     Until(Option<Instant>),
 }
@@ -202,7 +202,11 @@ impl Queue {
         &self.map
     }
 
-    fn st(&self) -> &QueueState<'_> {
+    pub(crate) fn mapped_arc(&self) -> &Arc<Mapped> {
+        &self.map
+    }
+
+    pub(crate) fn st(&self) -> &QueueState<'_> {
         self.map.state()
     }
 
@@ -492,7 +496,12 @@ impl Queue {
         })
     }
 
-    fn take(&self, opts: RecvOptions, max: usize, wait: Wait) -> Result<(usize, Taken), RecvError> {
+    pub(crate) fn take(
+        &self,
+        opts: RecvOptions,
+        max: usize,
+        wait: Wait,
+    ) -> Result<(usize, Taken), RecvError> {
         let st = self.st();
         if st.is_removed() {
             return Err(RecvError::Invalid);
@@ -501,6 +510,19 @@ impl Queue {
             return Err(RecvError::Access);
         }
         let slot = my_slot(&self.map).map_err(|_| RecvError::NoMemory)?;
+        self.take_on(slot, opts, max, wait)
+    }
+
+    /// [`Queue::take`] on a slot the caller holds (its own, or a
+    /// [`crate::Lease`]'s), with the queue and permissions already checked.
+    pub(crate) fn take_on(
+        &self,
+        slot: usize,
+        opts: RecvOptions,
+        max: usize,
+        wait: Wait,
+    ) -> Result<(usize, Taken), RecvError> {
+        let st = self.st();
         let repair = || self.home.finish_half_done(self.id);
         let (nowait, deadline) = match wait {
             Wait::Never => (true, None),
@@ -665,6 +687,12 @@ impl Queue {
         self.st().recover_dead()
     }
 
+    /// Finishes what a dead process left half done on this queue's table
+    /// record (what a sleeper does after each long sleep).
+    pub(crate) fn repair(&self) {
+        self.home.finish_half_done(self.id)
+    }
+
     /// shmq's own figures, beyond `msqid_ds` (what `shmq stat` prints).
     /// Finishes first what dead processes left, so the counts are exact.
     pub fn figures(&self) -> QueueFigures {
@@ -691,7 +719,7 @@ impl Queue {
 
 /// Records `(pid, time)` of a send or receive, writing only what changed so
 /// that a steady stream does not bounce the cache line between processes.
-fn record_stats(stats: &crate::layout::Stats) {
+pub(crate) fn record_stats(stats: &crate::layout::Stats) {
     let pid = crate::process::pid();
     let now = crate::process::now_secs();
     // Relaxed: statistics, read by IPC_STAT without ordering (as Linux's

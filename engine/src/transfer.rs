@@ -720,3 +720,61 @@ impl QueueState<'_> {
         Err(PathError::NoMemory)
     }
 }
+
+impl QueueState<'_> {
+    /// Copies the message `sel` would take now into `buf` without taking it,
+    /// with its send stamp (`seq`, unique within the queue): a receive that
+    /// leaves the message queued until what it copied is safe elsewhere
+    /// (`shmq bridge`). Read as [`QueueState::copy_nth`] reads: the text is
+    /// kept only if the node is still the same queued message afterwards.
+    #[cfg(not(loom))]
+    pub(crate) fn peek_copy(
+        &self,
+        slot: usize,
+        sel: Selector,
+        buf: &mut [u8],
+    ) -> Result<(Received, u64), PathError> {
+        for _ in 0..64 {
+            let found = self.find(slot, sel);
+            self.directory().unprotect(slot);
+            let c = match found {
+                Ok(Some(c)) => c,
+                Ok(None) => return Err(PathError::Empty),
+                Err(e) => return Err(e),
+            };
+            let size = c.size as usize;
+            if size > buf.len() {
+                return Err(PathError::TooBig);
+            }
+            let x = c.node;
+            let n = &self.nodes[x.index() as usize];
+            let expect = make_state(x.gen(), node_owner(status::QUEUED, 0));
+            let dst = &mut buf[..size];
+            match self.data_cell(c.data) {
+                Some((class, i)) if size <= class.cell_size => {
+                    // SAFETY: in bounds; validated below by the node's state.
+                    unsafe { class.cells.read_racy(i as usize * class.cell_size, dst) }
+                }
+                Some(_) => return Err(PathError::NoMemory),
+                None if size > INLINE_BYTES => return Err(PathError::NoMemory),
+                None => n.inline.with(|p| {
+                    // SAFETY: a volatile read of the node's inline bytes, which
+                    // are immutable while it stays this queued message; the
+                    // result is validated below.
+                    let bytes = unsafe { std::ptr::read_volatile(p) };
+                    dst.copy_from_slice(&bytes[..size]);
+                }),
+            }
+            // Acquire: our reads of the text happen before this re-check.
+            crate::sync::fence(Ordering::Acquire);
+            if n.state.load(Ordering::Acquire) == expect {
+                let r = Received {
+                    mtype: c.mtype,
+                    len: size,
+                };
+                return Ok((r, c.seq));
+            }
+        }
+        Err(PathError::NoMemory)
+    }
+}
