@@ -222,7 +222,7 @@ impl Lease {
         if self.q.st().is_removed() {
             return Err((self, RecvError::Invalid));
         }
-        if !self.q.perms().allows(0o4) {
+        if !self.q.access().allows(0o4) {
             return Err((self, RecvError::Access));
         }
         match self.q.take_on(self.slot, opts, usize::MAX, Wait::Never) {
@@ -487,7 +487,7 @@ impl Queue {
         if st.is_removed() {
             return Err(RecvError::Invalid);
         }
-        if !self.perms().allows(0o4) {
+        if !self.access().allows(0o4) {
             return Err(RecvError::Access);
         }
         let slot = crate::shm::my_slot(self.mapped_arc()).map_err(|_| RecvError::NoMemory)?;

@@ -748,7 +748,7 @@ impl QueueState<'_> {
             }
             let x = c.node;
             let n = &self.nodes[x.index() as usize];
-            let expect = make_state(x.gen(), node_owner(status::QUEUED, 0));
+            let expect = NodeState::new(x.gen(), status::QUEUED, 0).0;
             let dst = &mut buf[..size];
             match self.data_cell(c.data) {
                 Some((class, i)) if size <= class.cell_size => {
