@@ -142,6 +142,12 @@ pub trait Mechanism: Sync {
         true
     }
 
+    /// Whether it is measured in the round trips only (a variant whose
+    /// difference is in how it waits, such as shmq's async API).
+    fn round_trip_only(&self) -> bool {
+        false
+    }
+
     /// Creates a channel (parent side).
     fn create(&self, cfg: &ChannelConfig) -> io::Result<Channel>;
 

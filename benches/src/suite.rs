@@ -140,7 +140,7 @@ impl Plan {
                 placement: Placement::Unpinned,
                 rounds: 1,
             },
-            parked_only: Some(vec!["shmq", "sysv"]),
+            parked_only: Some(vec!["shmq", "shmq-async", "sysv"]),
             throughput: throughput::Opts {
                 target: Duration::from_millis(100),
                 calibrate: 5_000,
@@ -332,7 +332,10 @@ impl<'a> Suite<'a> {
             }
         }
         for &size in &p.sizes {
-            for m in 0..self.mechs.len() {
+            for (m, mech) in self.mechs.iter().enumerate() {
+                if mech.round_trip_only() {
+                    continue;
+                }
                 for &pin in &p.placements {
                     if on.throughput {
                         steps.push(Step::Throughput {
@@ -348,7 +351,7 @@ impl<'a> Suite<'a> {
         }
         for &size in &p.mpmc_sizes {
             for (m, mech) in self.mechs.iter().enumerate() {
-                if on.mpmc && mech.shared_ends(size) {
+                if on.mpmc && mech.shared_ends(size) && !mech.round_trip_only() {
                     steps.push(Step::Throughput {
                         m,
                         size,
@@ -360,7 +363,7 @@ impl<'a> Suite<'a> {
             }
         }
         for (m, mech) in self.mechs.iter().enumerate() {
-            if on.depth && mech.typed() {
+            if on.depth && mech.typed() && !mech.round_trip_only() {
                 for &d in &p.depths {
                     steps.push(Step::Depth { m, d });
                 }

@@ -58,9 +58,10 @@ fn kernel_queue_exists(id: i32) -> bool {
     unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) == 0 }
 }
 
-const MECHS: [&str; 7] = [
+const MECHS: [&str; 8] = [
     "shmq",
     "bare-ring",
+    "shmq-async",
     "sysv",
     "posix-mq",
     "shmq-mq",
@@ -124,7 +125,11 @@ fn smoke_run_reports_every_mechanism_and_cleans_up() {
     }
 
     let tp = rows(&report, "throughput");
-    for m in MECHS {
+    assert!(
+        !tp.iter().any(|t| t["mechanism"] == "shmq-async"),
+        "shmq-async is measured in the round trips only"
+    );
+    for m in MECHS.into_iter().filter(|&m| m != "shmq-async") {
         for (size, p, c) in [(8, 1, 1), (1024, 1, 1), (64, 2, 2)] {
             let t = tp
                 .iter()
@@ -148,6 +153,7 @@ fn smoke_run_reports_every_mechanism_and_cleans_up() {
     }
 
     let depth = rows(&report, "typed_receive");
+    assert!(!depth.iter().any(|p| p["mechanism"] == "shmq-async"));
     for m in ["shmq", "sysv"] {
         for d in [10, 100] {
             for sel in ["D", "-D", "0"] {

@@ -5,6 +5,7 @@ mod pipe;
 mod posix_mq;
 mod seqpacket;
 mod shmq;
+mod shmq_async;
 mod shmq_mq;
 mod sysv;
 
@@ -13,6 +14,7 @@ pub use self::pipe::Pipe;
 pub use self::posix_mq::PosixMq;
 pub use self::seqpacket::SeqPacket;
 pub use self::shmq::Shmq;
+pub use self::shmq_async::ShmqAsync;
 pub use self::shmq_mq::ShmqMq;
 pub use self::sysv::{created_ids as sysv_created_ids, queue_exists as sysv_queue_exists, SysV};
 
@@ -24,8 +26,9 @@ use std::path::PathBuf;
 /// `$SHMQ_DIR`, else `/dev/shm/shmq`).
 pub fn builtin(dir: Option<PathBuf>) -> Vec<Box<dyn Mechanism + Send>> {
     vec![
-        Box::new(Shmq::new(dir)),
+        Box::new(Shmq::new(dir.clone())),
         Box::new(BareRing),
+        Box::new(ShmqAsync::new(Shmq::new(dir))),
         Box::new(SysV),
         Box::new(PosixMq),
         Box::new(ShmqMq),

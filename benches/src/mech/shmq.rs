@@ -23,6 +23,14 @@ impl Shmq {
         Shmq { dir }
     }
 
+    /// Opens the queue of a channel [`Mechanism::create`] described as
+    /// `spec` (`ID:NAMESPACE`).
+    pub(crate) fn open_queue(spec: &str) -> io::Result<Queue> {
+        let (id, dir) = spec.split_once(':').ok_or_else(|| bad_spec(spec))?;
+        let id: i32 = id.parse().map_err(|_| bad_spec(spec))?;
+        Ok(Namespace::open(dir)?.queue(id)?)
+    }
+
     /// The namespace channels are created in.
     pub fn namespace(&self) -> io::Result<Namespace> {
         Ok(match &self.dir {
@@ -127,11 +135,8 @@ impl Mechanism for Shmq {
     }
 
     fn open(&self, spec: &str, _end: End, cfg: &ChannelConfig) -> io::Result<Box<dyn Endpoint>> {
-        let (id, dir) = spec.split_once(':').ok_or_else(|| bad_spec(spec))?;
-        let id: i32 = id.parse().map_err(|_| bad_spec(spec))?;
-        let q = Namespace::open(dir)?.queue(id)?;
         Ok(Box::new(ShmqEnd {
-            q,
+            q: Shmq::open_queue(spec)?,
             buf: vec![0; cfg.msg_size.max(1)],
         }))
     }
