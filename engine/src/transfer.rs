@@ -694,26 +694,7 @@ impl QueueState<'_> {
                     PathError::TooBig
                 });
             }
-            let dst = &mut buf[..size];
-            match self.data_cell(data) {
-                Some((class, i)) if size <= class.cell_size => {
-                    // SAFETY: in bounds; validated below by the node's state.
-                    unsafe { class.cells.read_racy(i as usize * class.cell_size, dst) }
-                }
-                Some(_) => return Err(PathError::NoMemory),
-                // An inline text longer than a node holds: a corrupted size.
-                None if size > INLINE_BYTES => return Err(PathError::NoMemory),
-                None => n.inline.with(|p| {
-                    // SAFETY: a volatile read of the node's inline bytes, which
-                    // are immutable while it stays this queued message; the
-                    // result is validated below.
-                    let bytes = unsafe { std::ptr::read_volatile(p) };
-                    dst.copy_from_slice(&bytes[..size]);
-                }),
-            }
-            // Acquire: our reads of the text happen before this re-check.
-            crate::sync::fence(Ordering::Acquire);
-            if n.state.load(Ordering::Acquire) == expect {
+            if self.copy_if_still_queued(x, data, &mut buf[..size])? {
                 return Ok(Received { mtype, len: size });
             }
         }
@@ -722,6 +703,42 @@ impl QueueState<'_> {
 }
 
 impl QueueState<'_> {
+    /// Copies the text of queued message `x` (its `data` reference as read
+    /// from the node) into `dst`, of the message's size, without taking it:
+    /// read optimistically, kept only if the node is still the same queued
+    /// message afterwards (`Ok(false)`: it changed meanwhile, try again).
+    /// A size the text's cell cannot hold is damage (`NoMemory`).
+    #[cfg(not(loom))]
+    fn copy_if_still_queued(
+        &self,
+        x: NodeRef,
+        data: u32,
+        dst: &mut [u8],
+    ) -> Result<bool, PathError> {
+        let n = &self.nodes[x.index() as usize];
+        let expect = NodeState::new(x.gen(), status::QUEUED, 0).0;
+        let size = dst.len();
+        match self.data_cell(data) {
+            Some((class, i)) if size <= class.cell_size => {
+                // SAFETY: in bounds; validated below by the node's state.
+                unsafe { class.cells.read_racy(i as usize * class.cell_size, dst) }
+            }
+            Some(_) => return Err(PathError::NoMemory),
+            // An inline text longer than a node holds: a corrupted size.
+            None if size > INLINE_BYTES => return Err(PathError::NoMemory),
+            None => n.inline.with(|p| {
+                // SAFETY: a volatile read of the node's inline bytes, which
+                // are immutable while it stays this queued message; the
+                // result is validated below.
+                let bytes = unsafe { std::ptr::read_volatile(p) };
+                dst.copy_from_slice(&bytes[..size]);
+            }),
+        }
+        // Acquire: our reads of the text happen before this re-check.
+        crate::sync::fence(Ordering::Acquire);
+        Ok(n.state.load(Ordering::Acquire) == expect)
+    }
+
     /// Copies the message `sel` would take now into `buf` without taking it,
     /// with its send stamp (`seq`, unique within the queue): a receive that
     /// leaves the message queued until what it copied is safe elsewhere
@@ -734,7 +751,7 @@ impl QueueState<'_> {
         sel: Selector,
         buf: &mut [u8],
     ) -> Result<(Received, u64), PathError> {
-        for _ in 0..64 {
+        for _ in 0..crate::sync::RETRY_LIMIT {
             let found = self.find(slot, sel);
             self.directory().unprotect(slot);
             let c = match found {
@@ -746,28 +763,7 @@ impl QueueState<'_> {
             if size > buf.len() {
                 return Err(PathError::TooBig);
             }
-            let x = c.node;
-            let n = &self.nodes[x.index() as usize];
-            let expect = NodeState::new(x.gen(), status::QUEUED, 0).0;
-            let dst = &mut buf[..size];
-            match self.data_cell(c.data) {
-                Some((class, i)) if size <= class.cell_size => {
-                    // SAFETY: in bounds; validated below by the node's state.
-                    unsafe { class.cells.read_racy(i as usize * class.cell_size, dst) }
-                }
-                Some(_) => return Err(PathError::NoMemory),
-                None if size > INLINE_BYTES => return Err(PathError::NoMemory),
-                None => n.inline.with(|p| {
-                    // SAFETY: a volatile read of the node's inline bytes, which
-                    // are immutable while it stays this queued message; the
-                    // result is validated below.
-                    let bytes = unsafe { std::ptr::read_volatile(p) };
-                    dst.copy_from_slice(&bytes[..size]);
-                }),
-            }
-            // Acquire: our reads of the text happen before this re-check.
-            crate::sync::fence(Ordering::Acquire);
-            if n.state.load(Ordering::Acquire) == expect {
+            if self.copy_if_still_queued(c.node, c.data, &mut buf[..size])? {
                 let r = Received {
                     mtype: c.mtype,
                     len: size,
