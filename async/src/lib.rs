@@ -2,7 +2,9 @@
 //!
 //! [`AsyncQueue`] wraps a [`shmq::Queue`]. Its futures try the operation
 //! without waiting (`try_send`, `try_recv`, ...) and, when it would block,
-//! register with a waiter thread of this process and return `Pending`. The
+//! poll briefly while a peer runs on another CPU ([`Queue::spin_briefly`],
+//! as a blocking call spins, without yielding the thread), then register
+//! with a waiter thread of this process and return `Pending`. The
 //! waiter thread sleeps on the futex words of every awaited queue at once
 //! (`futex_waitv`) as a blocked thread of the engine would, so a sleeping
 //! future costs no CPU and a sender anywhere wakes it as it would wake a
@@ -51,7 +53,8 @@ mod reactor;
 
 use reactor::{Fired, Key, Ticket, Want};
 use shmq::{
-    Lease, LeasedLoan, Peeked, Queue, Received, RecvError, RecvOptions, Selector, SendError,
+    Awaited, Lease, LeasedLoan, Peeked, Queue, Received, RecvError, RecvOptions, Selector,
+    SendError,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -120,7 +123,7 @@ impl AsyncQueue {
                 Err(SendError::Invalid) if waited => return Err(SendError::Removed),
                 r => return r,
             }
-            match self.wait(Want::Space, text.len()).await {
+            match self.wait(Want::Space, text.len(), !waited).await {
                 Fired::Retry => {}
                 // The queue went away between the try and the lease.
                 Fired::Failed(RecvError::Invalid) => return Err(SendError::Removed),
@@ -145,7 +148,7 @@ impl AsyncQueue {
                 Err(RecvError::Invalid) if waited => return Err(RecvError::Removed),
                 r => return r,
             }
-            if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0).await {
+            if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0, !waited).await {
                 return Err(after_wait(e));
             }
             waited = true;
@@ -178,7 +181,7 @@ impl AsyncQueue {
                     }
                 }
             }
-            if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0).await {
+            if let Fired::Failed(e) = self.wait(Want::Message(opts.selector()), 0, !waited).await {
                 return Err(after_wait(e));
             }
             waited = true;
@@ -195,7 +198,7 @@ impl AsyncQueue {
                 Err(RecvError::Invalid) if waited => return Err(RecvError::Removed),
                 r => return r,
             }
-            if let Fired::Failed(e) = self.wait(Want::Message(sel), 0).await {
+            if let Fired::Failed(e) = self.wait(Want::Message(sel), 0, !waited).await {
                 return Err(after_wait(e));
             }
             waited = true;
@@ -223,11 +226,17 @@ impl AsyncQueue {
             .push(l);
     }
 
-    fn wait(&self, want: Want, len: usize) -> WaitFor<'_> {
+    /// Waits for `want` (room for `len` bytes). `spin`: first poll for it
+    /// while a peer runs on another CPU, as a blocking call would, without
+    /// yielding the thread ([`Queue::spin_briefly`]); only on an
+    /// operation's first wait, so that a task losing races to other
+    /// receivers does not hold its executor thread again and again.
+    fn wait(&self, want: Want, len: usize, spin: bool) -> WaitFor<'_> {
         WaitFor {
             q: &self.inner.q,
             key: (self.inner.id, want),
             len,
+            spin,
             ticket: None,
         }
     }
@@ -294,11 +303,13 @@ impl Drop for AsyncLoan {
     }
 }
 
-/// Waits until the waiter thread says "retry" for `key`.
+/// Waits until the waiter thread says "retry" for `key` (after a brief
+/// spin, if `spin`).
 struct WaitFor<'a> {
     q: &'a Queue,
     key: Key,
     len: usize,
+    spin: bool,
     ticket: Option<Arc<Ticket>>,
 }
 
@@ -308,6 +319,15 @@ impl Future for WaitFor<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fired> {
         match &self.ticket {
             None => {
+                if std::mem::take(&mut self.spin) {
+                    let awaited = match self.key.1 {
+                        Want::Space => Awaited::Space(self.len),
+                        Want::Message(sel) => Awaited::Message(sel),
+                    };
+                    if self.q.spin_briefly(awaited) {
+                        return Poll::Ready(Fired::Retry);
+                    }
+                }
                 let t = reactor::register(self.key, self.q, self.len, cx.waker());
                 self.ticket = Some(t);
                 Poll::Pending

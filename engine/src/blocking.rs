@@ -158,14 +158,15 @@ impl QueueState<'_> {
     }
 
     /// Before sleeping: polls `ready` while a peer runs on another CPU, yields
-    /// the CPU while one shares ours, for at most the learnt spin time (see
-    /// `wait`). `Some` when the wait is over (`ready` held, or the queue was
-    /// removed); `None`: sleep.
+    /// the CPU while one shares ours (if `may_yield`; else it stops there),
+    /// for at most the learnt spin time (see `wait`). `Some` when the wait is
+    /// over (`ready` held, or the queue was removed); `None`: sleep.
     #[cfg(not(loom))]
-    fn spin_while_it_pays(
+    pub(crate) fn spin_while_it_pays(
         &self,
         slot: usize,
         ready: &mut impl FnMut() -> bool,
+        may_yield: bool,
     ) -> Option<Result<(), WaitEnd>> {
         /// Polls between two looks at the peers (a poll is a full look for
         /// the message or the space, 60-120 ns).
@@ -193,9 +194,9 @@ impl QueueState<'_> {
             if began.elapsed() >= limit {
                 break None;
             }
-            if peers.same_cpu {
+            if peers.same_cpu && may_yield {
                 rustix::thread::sched_yield();
-            } else if peers.other_cpu {
+            } else if peers.other_cpu && !peers.same_cpu {
                 for _ in 0..POLLS {
                     if ready() {
                         break;
@@ -257,7 +258,7 @@ impl QueueState<'_> {
         mut ready: impl FnMut() -> bool,
     ) -> Result<(), WaitEnd> {
         #[cfg(not(loom))]
-        if let Some(outcome) = self.spin_while_it_pays(slot, &mut ready) {
+        if let Some(outcome) = self.spin_while_it_pays(slot, &mut ready, true) {
             return outcome;
         }
         let rec = &self.slots[slot];

@@ -55,6 +55,19 @@ pub enum Awaited {
 }
 
 impl Awaited {
+    /// Whether it is there now, looked at from `slot`: a message the
+    /// selector takes, or room for the length.
+    fn is_there(self, st: &crate::state::QueueState<'_>, slot: usize) -> bool {
+        match self {
+            Awaited::Space(len) => {
+                // As `blocking::send_blocking`'s re-check (a POSIX queue's
+                // count limit included).
+                st.counter().load().fits(len as u64, st.capacity())
+            }
+            Awaited::Message(sel) => st.peek(slot, sel),
+        }
+    }
+
     /// The sleeper kind and argument that `wait` records.
     fn kind_arg(self) -> (u32, i64) {
         match self {
@@ -126,6 +139,25 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// For a caller that must not sleep (an async task before it hands its
+    /// wait to a waiter thread): polls for what `awaited` waits for while a
+    /// peer of the queue runs on another CPU, for at most the time a
+    /// blocking call would spin there, and never yields the thread or
+    /// sleeps (it returns at once when every peer sleeps or one shares this
+    /// CPU, or when spinning is off: `SHMQ_SPIN=0`). `true` when the message
+    /// or the room may be there now (or the queue was removed): try the
+    /// operation again.
+    pub fn spin_briefly(&self, awaited: Awaited) -> bool {
+        let st = self.st();
+        let Ok(slot) = crate::shm::my_slot(self.mapped_arc()) else {
+            return false;
+        };
+        let mut ready = || awaited.is_there(st, slot);
+        st.spin_while_it_pays(slot, &mut ready, false).is_some()
+    }
+}
+
 impl Lease {
     /// The queue this lease is a slot of.
     pub fn queue(&self) -> &Queue {
@@ -159,18 +191,7 @@ impl Lease {
             return true;
         };
         let st = self.q.st();
-        if st.is_removed() {
-            return true;
-        }
-        match awaited {
-            Awaited::Space(len) => {
-                // Relaxed: as `blocking::send_blocking`'s re-check; the
-                // counter's own load orders what matters.
-                let q = st.header.control.qbytes.load(Ordering::Relaxed);
-                st.counter().load().fits(len as u64, q)
-            }
-            Awaited::Message(sel) => st.peek(self.slot, sel),
-        }
+        st.is_removed() || awaited.is_there(st, self.slot)
     }
 
     /// Step 4: leaves the park; `true` if a sender (or IPC_RMID, or a

@@ -170,3 +170,27 @@ fn peek_and_sent_count() {
     assert_eq!(q.sent_count(), before + 2);
     assert_eq!(q.stat().unwrap().qnum, 1);
 }
+
+/// `spin_briefly` says "try again" for what is there already and for a
+/// removed queue, and returns without it (never sleeping) when nothing is
+/// there and no peer runs: the async futures' look before they register.
+#[test]
+fn spin_briefly_sees_what_is_there_and_never_waits_for_nobody() {
+    let _w = watchdog(60);
+    let t = TempNamespace::new();
+    let q = t.ns.get(IPC_PRIVATE, create(0o600)).unwrap();
+    assert!(!q.spin_briefly(Awaited::Message(Selector::Any)));
+    assert!(q.spin_briefly(Awaited::Space(10)));
+    q.send(3, b"three").unwrap();
+    assert!(q.spin_briefly(Awaited::Message(Selector::Type(3))));
+    assert!(q.spin_briefly(Awaited::Message(Selector::Any)));
+    assert!(!q.spin_briefly(Awaited::Message(Selector::Type(4))));
+    // Full: no room for one more byte, and nobody to make it.
+    for size in [1000, 100, 10, 1] {
+        while q.try_send(5, &vec![0u8; size]).is_ok() {}
+    }
+    assert!(!q.spin_briefly(Awaited::Space(1)));
+    let q2 = q.clone();
+    q.remove().unwrap();
+    assert!(q2.spin_briefly(Awaited::Message(Selector::Type(4))));
+}
