@@ -310,3 +310,17 @@ errno_enum! {
         NameTooLong = ENAMETOOLONG, "name too long";
     }
 }
+
+errno_enum! {
+    /// Why `mq_notify` ([`crate::MessageQueue::notify`]) failed.
+    MqNotifyError {
+        /// Another process's registration is in place.
+        Busy = EBUSY, "another process is registered for notification";
+        /// A signal number the kernel does not accept (`sigev_signo` above
+        /// 64, or negative), or an unknown `sigev_notify`.
+        Invalid = EINVAL, "invalid argument";
+        /// The helper thread of a `SIGEV_THREAD` registration could not
+        /// be started.
+        NoMemory = ENOMEM, "out of memory";
+    }
+}
