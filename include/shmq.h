@@ -341,6 +341,36 @@ int shmq_mq_getattr(mqd_t mqdes, struct mq_attr *mqstat);
  */
 int shmq_mq_setattr(mqd_t mqdes, const struct mq_attr *mqstat, struct mq_attr *omqstat);
 
+/**
+ * Registers the calling process for notification when a message arrives
+ * in the empty queue, or removes its registration: the counterpart of
+ * `mq_notify(3)`.
+ *
+ * Arguments: `mqdes` any descriptor of the queue (its access does not
+ * matter); `sevp` NULL removes the caller's registration (nothing happens
+ * if it has none), otherwise `sigev_notify` is `SIGEV_SIGNAL` (the signal
+ * `sigev_signo` is queued to the process with `si_code == SI_MESGQ`,
+ * `si_value == sigev_value` and the sender's pid and uid; signal 0
+ * registers and sends nothing), `SIGEV_THREAD` (`sigev_notify_function` is
+ * called with `sigev_value` on a thread of this process;
+ * `sigev_notify_attributes` is not used) or `SIGEV_NONE`. A registration
+ * is used up when it fires: when a send makes the empty queue non-empty
+ * and no receiver is waiting in `shmq_mq_receive` (a message taken by a
+ * waiting receiver neither notifies nor uses it up). The owner's
+ * `shmq_mq_close` of any descriptor of the queue, or its death, removes it.
+ *
+ * Returns 0, or -1 with `errno`, in this order: `EINVAL` an unknown
+ * `sigev_notify`, a `SIGEV_SIGNAL` number above 64, or a `SIGEV_THREAD`
+ * without a function; `EBADF` not a queue descriptor; `EBUSY` another
+ * process is registered; `ENOMEM` the helper thread could not start;
+ * `EIO` a bug in shmq.
+ *
+ * # Safety
+ * `sevp` must be NULL or point to a `struct sigevent`; a `SIGEV_THREAD`
+ * function must be safe to call once from another thread with its value.
+ */
+int shmq_mq_notify(mqd_t mqdes, const struct sigevent *sevp);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
