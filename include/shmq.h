@@ -258,7 +258,9 @@ int shmq_mq_unlink(const char *name);
  * `msg_prio >= MQ_PRIO_MAX` (32768); `EBADF` not a queue descriptor, or not
  * open for writing; `EMSGSIZE` `msg_len > mq_msgsize`; `EFAULT` `msg_ptr`
  * NULL with `msg_len > 0`; `EAGAIN` full and `O_NONBLOCK`; `EINTR` a signal
- * handler ran while it waited (also with `SA_RESTART`); `ENOMEM` every
+ * handler installed without `SA_RESTART` ran while it waited (with
+ * `SA_RESTART` the call goes on waiting, as the kernel restarts it);
+ * `ENOMEM` every
  * attachment slot of the queue is held by live threads, or it is damaged;
  * `EIO` a bug in shmq.
  *
@@ -291,7 +293,8 @@ int shmq_mq_timedsend(mqd_t mqdes, const char *msg_ptr, size_t msg_len, unsigned
  * or -1 with `errno`, checked in this order: `EBADF` not a queue
  * descriptor, or not open for reading; `EMSGSIZE` `msg_len < mq_msgsize`
  * (even when the queue is empty); `EAGAIN` empty and `O_NONBLOCK`; `EINTR`
- * a signal handler ran while it waited (also with `SA_RESTART`); `EFAULT`
+ * a signal handler installed without `SA_RESTART` ran while it waited
+ * (with it, the call goes on waiting); `EFAULT`
  * `msg_ptr` NULL (the message is taken, as by the kernel); `ENOMEM`, `EIO`
  * as `shmq_mq_send`.
  *

@@ -268,7 +268,8 @@ errno_enum! {
         Again = EAGAIN, "queue full";
         /// The deadline passed while the queue stayed full.
         TimedOut = ETIMEDOUT, "timed out";
-        /// A signal handler ran while the call waited.
+        /// A signal handler installed without `SA_RESTART` ran while the call
+        /// waited (after one with it, the call goes on waiting).
         Interrupted = EINTR, "interrupted by a signal";
         /// Every attachment slot of the queue is in use, or the queue is
         /// damaged.
@@ -288,7 +289,8 @@ errno_enum! {
         Again = EAGAIN, "queue empty";
         /// The deadline passed while the queue stayed empty.
         TimedOut = ETIMEDOUT, "timed out";
-        /// A signal handler ran while the call waited.
+        /// A signal handler installed without `SA_RESTART` ran while the call
+        /// waited (after one with it, the call goes on waiting).
         Interrupted = EINTR, "interrupted by a signal";
         /// Every attachment slot of the queue is in use, or the queue is
         /// damaged.

@@ -31,6 +31,13 @@
 //! its `O_NONBLOCK`, which its clones share, and so does a forked child
 //! (see `description`).
 //!
+//! # Signals
+//! A blocked send or receive sleeps with `futex_waitv` and an absolute
+//! deadline (`wait::Futex::RESTARTING`), so that the kernel restarts it
+//! after a signal handler installed with `SA_RESTART` and ends it with
+//! [`MqRecvError::Interrupted`] / [`MqSendError::Interrupted`] after any
+//! other, as it does `mq_send` and `mq_receive`.
+//!
 //! # Notification
 //! [`MessageQueue::notify`] is `mq_notify`: one registration per queue, in
 //! the queue header (`crate::notify`), fired by the send that makes the
@@ -144,7 +151,9 @@ fn open_existing(path: &Path, stamp: u64) -> Result<Arc<Mapped>, FileError> {
     if let Some(m) = cached {
         return Ok(m);
     }
-    let m = Arc::new(Mapped::open(path, stamp)?);
+    let mut m = Mapped::open(path, stamp)?;
+    m.restart_after_handlers();
+    let m = Arc::new(m);
     remember(&m);
     Ok(m)
 }
@@ -395,8 +404,9 @@ impl MqOpenOptions {
             qbytes_max: maxmsg.checked_mul(msgsize).ok_or(MqOpenError::NoMemory)?,
             n_slots: ns.limits().slots,
         };
-        let m = Mapped::create_unnamed(&dir, params, file_mode(mode), who)
+        let mut m = Mapped::create_unnamed(&dir, params, file_mode(mode), who)
             .map_err(|_| MqOpenError::NoMemory)?;
+        m.restart_after_handlers();
         match m.link_at(path) {
             Ok(()) => {
                 let m = Arc::new(m);

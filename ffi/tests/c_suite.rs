@@ -864,6 +864,10 @@ fn posix_queue_blocking_hand_off_timeouts_eintr_and_fork_match_the_kernel() {
         "sender child asleep: yes",
         "timed receive on empty: -1 ETIMEDOUT",
         "blocked send, signal: -1 EINTR",
+        "SA_RESTART, blocked receive: after the handler prio 4",
+        "SA_RESTART, timed receive: -1 ETIMEDOUT",
+        "handler ran, deadline kept: yes",
+        "SA_RESTART, blocked send: ok",
         "parent's descriptor: flags O_NONBLOCK",
         "parent's receive: -1 EAGAIN",
     ] {

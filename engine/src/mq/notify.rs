@@ -90,7 +90,7 @@ pub(super) fn deliver(rec: &NotifyRecord, f: Firing) {
         }
         Kind::Thread => {
             rec.bump_thread_word();
-            Futex.unpark_all(&rec.thread_word);
+            Futex::PLAIN.unpark_all(&rec.thread_word);
         }
     }
     rec.delivered(f.gen);
@@ -189,7 +189,7 @@ pub(super) fn unregister(map: &Arc<Mapped>) {
             hs.remove(&key(map));
             drop(hs);
             rec.bump_thread_word();
-            Futex.unpark_all(&rec.thread_word);
+            Futex::PLAIN.unpark_all(&rec.thread_word);
         }
     }
 }
@@ -220,6 +220,6 @@ fn helper(map: &Arc<Mapped>, gen: u32, cancelled: &AtomicBool, run: Box<dyn FnOn
         }
         // A bounded sleep: a firer killed between its CAS and its wake-up
         // leaves the state changed, which the next look finds.
-        let _ = Futex.park(&rec.thread_word, w, Duration::from_secs(1));
+        let _ = Futex::PLAIN.park(&rec.thread_word, w, Duration::from_secs(1));
     }
 }
