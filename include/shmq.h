@@ -258,7 +258,9 @@ int shmq_mq_unlink(const char *name);
  * `msg_prio >= MQ_PRIO_MAX` (32768); `EBADF` not a queue descriptor, or not
  * open for writing; `EMSGSIZE` `msg_len > mq_msgsize`; `EFAULT` `msg_ptr`
  * NULL with `msg_len > 0`; `EAGAIN` full and `O_NONBLOCK`; `EINTR` a signal
- * handler ran while it waited (also with `SA_RESTART`); `ENOMEM` every
+ * handler installed without `SA_RESTART` ran while it waited (with
+ * `SA_RESTART` the call goes on waiting, as the kernel restarts it);
+ * `ENOMEM` every
  * attachment slot of the queue is held by live threads, or it is damaged;
  * `EIO` a bug in shmq.
  *
@@ -291,7 +293,8 @@ int shmq_mq_timedsend(mqd_t mqdes, const char *msg_ptr, size_t msg_len, unsigned
  * or -1 with `errno`, checked in this order: `EBADF` not a queue
  * descriptor, or not open for reading; `EMSGSIZE` `msg_len < mq_msgsize`
  * (even when the queue is empty); `EAGAIN` empty and `O_NONBLOCK`; `EINTR`
- * a signal handler ran while it waited (also with `SA_RESTART`); `EFAULT`
+ * a signal handler installed without `SA_RESTART` ran while it waited
+ * (with it, the call goes on waiting); `EFAULT`
  * `msg_ptr` NULL (the message is taken, as by the kernel); `ENOMEM`, `EIO`
  * as `shmq_mq_send`.
  *
@@ -340,6 +343,36 @@ int shmq_mq_getattr(mqd_t mqdes, struct mq_attr *mqstat);
  * a writable one.
  */
 int shmq_mq_setattr(mqd_t mqdes, const struct mq_attr *mqstat, struct mq_attr *omqstat);
+
+/**
+ * Registers the calling process for notification when a message arrives
+ * in the empty queue, or removes its registration: the counterpart of
+ * `mq_notify(3)`.
+ *
+ * Arguments: `mqdes` any descriptor of the queue (its access does not
+ * matter); `sevp` NULL removes the caller's registration (nothing happens
+ * if it has none), otherwise `sigev_notify` is `SIGEV_SIGNAL` (the signal
+ * `sigev_signo` is queued to the process with `si_code == SI_MESGQ`,
+ * `si_value == sigev_value` and the sender's pid and uid; signal 0
+ * registers and sends nothing), `SIGEV_THREAD` (`sigev_notify_function` is
+ * called with `sigev_value` on a thread of this process;
+ * `sigev_notify_attributes` is not used) or `SIGEV_NONE`. A registration
+ * is used up when it fires: when a send makes the empty queue non-empty
+ * and no receiver is waiting in `shmq_mq_receive` (a message taken by a
+ * waiting receiver neither notifies nor uses it up). The owner's
+ * `shmq_mq_close` of any descriptor of the queue, or its death, removes it.
+ *
+ * Returns 0, or -1 with `errno`, in this order: `EINVAL` an unknown
+ * `sigev_notify`, a `SIGEV_SIGNAL` number above 64, or a `SIGEV_THREAD`
+ * without a function; `EBADF` not a queue descriptor; `EBUSY` another
+ * process is registered; `ENOMEM` the helper thread could not start;
+ * `EIO` a bug in shmq.
+ *
+ * # Safety
+ * `sevp` must be NULL or point to a `struct sigevent`; a `SIGEV_THREAD`
+ * function must be safe to call once from another thread with its value.
+ */
+int shmq_mq_notify(mqd_t mqdes, const struct sigevent *sevp);
 
 #ifdef __cplusplus
 }  // extern "C"

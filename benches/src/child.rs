@@ -16,6 +16,7 @@
 //! | `consume size mtype` | receives until a stop message | `n`, `bytes`, `first`, `last` |
 //! | `fill d order size` | sends types `1..=d` (`asc`) or `d..=1` (`desc`) without waiting | `sent` |
 //! | `time sel max budget_ms size` | times receives of `msgtyp = sel`, re-sending each one untimed | latency summary, `total` |
+//! | `prio prios depth max budget_ms size` | fills its own queue with `depth` messages of priorities `0..prios` in turn, then times receives (the highest priority), re-sending each one untimed with its priority | latency summary, `total` |
 //! | `drain` | receives everything without waiting | `n` |
 //! | `churn size` | fills the queue until full, then drains it | `n` |
 //! | `rss` | this process's memory figures | `before`, `now`, `shmem`, `file`, `anon` (bytes) |
@@ -218,6 +219,7 @@ fn run(ep: &mut dyn Endpoint, cmd: &Fields, ctx: &mut Ctx) -> io::Result<String>
             Ok(format!("sent={sent}"))
         }
         "time" => time_typed(ep, cmd, &mut ctx.order),
+        "prio" => time_prio(ep, cmd),
         "drain" => {
             // Oldest first, each by its exact type: O(1) per receive for the
             // kernel (the type is at the head of its list) and for shmq; a
@@ -357,6 +359,47 @@ fn time_typed(
             order.remove(i);
         }
         order.push_back(t);
+    }
+    let s = Summary::of(&mut samples);
+    Ok(format!("{} total={total}", s.to_fields()))
+}
+
+/// Times receives from a queue holding `depth` messages over `prios`
+/// priorities (the highest first); each message taken is sent again,
+/// untimed, with its priority, so the depth and the spread stay. The queue
+/// is emptied at the end.
+fn time_prio(ep: &mut dyn Endpoint, cmd: &Fields) -> io::Result<String> {
+    let prios = cmd.u64("prios")?.max(1) as u32;
+    let depth = cmd.usize("depth")?;
+    let max = cmd.u64("max")?;
+    let budget = Duration::from_millis(cmd.u64("budget_ms")?);
+    let msg = vec![0x5Au8; cmd.usize("size")?];
+    for i in 0..depth {
+        ep.send_to_self(i as u32 % prios, &msg)?;
+    }
+    let began = Instant::now();
+    let mut samples = Vec::new();
+    let mut total = 0;
+    let mut highest = true;
+    for i in 0..max {
+        if !budget.is_zero() && i >= 3 && began.elapsed() > budget {
+            break;
+        }
+        let t0 = now_ns();
+        let p = ep.recv_prio()?;
+        let t1 = now_ns();
+        highest &= p == prios - 1;
+        samples.push(t1 - t0);
+        total += t1 - t0;
+        ep.send_to_self(p, &msg)?;
+    }
+    for _ in 0..depth {
+        ep.recv_prio()?;
+    }
+    if !highest {
+        return Err(io::Error::other(
+            "a receive did not take the highest priority",
+        ));
     }
     let s = Summary::of(&mut samples);
     Ok(format!("{} total={total}", s.to_fields()))

@@ -15,7 +15,8 @@
 //!   and sends each child commands on its standard input; a child answers one
 //!   line per command on its standard output.
 //! - [`drivers`]: the measurements (ping-pong round trip, one-way throughput,
-//!   typed receive against depth, footprint) built on sessions;
+//!   typed receive against depth, receive with 32 priorities, footprint)
+//!   built on sessions;
 //!   [`suite`]: the plans (`quick`, `full`, `smoke`), the report, its tables and
 //!   JSON; [`stats`], [`clock`]: percentiles and a clock that processes share.
 //! - [`cleanup`]: every queue, file or child a run creates is registered there

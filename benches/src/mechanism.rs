@@ -115,6 +115,19 @@ pub trait Endpoint {
     fn try_recv(&mut self, _mtype: i64) -> io::Result<Option<(i64, &[u8])>> {
         Err(io::ErrorKind::Unsupported.into())
     }
+
+    /// Sends `msg` with priority `prio` to the queue this end receives
+    /// from (so that one process can keep a queue of priorities busy).
+    /// Queues with priorities only.
+    fn send_to_self(&mut self, _prio: u32, _msg: &[u8]) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Receives the oldest message of the highest priority; returns the
+    /// priority. Queues with priorities only.
+    fn recv_prio(&mut self) -> io::Result<u32> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// A contender: an IPC mechanism that can carry framed messages between
@@ -129,6 +142,12 @@ pub trait Mechanism: Sync {
 
     /// Whether it has message types and receive by type (`msgrcv`'s msgtyp).
     fn typed(&self) -> bool {
+        false
+    }
+
+    /// Whether its messages have priorities (POSIX queues:
+    /// [`Endpoint::send_to_self`] and [`Endpoint::recv_prio`]).
+    fn priorities(&self) -> bool {
         false
     }
 

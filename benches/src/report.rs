@@ -112,6 +112,8 @@ pub struct Report {
     pub throughput: Vec<Throughput>,
     /// Typed receive against depth.
     pub depth: Vec<Point>,
+    /// Receive with priorities in use (POSIX queues).
+    pub prio: Vec<crate::drivers::prio::PrioPoint>,
     /// Footprint of a queue.
     pub footprint: Option<Footprint>,
     /// Remarks (capacities that could not be had, ...).
@@ -499,6 +501,7 @@ impl Report {
         self.tp_text(&mut out, 1, 1);
         self.tp_text(&mut out, 2, 2);
         self.depth_text(&mut out);
+        self.prio_text(&mut out);
         self.footprint_text(&mut out);
         let targets = self.targets();
         if !targets.is_empty() {
@@ -732,6 +735,35 @@ impl Report {
         t.render(out);
     }
 
+    fn prio_text(&self, out: &mut String) {
+        if self.prio.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nPOSIX queue receive with D messages over P priorities queued (the highest is taken,\nthen sent again untimed), per receive (one clock read of ~{} ns included).\nshmq/x = shmq-mq's p50 / x's p50 at the same D and P",
+            self.clock_overhead_ns
+        );
+        let mut t = Table::new(&["mechanism", "P", "D", "p50", "p99", "shmq/x"], 1);
+        for p in &self.prio {
+            let ratio = self
+                .prio
+                .iter()
+                .find(|s| s.mech == "shmq-mq" && s.depth == p.depth && s.prios == p.prios)
+                .filter(|s| p.summary.p50 > 0 && s.mech != p.mech)
+                .map(|s| s.summary.p50 as f64 / p.summary.p50 as f64);
+            t.row(vec![
+                p.mech.clone(),
+                p.prios.to_string(),
+                p.depth.to_string(),
+                fmt_ns(p.summary.p50),
+                fmt_ns(p.summary.p99),
+                ratio_cell(ratio),
+            ]);
+        }
+        t.render(out);
+    }
+
     fn footprint_text(&self, out: &mut String) {
         let Some(f) = &self.footprint else { return };
         let mib = |b: u64| format!("{} MiB", sig3(b as f64 / (1 << 20) as f64));
@@ -845,6 +877,19 @@ impl Report {
                 .with("shmq_ratio", self.depth_ratio(p))
             })
             .collect();
+        let prio: Vec<Value> = self
+            .prio
+            .iter()
+            .map(|p| {
+                summary(
+                    Value::obj()
+                        .with("mechanism", p.mech.as_str())
+                        .with("priorities", p.prios as u64)
+                        .with("depth", p.depth),
+                    &p.summary,
+                )
+            })
+            .collect();
         let footprint = self.footprint.as_ref().map_or(Value::Null, |f| {
             let rss = |r: &crate::drivers::footprint::Rss| {
                 Value::obj()
@@ -892,6 +937,7 @@ impl Report {
             .with("round_trip", Value::Arr(rts))
             .with("throughput", Value::Arr(tps))
             .with("typed_receive", Value::Arr(depth))
+            .with("priority_receive", Value::Arr(prio))
             .with("footprint", footprint)
             .with("targets", Value::Arr(targets))
             .with(

@@ -3,7 +3,7 @@
 //! figures taken under the same conditions.
 
 use crate::drivers::depth::{self, Deep, Sel};
-use crate::drivers::{footprint, pingpong, throughput, Contender, Placement};
+use crate::drivers::{footprint, pingpong, prio, throughput, Contender, Placement};
 use crate::mech::Shmq;
 use crate::mechanism::Mechanism;
 use crate::report::{Machine, Report};
@@ -24,13 +24,16 @@ pub struct Parts {
     pub mpmc: bool,
     /// Typed receive against depth.
     pub depth: bool,
+    /// Receive with 32 priorities in use (POSIX queues).
+    pub prio: bool,
     /// Footprint.
     pub footprint: bool,
 }
 
 impl Parts {
     /// The names [`Parts::parse`] knows.
-    pub const NAMES: [&'static str; 6] = ["rt", "parked", "tp", "mpmc", "depth", "footprint"];
+    pub const NAMES: [&'static str; 7] =
+        ["rt", "parked", "tp", "mpmc", "depth", "prio", "footprint"];
 
     /// Everything.
     pub fn all() -> Parts {
@@ -40,6 +43,7 @@ impl Parts {
             throughput: true,
             mpmc: true,
             depth: true,
+            prio: true,
             footprint: true,
         }
     }
@@ -52,6 +56,7 @@ impl Parts {
             throughput: false,
             mpmc: false,
             depth: false,
+            prio: false,
             footprint: false,
         };
         for n in names {
@@ -61,6 +66,7 @@ impl Parts {
                 "tp" => p.throughput = true,
                 "mpmc" => p.mpmc = true,
                 "depth" => p.depth = true,
+                "prio" => p.prio = true,
                 "footprint" => p.footprint = true,
                 _ => {
                     return Err(format!(
@@ -104,6 +110,8 @@ pub struct Plan {
     pub depths: Vec<usize>,
     /// Typed receive.
     pub depth: depth::Opts,
+    /// Receive with priorities.
+    pub prio: prio::Opts,
 }
 
 /// Rounds of each default-mode round trip (fresh processes each time).
@@ -111,6 +119,10 @@ const ROUNDS: u32 = 3;
 
 /// The message sizes of the issue: 8 B, 64 B, 1 KiB, 8 KiB.
 pub const SIZES: [usize; 4] = [8, 64, 1024, 8192];
+/// Priorities in use in the priority part (the issue's 32).
+pub const PRIOS: u32 = 32;
+/// Messages queued in the priority part: two of each priority.
+pub const PRIO_DEPTH: usize = 64;
 /// The depths of the issue: 10 to 100k.
 pub const DEPTHS: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
 
@@ -154,6 +166,13 @@ impl Plan {
                 max_reps: 5_000,
                 budget: Duration::from_millis(100),
             },
+            prio: prio::Opts {
+                prios: PRIOS,
+                depth: PRIO_DEPTH,
+                size: 64,
+                max_reps: 20_000,
+                budget: Duration::from_millis(100),
+            },
         }
     }
 
@@ -193,6 +212,13 @@ impl Plan {
             depth: depth::Opts {
                 size: 8,
                 max_reps: 50_000,
+                budget: Duration::from_millis(500),
+            },
+            prio: prio::Opts {
+                prios: PRIOS,
+                depth: PRIO_DEPTH,
+                size: 64,
+                max_reps: 200_000,
                 budget: Duration::from_millis(500),
             },
         }
@@ -237,6 +263,13 @@ impl Plan {
                 max_reps: 20,
                 budget: Duration::from_millis(5),
             },
+            prio: prio::Opts {
+                prios: PRIOS,
+                depth: PRIO_DEPTH,
+                size: 64,
+                max_reps: 20,
+                budget: Duration::from_millis(5),
+            },
         }
     }
 }
@@ -260,6 +293,9 @@ enum Step {
     Depth {
         m: usize,
         d: usize,
+    },
+    Prio {
+        m: usize,
     },
     Footprint,
 }
@@ -369,6 +405,11 @@ impl<'a> Suite<'a> {
                 }
             }
         }
+        for (m, mech) in self.mechs.iter().enumerate() {
+            if on.prio && mech.priorities() {
+                steps.push(Step::Prio { m });
+            }
+        }
         if on.footprint {
             steps.push(Step::Footprint);
         }
@@ -400,6 +441,11 @@ impl<'a> Suite<'a> {
                 if pin { " pinned" } else { "" }
             ),
             Step::Depth { m, d } => format!("typed receive {} depth {d}", name(m)),
+            Step::Prio { m } => format!(
+                "receive with {} priorities {}",
+                self.plan.prio.prios,
+                name(m)
+            ),
             Step::Footprint => "footprint".to_string(),
         }
     }
@@ -476,6 +522,10 @@ impl<'a> Suite<'a> {
                             deep = None;
                         })
                 }
+                Step::Prio { m } => {
+                    deep = None;
+                    self.prio_step(m, &mut report)
+                }
                 Step::Footprint => {
                     deep = None;
                     footprint::run(&self.spawner, &self.shmq).map(|f| report.footprint = Some(f))
@@ -494,6 +544,42 @@ impl<'a> Suite<'a> {
         report.elapsed = began.elapsed();
         report.finish();
         report
+    }
+
+    /// The priority part for mechanism `m`: at the plan's depth, and, when
+    /// the host's `fs.mqueue.msg_max` is below it (the kernel's queue can
+    /// then be that deep only with `CAP_SYS_RESOURCE`), also at `msg_max`
+    /// messages over as many priorities, so that the kernel is measured
+    /// beside shmq at some point.
+    fn prio_step(&self, m: usize, report: &mut Report) -> std::io::Result<()> {
+        let main = self.plan.prio;
+        let host_max = std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(main.depth);
+        let mut points = vec![main];
+        if host_max < main.depth {
+            let depth = host_max.max(1);
+            points.push(prio::Opts {
+                depth,
+                prios: main.prios.min(depth as u32),
+                ..main
+            });
+        }
+        let name = self.mechs[m].name();
+        for o in points {
+            match prio::run(&self.spawner, self.mechs[m], o) {
+                Ok(p) => report.prio.push(p),
+                Err(e) if o.depth == main.depth && e.raw_os_error() == Some(libc::EINVAL) => {
+                    report.notes.push(format!(
+                        "{name}: a queue of {} messages needs fs.mqueue.msg_max >= {} or CAP_SYS_RESOURCE (msg_max is {host_max}): receive with priorities measured at depth {host_max} only",
+                        main.depth, main.depth
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn depth_step(

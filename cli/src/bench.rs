@@ -21,7 +21,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Measure only these mechanisms besides shmq and the bare-ring floor
-    /// (comma-separated: sysv, posix-mq, pipe, seqpacket)
+    /// (comma-separated: sysv, posix-mq, shmq-mq, pipe, seqpacket)
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// Measure round trips and 1 -> 1 streams with their two processes where
@@ -30,7 +30,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     no_pin: bool,
     /// Run only these parts (comma-separated: rt, parked, tp, mpmc, depth,
-    /// footprint)
+    /// prio (POSIX queues: receive with 32 priorities in use), footprint)
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     parts: Vec<String>,
     /// A few messages of everything, to check that every path works (the

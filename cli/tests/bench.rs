@@ -167,6 +167,32 @@ fn smoke_run_reports_every_mechanism_and_cleans_up() {
         }
     }
 
+    // Receive with 32 priorities: shmq's POSIX queues at the plan's depth,
+    // the kernel's there or (without CAP_SYS_RESOURCE and with a small
+    // fs.mqueue.msg_max) at msg_max, and shmq's beside it.
+    let prio = rows(&report, "priority_receive");
+    assert!(
+        prio.iter()
+            .any(|p| p["mechanism"] == "shmq-mq" && p["priorities"] == 32 && p["depth"] == 64),
+        "{prio:?}"
+    );
+    for p in prio {
+        assert!(p["n"].as_u64().unwrap() >= 3, "{p:?}");
+        let (m, d, n) = (&p["mechanism"], &p["depth"], &p["priorities"]);
+        if m == "posix-mq" {
+            assert!(
+                prio.iter().any(|s| s["mechanism"] == "shmq-mq"
+                    && &s["depth"] == d
+                    && &s["priorities"] == n),
+                "no shmq-mq point beside {p:?}"
+            );
+        }
+    }
+    assert!(
+        prio.iter().any(|p| p["mechanism"] == "posix-mq"),
+        "{prio:?}"
+    );
+
     let f = &report["footprint"];
     assert!(f["file_size"].as_u64().unwrap() > 0);
     assert!(f["allocated_fresh"].as_u64().unwrap() <= f["file_size"].as_u64().unwrap());

@@ -53,6 +53,8 @@ const MSGS_MASK: u64 = (1 << MSGS_BITS) - 1;
 const MSGS_SHIFT: u32 = BYTES_BITS;
 const SLOT_SHIFT: u32 = BYTES_BITS + MSGS_BITS;
 const PARITY_SHIFT: u32 = SLOT_SHIFT + SLOT_BITS;
+/// Message counts in the words are running sums modulo this.
+pub(crate) const MSGS_MODULUS: u64 = 1 << MSGS_BITS;
 /// The tag of a word no slot has written yet.
 const NO_SLOT: u32 = (1 << SLOT_BITS) - 1;
 
@@ -240,13 +242,16 @@ impl Counter<'_> {
     ///
     /// A reservation that does not fit `qbytes` (or a [`Capacity`]) is refused with [`Full`] and
     /// leaves no trace; the same `seq` is then used by the slot's next attempt.
+    /// Returns the message count the word held just before this operation
+    /// (a running sum modulo [`MSGS_MODULUS`]): for a reservation, the
+    /// messages reserved before it (what `mq_notify`'s firing rule reads).
     pub(crate) fn apply(
         &self,
         slot: usize,
         seq: u64,
         delta: Delta,
         qbytes: impl Into<Capacity>,
-    ) -> Result<(), Full> {
+    ) -> Result<u64, Full> {
         let qbytes = qbytes.into();
         let side = delta.side();
         let word = self.word(side);
@@ -286,7 +291,7 @@ impl Counter<'_> {
             if crate::sync::mutant(crate::sync::Mutant::AccountingLoadStore) {
                 word.store(next, Ordering::Release);
                 rec.done.fetch_max(seq, Ordering::Release);
-                return Ok(());
+                return Ok(s.msgs);
             }
             // SYNC(acct_word): AcqRel pairs with the Acquire loads of the next
             // writer, of flushers and of readers of the counts.
@@ -302,7 +307,7 @@ impl Counter<'_> {
                 // it to our `seq`, which moves past `seq` only after this
                 // store), so nothing larger is overwritten.
                 rec.done.store(seq, Ordering::Release);
-                return Ok(());
+                return Ok(s.msgs);
             }
         }
     }
@@ -389,6 +394,15 @@ impl Counter<'_> {
     pub(crate) fn sent_messages(&self) -> u64 {
         // Acquire: as `raw`.
         Sum::unpack(self.sent.load(Ordering::Acquire)).msgs
+    }
+
+    /// The running count of messages on the received word, modulo
+    /// [`MSGS_MODULUS`] (what `mq_notify`'s firing rule compares with the
+    /// sent count a reservation saw).
+    pub(crate) fn received_messages(&self) -> u64 {
+        // SeqCst: read after the sender's SeqCst fence that follows its link
+        // (see `notify`); nothing is published through it.
+        Sum::unpack(self.received.load(Ordering::SeqCst)).msgs
     }
 
     /// The counts the raw words `(sent, received)` stand for.

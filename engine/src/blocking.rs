@@ -340,10 +340,10 @@ impl QueueState<'_> {
         text: &[u8],
         nowait: bool,
         patience: Patience<'_>,
-    ) -> Result<(), SendError> {
+    ) -> Result<u64, SendError> {
         loop {
             match self.try_send(slot, mtype, text) {
-                Ok(()) => return Ok(()),
+                Ok(sent_before) => return Ok(sent_before),
                 // Full because of what a dead process held: try again.
                 Err(PathError::Full) if self.recover_dead() > 0 => continue,
                 Err(PathError::Full) if nowait => return Err(SendError::Again),

@@ -268,7 +268,8 @@ errno_enum! {
         Again = EAGAIN, "queue full";
         /// The deadline passed while the queue stayed full.
         TimedOut = ETIMEDOUT, "timed out";
-        /// A signal handler ran while the call waited.
+        /// A signal handler installed without `SA_RESTART` ran while the call
+        /// waited (after one with it, the call goes on waiting).
         Interrupted = EINTR, "interrupted by a signal";
         /// Every attachment slot of the queue is in use, or the queue is
         /// damaged.
@@ -288,7 +289,8 @@ errno_enum! {
         Again = EAGAIN, "queue empty";
         /// The deadline passed while the queue stayed empty.
         TimedOut = ETIMEDOUT, "timed out";
-        /// A signal handler ran while the call waited.
+        /// A signal handler installed without `SA_RESTART` ran while the call
+        /// waited (after one with it, the call goes on waiting).
         Interrupted = EINTR, "interrupted by a signal";
         /// Every attachment slot of the queue is in use, or the queue is
         /// damaged.
@@ -308,5 +310,19 @@ errno_enum! {
         Access = EACCES, "permission denied";
         /// The name is longer than `NAME_MAX` (255) after its `/`.
         NameTooLong = ENAMETOOLONG, "name too long";
+    }
+}
+
+errno_enum! {
+    /// Why `mq_notify` ([`crate::MessageQueue::notify`]) failed.
+    MqNotifyError {
+        /// Another process's registration is in place.
+        Busy = EBUSY, "another process is registered for notification";
+        /// A signal number the kernel does not accept (`sigev_signo` above
+        /// 64, or negative), or an unknown `sigev_notify`.
+        Invalid = EINVAL, "invalid argument";
+        /// The helper thread of a `SIGEV_THREAD` registration could not
+        /// be started.
+        NoMemory = ENOMEM, "out of memory";
     }
 }

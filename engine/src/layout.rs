@@ -30,7 +30,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 3;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 4;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -166,6 +166,9 @@ pub(crate) struct QueueHeader {
     /// What sleeping costs on this queue, learnt by its sleepers (see
     /// `wait::Tuning`).
     pub(crate) wait_tuning: Line<WaitTuning>,
+    /// A POSIX queue's `mq_notify` registration (see `notify`; zero, and
+    /// unused, in a System V queue). Added in layout version 4.
+    pub(crate) notify: Line<crate::notify::NotifyRecord>,
 }
 
 /// The per-queue figures of the waiting policy (see `wait`). Plain heuristics:
@@ -713,6 +716,15 @@ pub(crate) mod zeroed {
             wait_tuning: Line(WaitTuning {
                 wake_ns: z32(),
                 wake_stamp: z64(),
+            }),
+            notify: Line(crate::notify::NotifyRecord {
+                state: z64(),
+                pid: z32(),
+                kind: z32(),
+                start_time: z64(),
+                value: z64(),
+                signo: z32(),
+                thread_word: z32(),
             }),
         }
     }

@@ -83,6 +83,7 @@ mod mq;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 mod namespace;
+mod notify;
 #[cfg(not(loom))]
 mod params;
 #[cfg(not(loom))]
@@ -115,8 +116,8 @@ pub mod test_hooks;
 mod test_support;
 
 pub use error::{
-    CtlError, GetError, MqOpenError, MqRecvError, MqSendError, MqUnlinkError, OpenError,
-    OpenErrorKind, RecvError, SendError,
+    CtlError, GetError, MqNotifyError, MqOpenError, MqRecvError, MqSendError, MqUnlinkError,
+    OpenError, OpenErrorKind, RecvError, SendError,
 };
 #[cfg(not(loom))]
 pub use ftok::ftok;
@@ -124,7 +125,7 @@ pub use ftok::ftok;
 pub use lease::{park_any, Awaited, Lease, LeasedLoan, ParkEnd, Peeked, WakeWord, PARK_ANY_MAX};
 pub use message::{Received, Selector};
 #[cfg(not(loom))]
-pub use mq::{MessageQueue, MqAttr, MqInfo, MqLimits, MqOpenOptions, MQ_PRIO_MAX};
+pub use mq::{MessageQueue, MqAttr, MqInfo, MqLimits, MqNotify, MqOpenOptions, MQ_PRIO_MAX};
 #[cfg(not(loom))]
 pub use namespace::{GetOptions, Namespace, NamespaceInfo, DEFAULT_DIR, IPC_PRIVATE};
 #[cfg(not(loom))]

@@ -144,6 +144,7 @@ impl Queue {
     ) -> Result<(), SendError> {
         self.st()
             .send_blocking(slot, mtype, text, nowait, Patience::until(None))
+            .map(|_| ())
     }
 
     /// `msgrcv` from `slot` (blocking unless `nowait`): the type and text.
@@ -355,5 +356,77 @@ impl ArrivalRing {
             }
         }
         panic!("eight lost races in a two-thread model");
+    }
+}
+
+/// The `mq_notify` registration record of a POSIX queue (`notify`), on the
+/// heap, for the registration / firing / unregistration model. Model
+/// threads play processes ([`set_pid`], [`die`]): a registration belongs to
+/// the calling thread's pid; a firer or registrar that finds a `FIRING`
+/// record waits for it with loom's `yield_now`.
+pub struct Notify {
+    record: crate::notify::NotifyRecord,
+}
+
+impl Default for Notify {
+    fn default() -> Notify {
+        Notify::new()
+    }
+}
+
+fn model_patience() -> bool {
+    loom::thread::yield_now();
+    true
+}
+
+impl Notify {
+    /// A free record.
+    pub fn new() -> Notify {
+        Notify {
+            record: crate::layout::zeroed::header().notify.0,
+        }
+    }
+
+    /// `mq_notify(SIGEV_SIGNAL)` by the calling process: its generation,
+    /// or `None` for `EBUSY`.
+    pub fn register(&self) -> Option<u32> {
+        let reg = crate::notify::Registration {
+            pid: crate::process::pid(),
+            start_time: crate::process::own_start_time(),
+            kind: crate::notify::Kind::Signal,
+            signo: 10,
+            value: 0,
+        };
+        self.record
+            .register(reg, crate::process::is_alive, model_patience)
+            .ok()
+    }
+
+    /// `mq_notify(NULL)` or the close by the calling process: the generation
+    /// it removed, if it owned one.
+    pub fn unregister(&self) -> Option<u32> {
+        self.record.unregister(
+            crate::process::pid(),
+            crate::process::own_start_time(),
+            model_patience,
+        )
+    }
+
+    /// What a send reads before it reserves: the armed generation.
+    pub fn armed(&self) -> Option<u32> {
+        self.record.armed()
+    }
+
+    /// A send that decided to fire: wins generation `gen` or not; if it
+    /// does, runs `deliver(owner pid)` and then frees the record.
+    pub fn fire(&self, gen: u32, deliver: impl FnOnce(u32)) -> bool {
+        match self.record.fire(gen) {
+            Some(f) => {
+                deliver(f.reg.pid);
+                self.record.delivered(f.gen);
+                true
+            }
+            None => false,
+        }
     }
 }

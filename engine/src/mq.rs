@@ -30,13 +30,28 @@
 //! A [`MessageQueue`] is an open description: its access (read, write) and
 //! its `O_NONBLOCK`, which its clones share, and so does a forked child
 //! (see `description`).
+//!
+//! # Signals
+//! A blocked send or receive sleeps with `futex_waitv` and an absolute
+//! deadline (`wait::Futex::RESTARTING`), so that the kernel restarts it
+//! after a signal handler installed with `SA_RESTART` and ends it with
+//! [`MqRecvError::Interrupted`] / [`MqSendError::Interrupted`] after any
+//! other, as it does `mq_send` and `mq_receive`.
+//!
+//! # Notification
+//! [`MessageQueue::notify`] is `mq_notify`: one registration per queue, in
+//! the queue header (`crate::notify`), fired by the send that makes the
+//! queue non-empty when no receiver waits, and delivered by that sender
+//! (a signal, or a helper thread of the owner woken; see `notify`).
 
 #[allow(unsafe_code)]
 mod description;
 mod limits;
+#[allow(unsafe_code)]
+mod notify;
 
 use crate::blocking::Patience;
-use crate::error::{MqOpenError, MqRecvError, MqSendError, MqUnlinkError};
+use crate::error::{MqNotifyError, MqOpenError, MqRecvError, MqSendError, MqUnlinkError};
 use crate::layout::QueueParams;
 use crate::message::Selector;
 use crate::namespace::Namespace;
@@ -136,7 +151,9 @@ fn open_existing(path: &Path, stamp: u64) -> Result<Arc<Mapped>, FileError> {
     if let Some(m) = cached {
         return Ok(m);
     }
-    let m = Arc::new(Mapped::open(path, stamp)?);
+    let mut m = Mapped::open(path, stamp)?;
+    m.restart_after_handlers();
+    let m = Arc::new(m);
     remember(&m);
     Ok(m)
 }
@@ -387,8 +404,9 @@ impl MqOpenOptions {
             qbytes_max: maxmsg.checked_mul(msgsize).ok_or(MqOpenError::NoMemory)?,
             n_slots: ns.limits().slots,
         };
-        let m = Mapped::create_unnamed(&dir, params, file_mode(mode), who)
+        let mut m = Mapped::create_unnamed(&dir, params, file_mode(mode), who)
             .map_err(|_| MqOpenError::NoMemory)?;
+        m.restart_after_handlers();
         match m.link_at(path) {
             Ok(()) => {
                 let m = Arc::new(m);
@@ -406,8 +424,11 @@ impl MqOpenOptions {
         let desc =
             Description::new(fd.into(), self.nonblocking).map_err(|_| MqOpenError::NoMemory)?;
         Ok(MessageQueue {
+            desc: Arc::new(Open {
+                desc,
+                map: m.clone(),
+            }),
             map: m,
-            desc: Arc::new(desc),
             read: self.read,
             write: self.write,
         })
@@ -481,9 +502,62 @@ impl Wait {
 #[derive(Clone)]
 pub struct MessageQueue {
     map: Arc<Mapped>,
-    desc: Arc<Description>,
+    desc: Arc<Open>,
     read: bool,
     write: bool,
+}
+
+/// An open description and the mapping it is of: dropping the last clone
+/// is the close of the descriptor, which removes this process's
+/// notification registration (the kernel's `mqueue_flush_file`).
+struct Open {
+    desc: Description,
+    map: Arc<Mapped>,
+}
+
+impl std::ops::Deref for Open {
+    type Target = Description;
+    fn deref(&self) -> &Description {
+        &self.desc
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        notify::unregister(&self.map);
+    }
+}
+
+/// How [`MessageQueue::notify`] (`mq_notify`) notifies the registering
+/// process when a message arrives in the empty queue (`struct sigevent`).
+pub enum MqNotify {
+    /// `SIGEV_NONE`: registered (others get `EBUSY`), never notified.
+    None,
+    /// `SIGEV_SIGNAL`: signal `signo` is queued to this process with
+    /// `si_code == SI_MESGQ`, `si_value == value` and the sender's pid and
+    /// uid. Signal 0 registers and sends nothing (as the kernel).
+    Signal {
+        /// `sigev_signo` (0 to 64).
+        signo: i32,
+        /// `sigev_value` (`sival_int` or `sival_ptr`).
+        value: u64,
+    },
+    /// `SIGEV_THREAD`: a thread of this process runs the function once.
+    Thread(Box<dyn FnOnce() + Send + 'static>),
+}
+
+impl std::fmt::Debug for MqNotify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MqNotify::None => f.write_str("None"),
+            MqNotify::Signal { signo, value } => f
+                .debug_struct("Signal")
+                .field("signo", signo)
+                .field("value", value)
+                .finish(),
+            MqNotify::Thread(_) => f.write_str("Thread(..)"),
+        }
+    }
 }
 
 impl std::fmt::Debug for MessageQueue {
@@ -642,15 +716,78 @@ impl MessageQueue {
             long_sleep: &|| {},
         };
         use crate::error::SendError as E;
-        self.map
-            .state()
+        let st = self.map.state();
+        let sent_before = st
             .send_blocking(slot, mtype_of(prio), text, nowait, patience)
             .map_err(|e| match e {
                 E::Again => MqSendError::Again,
                 E::TimedOut => MqSendError::TimedOut,
                 E::Interrupted => MqSendError::Interrupted,
                 _ => MqSendError::NoMemory,
-            })
+            })?;
+        self.maybe_notify(sent_before);
+        Ok(())
+    }
+
+    /// After a send whose reservation saw `sent_before` messages: fires
+    /// the notification registration if the send made the queue non-empty
+    /// with no receiver waiting (`crate::notify::should_fire`).
+    fn maybe_notify(&self, sent_before: u64) {
+        let st = self.map.state();
+        let rec = &st.header.notify;
+        // After the send's link and SeqCst fence; a registration armed
+        // after this look is linearised after our send.
+        let Some(gen) = rec.armed() else {
+            return;
+        };
+        let received = st.counter().received_messages();
+        // SYNC(recv_sleepers): after the send's SeqCst fence, as
+        // `wait::wake_receiver` reads it.
+        let sleepers = st.header.recv_sleepers.load(Ordering::SeqCst);
+        let modulus = crate::accounting::MSGS_MODULUS;
+        if crate::notify::should_fire(sent_before, received, sleepers, modulus) {
+            if let Some(f) = rec.fire(gen) {
+                notify::deliver(rec, f);
+            }
+        }
+    }
+
+    /// `mq_notify`: registers this process for notification of a message
+    /// arriving in the empty queue (`Some`), or removes its registration
+    /// (`None`; nothing happens if it has none, or if another process's is
+    /// in place, as with the kernel). Another live process's registration
+    /// is [`MqNotifyError::Busy`]; one whose owner died is free. A
+    /// registration is used up when it fires; the owner's drop of any
+    /// description of the queue (`mq_close`) removes it. Any description
+    /// will do, whatever its access (as the kernel).
+    pub fn notify(&self, how: Option<MqNotify>) -> Result<(), MqNotifyError> {
+        let (kind, signo, value, run) = match how {
+            None => {
+                notify::unregister(&self.map);
+                return Ok(());
+            }
+            Some(MqNotify::None) => (crate::notify::Kind::None, 0, 0, None),
+            Some(MqNotify::Signal { signo, value }) => {
+                // The kernel's `valid_signal`: 0 to _NSIG (64).
+                let signo = u32::try_from(signo)
+                    .ok()
+                    .filter(|&s| s <= 64)
+                    .ok_or(MqNotifyError::Invalid)?;
+                (crate::notify::Kind::Signal, signo, value, None)
+            }
+            Some(MqNotify::Thread(f)) => (crate::notify::Kind::Thread, 0, 0, Some(f)),
+        };
+        notify::register(&self.map, kind, signo, value, run).map_err(|e| match e {
+            None => MqNotifyError::Busy,
+            Some(()) => MqNotifyError::NoMemory,
+        })
+    }
+
+    /// What a close of a descriptor of this queue does besides dropping
+    /// it: removes this process's notification registration, if any (for
+    /// the C layer's `mq_close`, whose clones may outlive the call).
+    pub fn close_notification(&self) {
+        notify::unregister(&self.map);
     }
 
     fn how_long(&self, wait: Wait) -> (bool, Option<Instant>) {

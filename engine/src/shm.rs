@@ -187,6 +187,12 @@ impl Mapped {
         &self.state
     }
 
+    /// Makes this mapping's blocked calls restartable after an
+    /// `SA_RESTART` signal handler (a POSIX queue's; see `wait::Futex`).
+    pub(crate) fn restart_after_handlers(&mut self) {
+        self.state.park = &crate::wait::Futex::RESTARTING;
+    }
+
     fn map(file: File, path: &Path, geo: Geometry) -> Result<Mapped, FileError> {
         let map = MmapOptions::new().len(geo.file_size).map_raw(&file)?;
         if (map.as_ptr() as usize) % PAGE != 0 {

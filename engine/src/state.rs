@@ -91,7 +91,7 @@ impl<'a> QueueState<'a> {
                 nodes,
                 node_pool: Pool::new(nodes, node_bitmap),
                 classes,
-                park: &crate::wait::Futex,
+                park: &crate::wait::Futex::PLAIN,
                 geo,
             }
         }

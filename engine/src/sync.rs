@@ -348,6 +348,10 @@ pub enum Mutant {
     /// The liveness lock of a slot whose owner died reads as held by a live
     /// owner (the kernel's `FUTEX_OWNER_DIED` mark is ignored).
     DeadOwnerLooksAlive,
+    /// A firing send frees the `mq_notify` registration before it delivers
+    /// the notification (no `FIRING` state), so an unregistration can
+    /// return before a notification still on its way.
+    NotifyFreedBeforeDelivery,
 }
 
 #[cfg(loom)]

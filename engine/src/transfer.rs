@@ -29,7 +29,7 @@
 //! Each step that another party cannot undo is preceded by a record in the
 //! slot, which is what `recovery` reads when the process dies.
 
-use crate::accounting::{Delta, Full, Side};
+use crate::accounting::{Delta, Side};
 use crate::arrivals::Oldest;
 use crate::layout::{data_ref, NodeRef, INLINE_BYTES, NIL};
 #[cfg(not(loom))]
@@ -135,8 +135,9 @@ pub(crate) struct Taken {
 }
 
 impl<'a> QueueState<'a> {
-    /// Tries once to send `text` as type `mtype` from `slot`.
-    pub(crate) fn try_send(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<(), PathError> {
+    /// Tries once to send `text` as type `mtype` from `slot`. Returns the
+    /// sent count its reservation saw (see `Counter::apply`).
+    pub(crate) fn try_send(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<u64, PathError> {
         let rec = &self.slots[slot];
         let len = text.len() as u64;
         let counter = self.counter();
@@ -146,15 +147,15 @@ impl<'a> QueueState<'a> {
         // qbytes is a limit read at the start of the operation, as
         // Linux reads it under the queue lock; IPC_SET wakes sleepers.
         let qbytes = self.capacity();
-        if let Err(Full) = counter.apply(slot, k, Delta::Reserve(len), qbytes) {
+        let Ok(sent_before) = counter.apply(slot, k, Delta::Reserve(len), qbytes) else {
             slots::end(rec);
             return Err(PathError::Full);
-        }
+        };
         crate::sync::crash_point();
         match self.fill_and_link(slot, mtype, text) {
             Ok(()) => {
                 slots::end(rec);
-                Ok(())
+                Ok(sent_before)
             }
             Err(e) => {
                 // Undo the reservation as a new accounting operation.

@@ -94,8 +94,59 @@ pub(crate) type Parker = Futex;
 pub(crate) type Parker = ModelFutex;
 
 /// The futex, shared between processes (never `FUTEX_PRIVATE`).
+///
+/// Two ways to sleep, which differ only when a signal handler runs:
+/// [`Futex::PLAIN`] (`FUTEX_WAIT` with a relative timeout, which the kernel
+/// never restarts: `EINTR` whatever the handler's flags, System V's rule)
+/// and [`Futex::RESTARTING`] (`futex_waitv` with an absolute deadline, which
+/// the kernel restarts after a handler installed with `SA_RESTART`, keeping
+/// the deadline, and otherwise ends with `EINTR`: POSIX queues' rule for
+/// `mq_send` / `mq_receive`).
 #[cfg(not(loom))]
-pub(crate) struct Futex;
+pub(crate) struct Futex {
+    restart: bool,
+}
+
+#[cfg(not(loom))]
+impl Futex {
+    /// Interrupted by every signal handler (System V queues).
+    pub(crate) const PLAIN: Futex = Futex { restart: false };
+    /// Restarted after an `SA_RESTART` handler (POSIX queues; Linux 5.16
+    /// or later, `PLAIN` on older kernels).
+    pub(crate) const RESTARTING: Futex = Futex { restart: true };
+
+    /// `futex_waitv` on `word` until `timeout` from now (an absolute
+    /// `CLOCK_MONOTONIC` deadline, so that a restart keeps it); `None` if
+    /// the kernel has no `futex_waitv`.
+    fn park_restarting(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> Option<Woke> {
+        use rustix::thread::futex;
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let end_ns = now.tv_nsec as u128 + timeout.as_nanos();
+        let ts = rustix::time::Timespec {
+            tv_sec: now.tv_sec + (end_ns / 1_000_000_000) as i64,
+            tv_nsec: (end_ns % 1_000_000_000) as _,
+        };
+        let mut w = futex::Wait::new();
+        w.val = expected as u64;
+        w.uaddr = futex::WaitPtr::new(word.as_std() as *const _ as *mut std::ffi::c_void);
+        w.flags = futex::WaitFlags::SIZE_U32;
+        match futex::waitv(
+            &[w],
+            futex::WaitvFlags::empty(),
+            Some(&ts),
+            rustix::time::ClockId::Monotonic,
+        ) {
+            Err(rustix::io::Errno::NOSYS) => None,
+            Err(rustix::io::Errno::INTR) => Some(Woke::Interrupted),
+            Ok(_) => {
+                // Relaxed: a statistic.
+                WAKE_UPS.fetch_add(1, Ordering::Relaxed);
+                Some(Woke::Recheck)
+            }
+            _ => Some(Woke::Recheck),
+        }
+    }
+}
 
 /// `FUTEX_WAIT`s of this process that ended because someone woke them (not
 /// a timeout, a signal or a changed value): what the wake-up tests count.
@@ -114,6 +165,11 @@ pub fn futex_wake_ups() -> u64 {
 impl Park for Futex {
     fn park(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> Woke {
         use rustix::thread::futex;
+        if self.restart {
+            if let Some(woke) = self.park_restarting(word, expected, timeout) {
+                return woke;
+            }
+        }
         let ts = rustix::time::Timespec {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: timeout.subsec_nanos() as _,

@@ -667,3 +667,169 @@ fn a_damaged_queue_file_is_refused_and_the_doctor_leaves_posix_queues_alone() {
     q.try_send(b"ok", 1).unwrap();
     MessageQueue::unlink(&t.ns, "/junk").unwrap();
 }
+
+/// Values the notification signal handler saw: (count, si_code, si_value,
+/// si_pid). Plain process-local atomics: a signal handler's statics, which
+/// no loom model reads.
+#[allow(clippy::disallowed_types)]
+static SIG_COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+#[allow(clippy::disallowed_types)]
+static SIG_CODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+#[allow(clippy::disallowed_types)]
+static SIG_VALUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+#[allow(clippy::disallowed_types)]
+static SIG_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_notify(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    use std::sync::atomic::Ordering::SeqCst;
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let info = unsafe { &*info };
+    SIG_CODE.store(info.si_code, SeqCst);
+    // SAFETY: as above; SI_MESGQ carries the _rt member (pid, uid, value).
+    unsafe {
+        SIG_VALUE.store(info.si_value().sival_ptr as u64, SeqCst);
+        SIG_PID.store(info.si_pid(), SeqCst);
+    }
+    SIG_COUNT.fetch_add(1, SeqCst);
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn notify_signal_thread_none_and_the_firing_rule() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let t = temp();
+    let q = new_queue(&t, "/notify", 4, 64);
+    let mut buf = [0u8; 64];
+    let sig = libc::SIGRTMIN() + 3;
+    // SAFETY: installs an SA_SIGINFO handler that only stores to atomics.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_notify as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
+    }
+    assert_eq!(
+        q.notify(Some(MqNotify::Signal {
+            signo: 65,
+            value: 0
+        })),
+        Err(MqNotifyError::Invalid)
+    );
+    assert_eq!(
+        q.notify(Some(MqNotify::Signal {
+            signo: -1,
+            value: 0
+        })),
+        Err(MqNotifyError::Invalid)
+    );
+    // SIGEV_SIGNAL: fires once, on the empty -> non-empty send only.
+    q.notify(Some(MqNotify::Signal {
+        signo: sig,
+        value: 0x1234,
+    }))
+    .unwrap();
+    assert_eq!(
+        q.notify(Some(MqNotify::None)),
+        Err(MqNotifyError::Busy),
+        "one registration per queue (our own counts too)"
+    );
+    q.send(b"one", 1).unwrap();
+    assert!(wait_for(|| SIG_COUNT.load(SeqCst) == 1), "no signal");
+    assert_eq!(SIG_CODE.load(SeqCst), -3, "SI_MESGQ");
+    assert_eq!(SIG_VALUE.load(SeqCst), 0x1234);
+    assert_eq!(SIG_PID.load(SeqCst), std::process::id() as i32);
+    // Used up: a registration may be made again, and a send into a
+    // non-empty queue does not fire it.
+    q.notify(Some(MqNotify::Signal {
+        signo: sig,
+        value: 7,
+    }))
+    .unwrap();
+    q.send(b"two", 1).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(SIG_COUNT.load(SeqCst), 1, "a non-empty queue notified");
+    q.recv(&mut buf).unwrap();
+    q.recv(&mut buf).unwrap();
+    q.send(b"three", 1).unwrap();
+    assert!(wait_for(|| SIG_COUNT.load(SeqCst) == 2));
+    assert_eq!(SIG_VALUE.load(SeqCst), 7);
+    q.recv(&mut buf).unwrap();
+    // Unregistered: nothing fires.
+    q.notify(Some(MqNotify::Signal {
+        signo: sig,
+        value: 8,
+    }))
+    .unwrap();
+    q.notify(None).unwrap();
+    q.send(b"four", 1).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(SIG_COUNT.load(SeqCst), 2, "fired after unregistration");
+    q.recv(&mut buf).unwrap();
+
+    // SIGEV_THREAD: a thread of this process runs the function, once.
+    let (tx, rx) = std::sync::mpsc::channel();
+    q.notify(Some(MqNotify::Thread(Box::new(move || {
+        tx.send(std::thread::current().name().map(str::to_owned))
+            .unwrap();
+    }))))
+    .unwrap();
+    q.send(b"five", 1).unwrap();
+    let ran = rx.recv_timeout(Duration::from_secs(10)).expect("not run");
+    assert_eq!(ran.as_deref(), Some("shmq-mq-notify"));
+    q.recv(&mut buf).unwrap();
+    // A cancelled SIGEV_THREAD registration never runs its function.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    q.notify(Some(MqNotify::Thread(Box::new(move || {
+        tx.send(()).unwrap();
+    }))))
+    .unwrap();
+    q.notify(None).unwrap();
+    q.send(b"six", 1).unwrap();
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    q.recv(&mut buf).unwrap();
+
+    // A receiver blocked in recv takes the message: no notification, the
+    // registration stays.
+    q.notify(Some(MqNotify::Signal {
+        signo: sig,
+        value: 9,
+    }))
+    .unwrap();
+    let r = q.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut b = [0u8; 64];
+        r.recv(&mut b).unwrap().0
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    q.send(b"seven", 1).unwrap();
+    assert_eq!(waiter.join().unwrap(), 5);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(SIG_COUNT.load(SeqCst), 2, "a handed-over message notified");
+    assert_eq!(q.notify(Some(MqNotify::None)), Err(MqNotifyError::Busy));
+    q.send(b"eight", 1).unwrap();
+    assert!(wait_for(|| SIG_COUNT.load(SeqCst) == 3));
+    assert_eq!(SIG_VALUE.load(SeqCst), 9);
+    q.recv(&mut buf).unwrap();
+
+    // SIGEV_NONE holds the queue and is used up silently; the owner's
+    // close (the last clone dropped) removes a registration.
+    q.notify(Some(MqNotify::None)).unwrap();
+    q.send(b"nine", 1).unwrap();
+    q.recv(&mut buf).unwrap();
+    q.notify(Some(MqNotify::None)).unwrap();
+    let other = rw().open(&t.ns, "/notify").unwrap();
+    drop(other);
+    q.notify(Some(MqNotify::None))
+        .expect("closing a descriptor removes the owner's registration");
+    q.notify(None).unwrap();
+}

@@ -864,9 +864,39 @@ fn posix_queue_blocking_hand_off_timeouts_eintr_and_fork_match_the_kernel() {
         "sender child asleep: yes",
         "timed receive on empty: -1 ETIMEDOUT",
         "blocked send, signal: -1 EINTR",
+        "SA_RESTART, blocked receive: after the handler prio 4",
+        "SA_RESTART, timed receive: -1 ETIMEDOUT",
+        "handler ran, deadline kept: yes",
+        "SA_RESTART, blocked send: ok",
         "parent's descriptor: flags O_NONBLOCK",
         "parent's receive: -1 EAGAIN",
     ] {
         assert!(kernel.contains(line), "kernel transcript lacks {line:?}");
+    }
+}
+
+#[test]
+fn posix_queue_notification_matches_the_kernel() {
+    let kernel = mq_parity("ffi/tests/c/mq_notify.c", 12, false);
+    for line in [
+        "unknown sigev_notify, bad descriptor: -1 EINVAL",
+        "bad descriptor: -1 EBADF",
+        "register again, same process: -1 EBUSY",
+        "child: EBUSY, NULL removes nothing, sent: yes",
+        "first message: signal SIGUSR1, si_code SI_MESGQ, value 42, from the sender yes, uid ours",
+        "send into a non-empty queue: no signal",
+        "send after unregistering: no signal",
+        "message to a blocked receiver: no signal",
+        "registration still there: -1 EBUSY",
+        "next send into the empty queue: signal SIGUSR1, si_code SI_MESGQ, value 45, from the sender yes, uid ours",
+        "send into the empty queue: function ran with value 46",
+        "send after unregistering: function not run",
+        "register again: ok",
+        "register after the owner's exit: ok",
+    ] {
+        assert!(
+            kernel.contains(line),
+            "kernel transcript lacks {line:?}:\n{kernel}"
+        );
     }
 }

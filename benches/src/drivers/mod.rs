@@ -5,11 +5,13 @@
 //! - [`throughput`]: one-way messages per second, any number of producers and
 //!   consumers;
 //! - [`depth`]: typed receive with `D` messages of `D` types queued;
+//! - [`prio`]: receive from a POSIX queue with 32 priorities in use;
 //! - [`footprint`]: shared memory of a queue, resident memory of a process.
 
 pub mod depth;
 pub mod footprint;
 pub mod pingpong;
+pub mod prio;
 pub mod throughput;
 
 use crate::mechanism::Mechanism;

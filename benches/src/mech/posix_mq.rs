@@ -61,6 +61,10 @@ impl Mechanism for PosixMq {
         true
     }
 
+    fn priorities(&self) -> bool {
+        true
+    }
+
     fn create(&self, cfg: &ChannelConfig) -> io::Result<Channel> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -143,6 +147,40 @@ impl Endpoint for MqEnd {
             }
         })?;
         Ok(&self.buf[..n])
+    }
+
+    fn send_to_self(&mut self, prio: u32, msg: &[u8]) -> io::Result<()> {
+        retry(|| {
+            // SAFETY: `msg` is readable for its length; `rx` is an open
+            // queue (O_RDWR).
+            let rc = unsafe { libc::mq_send(self.rx, msg.as_ptr().cast(), msg.len(), prio) };
+            if rc == -1 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn recv_prio(&mut self) -> io::Result<u32> {
+        retry(|| {
+            let mut prio = 0;
+            // SAFETY: `buf` is writable for its length (>= mq_msgsize);
+            // `prio` is a live `unsigned int`.
+            let rc = unsafe {
+                libc::mq_receive(
+                    self.rx,
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    &mut prio,
+                )
+            };
+            if rc == -1 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(prio)
+            }
+        })
     }
 }
 

@@ -35,6 +35,10 @@ impl Mechanism for ShmqMq {
         true
     }
 
+    fn priorities(&self) -> bool {
+        true
+    }
+
     fn create(&self, cfg: &ChannelConfig) -> io::Result<Channel> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -122,5 +126,13 @@ impl Endpoint for MqEnd {
     fn recv(&mut self, _mtype: i64) -> io::Result<&[u8]> {
         let (n, _) = self.rx.recv(&mut self.buf)?;
         Ok(&self.buf[..n])
+    }
+
+    fn send_to_self(&mut self, prio: u32, msg: &[u8]) -> io::Result<()> {
+        Ok(self.rx.send(msg, prio)?)
+    }
+
+    fn recv_prio(&mut self) -> io::Result<u32> {
+        Ok(self.rx.recv(&mut self.buf)?.1)
     }
 }

@@ -202,8 +202,11 @@ pub fn mq_close(mqd: mqd_t) -> c_int {
             table_changed();
         }
         match q {
-            // Dropping the last handle closes the descriptor.
+            // Dropping the last handle closes the descriptor (a thread's
+            // cache may still hold a clone: the close's removal of our
+            // notification registration is made here).
             Some(q) => {
+                q.close_notification();
                 drop(q);
                 Ok(0)
             }
@@ -381,5 +384,87 @@ pub unsafe fn mq_setattr(mqd: mqd_t, new: *const MqAttr, old: *mut MqAttr) -> c_
             q.set_nonblocking(n.mq_flags != 0);
         }
         Ok(0)
+    })
+}
+
+/// `struct sigevent` as glibc lays it out on Linux (64 bytes): the value,
+/// the signal, the kind, then `SIGEV_THREAD`'s function and attributes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SigEvent {
+    /// `sigev_value` (`union sigval`: an `int` or a pointer).
+    pub sigev_value: usize,
+    /// `sigev_signo`.
+    pub sigev_signo: c_int,
+    /// `sigev_notify`: `SIGEV_SIGNAL`, `SIGEV_NONE`, `SIGEV_THREAD`, ...
+    pub sigev_notify: c_int,
+    /// `sigev_notify_function` (`SIGEV_THREAD`), called with `sigev_value`.
+    pub sigev_notify_function: Option<unsafe extern "C" fn(usize)>,
+    /// `sigev_notify_attributes` (`pthread_attr_t *`; not used: the
+    /// function runs on shmq's helper thread).
+    pub sigev_notify_attributes: *mut libc::c_void,
+    /// The rest of the union.
+    pub pad: [c_int; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<SigEvent>() == 64);
+
+/// A `SIGEV_THREAD` function and its argument, sent to the helper thread.
+struct ThreadCall {
+    f: unsafe extern "C" fn(usize),
+    value: usize,
+}
+
+// SAFETY: a function pointer and an integer; what the value points to is
+// the caller's business, as with glibc's helper thread.
+unsafe impl Send for ThreadCall {}
+
+/// `mq_notify(mqd, sev)`: `sev` NULL removes the caller's registration.
+/// Checked in the kernel's order: `sigev_notify` other than `SIGEV_NONE`,
+/// `SIGEV_SIGNAL` and `SIGEV_THREAD`, and a `SIGEV_SIGNAL` number above 64
+/// (or negative), are `EINVAL`; then the descriptor (`EBADF`); then
+/// another process's registration (`EBUSY`).
+///
+/// # Safety
+/// `sev` is NULL or points to a `struct sigevent`; with `SIGEV_THREAD`,
+/// its function may be called once, on another thread, with its value.
+pub unsafe fn mq_notify(mqd: mqd_t, sev: *const SigEvent) -> c_int {
+    guard(-1, || {
+        let how = if sev.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and valid (contract).
+            let e = unsafe { sev.read_unaligned() };
+            Some(match e.sigev_notify {
+                libc::SIGEV_NONE => shmq::MqNotify::None,
+                libc::SIGEV_SIGNAL => {
+                    if !(0..=64).contains(&e.sigev_signo) {
+                        return Err(libc::EINVAL);
+                    }
+                    shmq::MqNotify::Signal {
+                        signo: e.sigev_signo,
+                        value: e.sigev_value as u64,
+                    }
+                }
+                libc::SIGEV_THREAD => {
+                    // glibc calls a NULL function and crashes; refusing it
+                    // is kinder and no program relies on the crash.
+                    let f = e.sigev_notify_function.ok_or(libc::EINVAL)?;
+                    let call = ThreadCall {
+                        f,
+                        value: e.sigev_value,
+                    };
+                    shmq::MqNotify::Thread(Box::new(move || {
+                        let call = call;
+                        // SAFETY: the function the caller registered, with
+                        // the value it registered (contract); a panic can
+                        // not come out of a C function.
+                        unsafe { (call.f)(call.value) }
+                    }))
+                }
+                _ => return Err(libc::EINVAL),
+            })
+        };
+        with_queue(mqd, |q| q.notify(how).map(|()| 0).map_err(|e| e.errno()))
     })
 }

@@ -8,7 +8,7 @@
 //! Exports `msgget`, `msgsnd`, `msgrcv`, `msgctl` and `ftok`, and the POSIX
 //! queue functions `mq_open` (and glibc's fortified `__mq_open_2`),
 //! `mq_close`, `mq_unlink`, `mq_send`, `mq_timedsend`, `mq_receive`,
-//! `mq_timedreceive`, `mq_getattr` and `mq_setattr` themselves, so
+//! `mq_timedreceive`, `mq_getattr`, `mq_setattr` and `mq_notify` themselves, so
 //! that the dynamic linker binds a program's calls here instead of to glibc
 //! (and so to shmq instead of the kernel). They are `shmq-ffi-common`'s entry
 //! points, the same code as `libshmq.so`'s `shmq_*` functions: the kernel's
@@ -223,6 +223,18 @@ pub unsafe extern "C" fn mq_setattr(
 ) -> c_int {
     // SAFETY: the caller keeps this function's contract, which is common's.
     unsafe { common::mq::mq_setattr(mqdes, mqstat.cast(), omqstat.cast()) }
+}
+
+/// `mq_notify(3)` on shmq (`SIGEV_THREAD`'s function runs on a helper
+/// thread of shmq's; `sigev_notify_attributes` is not used).
+///
+/// # Safety
+/// `sevp` is NULL or points to a `struct sigevent`.
+#[no_mangle]
+pub unsafe extern "C" fn mq_notify(mqdes: libc::mqd_t, sevp: *const libc::sigevent) -> c_int {
+    // SAFETY: the caller keeps this function's contract, which is common's;
+    // glibc's struct sigevent and common's SigEvent have one layout.
+    unsafe { common::mq::mq_notify(mqdes, sevp.cast()) }
 }
 
 /// The next definition of the C function `name` after this library (the C

@@ -2,7 +2,8 @@
  * process wakes a blocked receiver; a receive in another process wakes a
  * blocked sender; mq_timedreceive / mq_timedsend give up with ETIMEDOUT
  * after waiting; a handler installed without SA_RESTART makes a blocked call
- * fail with EINTR; O_NONBLOCK belongs to the open description, so a forked
+ * fail with EINTR, one with SA_RESTART has it restarted (a timed one keeps
+ * its deadline); O_NONBLOCK belongs to the open description, so a forked
  * child's mq_setattr changes its parent's descriptor.
  *
  * Run on the kernel, through libshmq (-DSHMQ_LINK) and under the preload
@@ -101,6 +102,45 @@ int main(int argc, char **argv)
     MUST(setitimer(ITIMER_REAL, &it, NULL) == 0);
     OK("blocked receive, signal", mq_receive(q, buf, sizeof buf, NULL));
     FACT("handler ran again", handled == 2);
+
+    /* With SA_RESTART the kernel restarts a blocked mq_receive / mq_send
+     * after the handler (not System V's calls), and a timed one keeps its
+     * deadline. */
+    sa.sa_flags = SA_RESTART;
+    MUST(sigaction(SIGALRM, &sa, NULL) == 0);
+    it.it_value.tv_usec = 100000;
+    pid = fork();
+    MUST(pid >= 0);
+    if (pid == 0) {
+        usleep(400000);
+        mqd_t w = mq_open(n, O_WRONLY);
+        _exit(w != (mqd_t)-1 && mq_send(w, "after the handler", 17, 4) == 0 ? 0 : 1);
+    }
+    MUST(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    len = mq_receive(q, buf, sizeof buf, &p);
+    printf("SA_RESTART, blocked receive: %.*s prio %u\n", len < 0 ? 0 : (int)len, buf, p);
+    FACT("handler ran during it", handled == 3);
+    reap("late sender child exited 0", pid);
+    MUST(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    t0 = wall_seconds();
+    at = in_ms(400);
+    OK("SA_RESTART, timed receive", mq_timedreceive(q, buf, sizeof buf, NULL, &at));
+    FACT("handler ran, deadline kept", handled == 4 && wall_seconds() - t0 >= 0.39 &&
+                                           wall_seconds() - t0 < 2.0);
+    MUST(mq_send(q, "x", 1, 0) == 0 && mq_send(q, "y", 1, 0) == 0);
+    pid = fork();
+    MUST(pid >= 0);
+    if (pid == 0) {
+        usleep(400000);
+        char b[64];
+        _exit(mq_receive(q, b, sizeof b, NULL) == 1 ? 0 : 1);
+    }
+    MUST(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    OK("SA_RESTART, blocked send", mq_send(q, "z", 1, 0));
+    FACT("handler ran during it", handled == 5);
+    reap("late receiver child exited 0", pid);
+    for (int i = 0; i < 2; i++)
+        MUST(mq_receive(q, buf, sizeof buf, NULL) == 1);
 
     /* O_NONBLOCK is the description's: a forked child's mq_setattr. */
     pid = fork();
