@@ -92,6 +92,35 @@ pub fn install_signal_cleanup() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Creates a shmq namespace directory of its own (`shmq-bench-PID-TAG<n>`
+/// in `/dev/shm`, or the temporary directory where there is none) whose
+/// `config` file is `config`, removed with the returned guard.
+pub(crate) fn temporary_namespace_dir(
+    tag: &str,
+    config: &str,
+) -> std::io::Result<(std::path::PathBuf, Guard)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!(
+        "shmq-bench-{}-{tag}{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir)?;
+    let removal = dir.clone();
+    let guard = register(move || {
+        let _ = std::fs::remove_dir_all(&removal);
+    });
+    std::fs::write(dir.join("config"), config)?;
+    Ok((dir, guard))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

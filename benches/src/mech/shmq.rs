@@ -6,7 +6,7 @@ use crate::mech::bad_spec;
 use crate::mechanism::{Channel, ChannelConfig, End, Endpoint, Mechanism};
 use shmq::{GetOptions, Namespace, Queue, QueueSet, RecvError, Selector, SendError};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// shmq queues, in the namespace `dir` (default: `$SHMQ_DIR` or
 /// `/dev/shm/shmq`). A channel that must hold more than the namespace's
@@ -48,27 +48,9 @@ pub(crate) fn qbytes_for(n: usize, size: usize) -> u64 {
 
 /// Creates a namespace of its own for a channel that needs `qbytes`.
 fn temporary_namespace(qbytes: u64) -> io::Result<(Namespace, cleanup::Guard)> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!(
-        "shmq-bench-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir)?;
-    let removal = dir.clone();
-    let guard = cleanup::register(move || {
-        let _ = std::fs::remove_dir_all(&removal);
-    });
-    std::fs::write(
-        dir.join("config"),
-        format!("# shmq bench: a namespace for one deep queue\nmsgmni = 8\nmsgmnb = {qbytes}\nqbytes_max = {qbytes}\n"),
+    let (dir, guard) = cleanup::temporary_namespace_dir(
+        "",
+        &format!("# shmq bench: a namespace for one deep queue\nmsgmni = 8\nmsgmnb = {qbytes}\nqbytes_max = {qbytes}\n"),
     )?;
     Ok((Namespace::open(&dir)?, guard))
 }

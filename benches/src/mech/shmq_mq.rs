@@ -7,7 +7,6 @@ use crate::mech::bad_spec;
 use crate::mechanism::{Channel, ChannelConfig, End, Endpoint, Mechanism};
 use shmq::{MessageQueue, MqOpenOptions, Namespace};
 use std::io;
-use std::path::{Path, PathBuf};
 
 /// shmq POSIX queues in a temporary namespace of their own (its `config`
 /// lets the queue be as deep and wide as asked, whatever
@@ -40,29 +39,11 @@ impl Mechanism for ShmqMq {
     }
 
     fn create(&self, cfg: &ChannelConfig) -> io::Result<Channel> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static SEQ: AtomicU32 = AtomicU32::new(0);
         let depth = cfg.capacity.unwrap_or_else(default_depth).max(1);
         let size = cfg.msg_size.max(1);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "shmq-bench-{}-mq{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir)?;
-        let removal = dir.clone();
-        let guard = cleanup::register(move || {
-            let _ = std::fs::remove_dir_all(&removal);
-        });
-        std::fs::write(
-            dir.join("config"),
-            format!(
+        let (dir, guard) = cleanup::temporary_namespace_dir(
+            "mq",
+            &format!(
                 "# shmq bench: POSIX queues of {depth} x {size} bytes\nmsgmni = 8\n\
                  mq_msg_max = {depth}\nmq_msgsize_max = {size}\n"
             ),
