@@ -313,6 +313,23 @@ fn the_mode_is_narrowed_by_the_umask() {
     );
 }
 
+#[test]
+fn rlimit_msgqueue_counts_the_owners_queues_as_the_kernel() {
+    let t = temp();
+    // In a child: the limit is the whole process's. Two queues of 640
+    // bytes fit 1300, a third does not; unlinking one makes room again.
+    let out = spawn_role("rlimit", &t.dir, &["1300".into()])
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "ok ok TooManyFiles ok ok"),
+        "{stdout}"
+    );
+    assert_eq!(MqOpenError::TooManyFiles.errno(), libc::EMFILE);
+}
+
 /// Entry point of child processes; a no-op in a normal run.
 #[test]
 fn child_main() {
@@ -379,6 +396,44 @@ fn child_main() {
                 r(MqOpenOptions::new().write(true)),
                 r(rw()),
                 MessageQueue::unlink(&ns, &args[0]).err()
+            );
+        }
+        // args: RLIMIT_MSGQUEUE; creates 4 x 64 queues (640 bytes each to
+        // the kernel's count) and prints what each creation gave
+        "rlimit" => {
+            let limit: u64 = args[0].parse().unwrap();
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit reads a live rlimit.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &rl) }, 0);
+            let make = |name: &str| {
+                rw().create(true)
+                    .exclusive(true)
+                    .mode(0o600)
+                    .attributes(4, 64)
+                    .open(&ns, name)
+            };
+            let show = |r: &Result<MessageQueue, MqOpenError>| match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            let q1 = make("/r1");
+            let first = show(&q1);
+            drop(q1);
+            let q2 = make("/r2");
+            let q3 = make("/r3");
+            // Opening an existing queue is not counted.
+            let again = rw().open(&ns, "/r2");
+            MessageQueue::unlink(&ns, "/r1").unwrap();
+            let q4 = make("/r4");
+            println!(
+                "{first} {} {} {} {}",
+                show(&q2),
+                show(&q3),
+                show(&again),
+                show(&q4)
             );
         }
         // args: name; creates it 0666 under umask 027
