@@ -330,6 +330,39 @@ fn rlimit_msgqueue_counts_the_owners_queues_as_the_kernel() {
     assert_eq!(MqOpenError::TooManyFiles.errno(), libc::EMFILE);
 }
 
+#[test]
+fn a_dead_owners_registration_is_free_and_the_doctor_frees_it() {
+    let t = temp();
+    let q = new_queue(&t, "/dead", 2, 8);
+    let run = || {
+        let out = spawn_role("notify_and_exit", &t.dir, &["/dead".into()])
+            .wait_with_output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    // A registrar finds the dead owner's registration free.
+    run();
+    q.notify(Some(MqNotify::None)).unwrap();
+    q.notify(None).unwrap();
+    // The doctor reports it and frees it.
+    run();
+    let dry = t.ns.doctor(&shmq::doctor::DoctorOptions {
+        dry_run: true,
+        ..Default::default()
+    });
+    assert_eq!(dry.findings.len(), 1, "{dry:?}");
+    let report = t.ns.doctor(&shmq::doctor::DoctorOptions::default());
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    let text = report.findings[0].to_string();
+    assert!(
+        text.starts_with("fixed: POSIX queue /dead: notification registration of process")
+            && text.ends_with("which is gone; freed"),
+        "{text}"
+    );
+    assert!(t.ns.doctor(&Default::default()).findings.is_empty());
+    q.notify(Some(MqNotify::None)).unwrap();
+}
+
 /// Entry point of child processes; a no-op in a normal run.
 #[test]
 fn child_main() {
@@ -435,6 +468,13 @@ fn child_main() {
                 show(&again),
                 show(&q4)
             );
+        }
+        // args: name; registers for notification and exits without closing
+        "notify_and_exit" => {
+            let q = rw().open(&ns, &args[0]).unwrap();
+            q.notify(Some(MqNotify::None)).unwrap();
+            println!("registered");
+            std::process::exit(0);
         }
         // args: name; creates it 0666 under umask 027
         "umask" => {
@@ -697,7 +737,7 @@ fn another_users_access_follows_the_mode() {
 }
 
 #[test]
-fn a_damaged_queue_file_is_refused_and_the_doctor_leaves_posix_queues_alone() {
+fn a_damaged_queue_file_is_refused_and_the_doctor_reports_it() {
     let t = temp();
     let q = new_queue(&t, "/good", 2, 8);
     std::fs::write(t.dir.join("mq").join("junk"), b"not a queue").unwrap();
@@ -718,7 +758,14 @@ fn a_damaged_queue_file_is_refused_and_the_doctor_leaves_posix_queues_alone() {
         .collect();
     assert_eq!(names, ["/good"], "the damaged file is not listed");
     let report = t.ns.doctor(&shmq::doctor::DoctorOptions::default());
-    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.queues_checked, 2, "{report:?}");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    let text = report.findings[0].to_string();
+    assert!(
+        text.starts_with("damaged: POSIX queue /junk: file damaged")
+            && text.ends_with("remove it with `shmq rm --mq /junk` (its messages are lost)"),
+        "{text}"
+    );
     q.try_send(b"ok", 1).unwrap();
     MessageQueue::unlink(&t.ns, "/junk").unwrap();
 }
