@@ -33,6 +33,11 @@
 //!    walk), the accounting word is compared with what the FIFOs hold (and
 //!    corrected), and nodes and cells that nobody holds (what a dead process
 //!    held that recovery missed) are freed.
+//! 6. Every POSIX queue (a file of the `mq` directory): the same checks as a
+//!    System V queue's file (a damaged one is advised to be unlinked with
+//!    `shmq rm --mq`), and an `mq_notify` registration whose owner is gone
+//!    is freed. Names come and go without a lock (they are files); a queue
+//!    unlinked meanwhile is skipped.
 //!
 //! # Never trusting the files
 //! Nothing is mapped before it is validated the way [`Namespace::open`] and
@@ -250,6 +255,15 @@ impl Namespace {
             if r.state.load(Ordering::Acquire) == rstate::LIVE {
                 let (id, key) = (t.id_of(idx), r.key.load(Ordering::Relaxed) as i32);
                 check::queue(&mut d, self, idx, id, key);
+            }
+        }
+        if names.iter().any(|n| classify(n) == FileKind::PosixQueues) {
+            let mq = d.dir.join("mq");
+            for name in list_dir(&mq).unwrap_or_default() {
+                let path = mq.join(&name);
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                    check::posix_queue(&mut d, &path, &format!("/{name}"), self.stamp());
+                }
             }
         }
         d.report()

@@ -248,6 +248,9 @@ errno_enum! {
         NameTooLong = ENAMETOOLONG, "name too long";
         /// `queues_max` queues exist (without `CAP_SYS_RESOURCE`).
         NoSpace = ENOSPC, "too many queues (queues_max)";
+        /// The new queue would take the owner's POSIX queues past its
+        /// `RLIMIT_MSGQUEUE` (bytes, counted as the kernel counts them).
+        TooManyFiles = EMFILE, "RLIMIT_MSGQUEUE reached";
         /// The queue's file could not be created or mapped, or is damaged,
         /// or its attributes exceed what shmq can address.
         NoMemory = ENOMEM, "cannot create or map the queue's shared memory";

@@ -158,6 +158,17 @@ fn open_existing(path: &Path, stamp: u64) -> Result<Arc<Mapped>, FileError> {
     Ok(m)
 }
 
+/// `mq_maxmsg` and `mq_msgsize` of the queue file at `path`, if it opens.
+fn attributes_at(path: &Path, stamp: u64) -> Option<(u64, u64)> {
+    let m = open_existing(path, stamp).ok()?;
+    let h = m.state().header;
+    // Relaxed: immutable after creation (SYNC(queue_ready) on open).
+    Some((
+        h.control.qnum_max.load(Ordering::Relaxed),
+        h.msgmax.load(Ordering::Relaxed),
+    ))
+}
+
 /// How [`MqOpenOptions::open`] (`mq_open`) finds or creates a queue, in the
 /// style of [`std::fs::OpenOptions`]: the access asked for (`O_RDONLY`,
 /// `O_WRONLY`, `O_RDWR`), `O_CREAT`, `O_EXCL`, `O_NONBLOCK`, the mode and
@@ -303,7 +314,8 @@ impl MqOpenOptions {
     /// `ENOENT` for `/` alone, `EACCES` for another `/`, `ENAMETOOLONG`),
     /// then an existing queue's (`EEXIST` with `O_EXCL`, `EINVAL` for no
     /// access, `EACCES`) or a missing one's (`ENOENT` without `O_CREAT`,
-    /// `EINVAL` for attributes out of range, `ENOSPC` past `queues_max`).
+    /// `EINVAL` for attributes out of range, `ENOSPC` past `queues_max`,
+    /// `EMFILE` past the caller's `RLIMIT_MSGQUEUE`).
     pub fn open(
         &self,
         ns: &Namespace,
@@ -387,8 +399,11 @@ impl MqOpenOptions {
                 return Err(MqOpenError::NoSpace);
             }
         }
-        let mode = self.mode & !limits::umask() & 0o777;
         let creds = crate::process::credentials();
+        if !limits::fits_rlimit(&dir, ns.stamp(), creds.uid, maxmsg, msgsize) {
+            return Err(MqOpenError::TooManyFiles);
+        }
+        let mode = self.mode & !limits::umask() & 0o777;
         let who = Identity {
             key: 0,
             id: 0,

@@ -303,6 +303,20 @@ impl NotifyRecord {
         }
     }
 
+    /// Frees the registration if its owner is dead by `alive` (the
+    /// doctor's repair; a registrar does the same on its way). Returns
+    /// whether it freed one.
+    pub(crate) fn free_if_owner_dead(&self, alive: impl Fn(u32, u64) -> bool) -> bool {
+        let s = self.load();
+        match self.holder(s) {
+            Some((pid, start)) if !alive(pid, start) => {
+                self.retire(s);
+                self.load() != s
+            }
+            _ => false,
+        }
+    }
+
     /// The armed registration's generation, if one is armed now (a send
     /// reads this before it reserves).
     pub(crate) fn armed(&self) -> Option<u32> {

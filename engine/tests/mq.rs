@@ -313,6 +313,56 @@ fn the_mode_is_narrowed_by_the_umask() {
     );
 }
 
+#[test]
+fn rlimit_msgqueue_counts_the_owners_queues_as_the_kernel() {
+    let t = temp();
+    // In a child: the limit is the whole process's. Two queues of 640
+    // bytes fit 1300, a third does not; unlinking one makes room again.
+    let out = spawn_role("rlimit", &t.dir, &["1300".into()])
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "ok ok TooManyFiles ok ok"),
+        "{stdout}"
+    );
+    assert_eq!(MqOpenError::TooManyFiles.errno(), libc::EMFILE);
+}
+
+#[test]
+fn a_dead_owners_registration_is_free_and_the_doctor_frees_it() {
+    let t = temp();
+    let q = new_queue(&t, "/dead", 2, 8);
+    let run = || {
+        let out = spawn_role("notify_and_exit", &t.dir, &["/dead".into()])
+            .wait_with_output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    // A registrar finds the dead owner's registration free.
+    run();
+    q.notify(Some(MqNotify::None)).unwrap();
+    q.notify(None).unwrap();
+    // The doctor reports it and frees it.
+    run();
+    let dry = t.ns.doctor(&shmq::doctor::DoctorOptions {
+        dry_run: true,
+        ..Default::default()
+    });
+    assert_eq!(dry.findings.len(), 1, "{dry:?}");
+    let report = t.ns.doctor(&shmq::doctor::DoctorOptions::default());
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    let text = report.findings[0].to_string();
+    assert!(
+        text.starts_with("fixed: POSIX queue /dead: notification registration of process")
+            && text.ends_with("which is gone; freed"),
+        "{text}"
+    );
+    assert!(t.ns.doctor(&Default::default()).findings.is_empty());
+    q.notify(Some(MqNotify::None)).unwrap();
+}
+
 /// Entry point of child processes; a no-op in a normal run.
 #[test]
 fn child_main() {
@@ -380,6 +430,51 @@ fn child_main() {
                 r(rw()),
                 MessageQueue::unlink(&ns, &args[0]).err()
             );
+        }
+        // args: RLIMIT_MSGQUEUE; creates 4 x 64 queues (640 bytes each to
+        // the kernel's count) and prints what each creation gave
+        "rlimit" => {
+            let limit: u64 = args[0].parse().unwrap();
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit reads a live rlimit.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &rl) }, 0);
+            let make = |name: &str| {
+                rw().create(true)
+                    .exclusive(true)
+                    .mode(0o600)
+                    .attributes(4, 64)
+                    .open(&ns, name)
+            };
+            let show = |r: &Result<MessageQueue, MqOpenError>| match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            let q1 = make("/r1");
+            let first = show(&q1);
+            drop(q1);
+            let q2 = make("/r2");
+            let q3 = make("/r3");
+            // Opening an existing queue is not counted.
+            let again = rw().open(&ns, "/r2");
+            MessageQueue::unlink(&ns, "/r1").unwrap();
+            let q4 = make("/r4");
+            println!(
+                "{first} {} {} {} {}",
+                show(&q2),
+                show(&q3),
+                show(&again),
+                show(&q4)
+            );
+        }
+        // args: name; registers for notification and exits without closing
+        "notify_and_exit" => {
+            let q = rw().open(&ns, &args[0]).unwrap();
+            q.notify(Some(MqNotify::None)).unwrap();
+            println!("registered");
+            std::process::exit(0);
         }
         // args: name; creates it 0666 under umask 027
         "umask" => {
@@ -642,7 +737,7 @@ fn another_users_access_follows_the_mode() {
 }
 
 #[test]
-fn a_damaged_queue_file_is_refused_and_the_doctor_leaves_posix_queues_alone() {
+fn a_damaged_queue_file_is_refused_and_the_doctor_reports_it() {
     let t = temp();
     let q = new_queue(&t, "/good", 2, 8);
     std::fs::write(t.dir.join("mq").join("junk"), b"not a queue").unwrap();
@@ -663,7 +758,14 @@ fn a_damaged_queue_file_is_refused_and_the_doctor_leaves_posix_queues_alone() {
         .collect();
     assert_eq!(names, ["/good"], "the damaged file is not listed");
     let report = t.ns.doctor(&shmq::doctor::DoctorOptions::default());
-    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.queues_checked, 2, "{report:?}");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    let text = report.findings[0].to_string();
+    assert!(
+        text.starts_with("damaged: POSIX queue /junk: file damaged")
+            && text.ends_with("remove it with `shmq rm --mq /junk` (its messages are lost)"),
+        "{text}"
+    );
     q.try_send(b"ok", 1).unwrap();
     MessageQueue::unlink(&t.ns, "/junk").unwrap();
 }

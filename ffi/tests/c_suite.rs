@@ -843,6 +843,9 @@ fn posix_queue_errno_paths_match_the_kernel_through_libshmq_and_the_preload_libr
         "received m4 prio 32767",
         "old queue gives after prio 2",
         "received left behind prio 7",
+        "RLIMIT_MSGQUEUE 0, create: -1 EMFILE",
+        "RLIMIT_MSGQUEUE 0, bad attributes first: -1 EINVAL",
+        "RLIMIT_MSGQUEUE 0, open an existing queue: ok",
     ] {
         assert!(kernel.contains(line), "kernel transcript lacks {line:?}");
     }

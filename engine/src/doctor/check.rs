@@ -224,11 +224,83 @@ pub(super) fn queue(d: &mut Doctor<'_>, ns: &Namespace, idx: usize, id: i32, key
     let findings_before = d.findings.len();
     check_header(d, &subject, st);
     check_slots(d, &subject, st, &data);
-    check_regions(d, &subject, id, st, &data, &m.file);
+    check_regions(d, &subject, st, &data, &m.file);
     if !d.opts.dry_run && d.findings.len() > findings_before {
         // A repair may have moved messages behind the arrival index's back:
         // type-0 receives scan the types until the queue is next empty.
         st.arrivals().raise_doubt();
+    }
+}
+
+/// What to do about a queue that works but is inconsistent.
+fn drain_advice(subject: &Subject) -> Advice {
+    match subject {
+        Subject::PosixQueue { name } => Advice::DrainAndUnlink { name: name.clone() },
+        Subject::Queue { id, .. } => Advice::DrainAndRemove { id: *id },
+        _ => Advice::DrainAndRemove { id: 0 },
+    }
+}
+
+/// Checks the POSIX queue `name` whose file is `path` (in a namespace
+/// stamped `stamp`) as a System V queue's file is checked, and frees an
+/// `mq_notify` registration whose owner is gone.
+pub(super) fn posix_queue(d: &mut Doctor<'_>, path: &std::path::Path, name: &str, stamp: u64) {
+    use crate::shm::FileError;
+    d.queues_checked += 1;
+    let subject = Subject::PosixQueue {
+        name: name.to_string(),
+    };
+    let m = match crate::shm::Mapped::open(path, stamp) {
+        Ok(m) => m,
+        Err(FileError::Missing) => return, // unlinked meanwhile
+        Err(FileError::Access) => {
+            d.push(
+                subject,
+                Problem::NotChecked {
+                    reason: super::PERMISSION_DENIED.into(),
+                },
+                Outcome::Note,
+            );
+            return;
+        }
+        Err(FileError::Corrupt(damage)) => {
+            d.push(
+                subject,
+                Problem::FileDamaged { damage },
+                Outcome::NeedsAction(Advice::UnlinkPosixQueue {
+                    name: name.to_string(),
+                }),
+            );
+            return;
+        }
+        Err(FileError::Io(e)) => {
+            d.push(
+                subject,
+                Problem::NotChecked {
+                    reason: e.to_string(),
+                },
+                Outcome::Note,
+            );
+            return;
+        }
+    };
+    let st = m.state();
+    let data = DataMap::of_file(&m.file, st.geo.file_size as u64);
+    let findings_before = d.findings.len();
+    check_header(d, &subject, st);
+    check_slots(d, &subject, st, &data);
+    check_regions(d, &subject, st, &data, &m.file);
+    if !d.opts.dry_run && d.findings.len() > findings_before {
+        st.arrivals().raise_doubt();
+    }
+    let rec = &st.header.notify;
+    if let Some(reg) = rec.current() {
+        if !crate::process::is_alive(reg.pid, reg.start_time) {
+            d.repair(subject, Problem::DeadNotifyOwner { pid: reg.pid }, || {
+                rec.free_if_owner_dead(crate::process::is_alive);
+                Ok(())
+            });
+        }
     }
 }
 
@@ -251,10 +323,6 @@ fn check_header(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>) {
 
 /// The attachment slots: bad fields, the highest-slot mark, dead holders.
 fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data: &DataMap) {
-    let id = match subject {
-        Subject::Queue { id, .. } => *id,
-        _ => 0,
-    };
     let geo = &st.geo;
     let me = crate::process::pid();
     let mut in_use_high = 0usize;
@@ -317,7 +385,7 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
             d.push(
                 subject.clone(),
                 p,
-                Outcome::NeedsAction(Advice::DrainAndRemove { id }),
+                Outcome::NeedsAction(drain_advice(subject)),
             );
         }
     }
@@ -382,12 +450,11 @@ fn check_slots(d: &mut Doctor<'_>, subject: &Subject, st: &QueueState<'_>, data:
 fn check_regions(
     d: &mut Doctor<'_>,
     subject: &Subject,
-    id: i32,
     st: &QueueState<'_>,
     data: &DataMap,
     file: &std::fs::File,
 ) {
-    let damaged = Outcome::NeedsAction(Advice::DrainAndRemove { id });
+    let damaged = Outcome::NeedsAction(drain_advice(subject));
     let mut last = None;
     for attempt in 0..QUIET_ATTEMPTS {
         if attempt > 0 {
@@ -397,7 +464,7 @@ fn check_regions(
         let p = pass(st, data, file);
         let after = Signature::read(st, data);
         if before == after && before.quiet {
-            report_quiet_pass(d, subject, id, st, p, &before);
+            report_quiet_pass(d, subject, st, p, &before);
             return;
         }
         // A dry run cannot wait out a dead process's half-done operation.
@@ -426,12 +493,11 @@ fn check_regions(
 fn report_quiet_pass(
     d: &mut Doctor<'_>,
     subject: &Subject,
-    id: i32,
     st: &QueueState<'_>,
     p: Pass,
     sig: &Signature,
 ) {
-    let damaged = Outcome::NeedsAction(Advice::DrainAndRemove { id });
+    let damaged = Outcome::NeedsAction(drain_advice(subject));
     for problem in p.always.into_iter().chain(p.quiet) {
         d.push(subject.clone(), problem, damaged.clone());
     }

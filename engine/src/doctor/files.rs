@@ -8,7 +8,8 @@ use super::*;
 pub(super) enum FileKind {
     IdTable,
     Config,
-    /// The directory of POSIX queues (`mq`): their files are not checked.
+    /// The directory of POSIX queues (`mq`): each file is checked as a
+    /// queue (see `check::posix_queue`).
     PosixQueues,
     Queue(i32),
     TempTable(u32),

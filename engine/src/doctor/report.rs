@@ -55,6 +55,11 @@ pub enum Subject {
         /// The queue's key, as its record has it.
         key: i32,
     },
+    /// A POSIX queue (a file of the `mq` directory).
+    PosixQueue {
+        /// Its name, with the leading `/`.
+        name: String,
+    },
 }
 
 impl fmt::Display for Subject {
@@ -65,6 +70,7 @@ impl fmt::Display for Subject {
             Subject::Record { index } => write!(f, "record {index}"),
             Subject::File { name } => write!(f, "file {name}"),
             Subject::Queue { id, key } => write!(f, "queue {id} (key 0x{:08x})", *key as u32),
+            Subject::PosixQueue { name } => write!(f, "POSIX queue {name}"),
         }
     }
 }
@@ -345,6 +351,12 @@ pub enum Problem {
     UnknownFile,
     /// A live queue's file is missing (the queue is gone).
     FileMissing,
+    /// A POSIX queue's `mq_notify` registration belongs to a process that
+    /// is gone (freed, so that another process may register).
+    DeadNotifyOwner {
+        /// The registered process.
+        pid: u32,
+    },
     /// A live queue's file is not a valid queue file.
     FileDamaged {
         /// Why.
@@ -490,6 +502,9 @@ impl fmt::Display for Problem {
             }
             Problem::UnknownFile => f.write_str("not an shmq file"),
             Problem::FileMissing => f.write_str("its file is missing (the queue is gone)"),
+            Problem::DeadNotifyOwner { pid } => {
+                write!(f, "notification registration of process {pid}, which is gone")
+            }
             Problem::FileDamaged { damage } => write!(f, "file damaged: {damage}"),
             Problem::NotChecked { reason } => write!(f, "not checked: {reason}"),
             Problem::IdMismatch { found } => write!(f, "its file says it is queue {found}"),
@@ -566,6 +581,7 @@ impl Problem {
             Problem::StaleTempFile { .. } => "stale_temp_file",
             Problem::UnknownFile => "unknown_file",
             Problem::FileMissing => "file_missing",
+            Problem::DeadNotifyOwner { .. } => "dead_notify_owner",
             Problem::FileDamaged { .. } => "file_damaged",
             Problem::NotChecked { .. } => "not_checked",
             Problem::IdMismatch { .. } => "id_mismatch",
@@ -607,6 +623,7 @@ impl Problem {
                 fix: SeqFix::Free, ..
             } => "freed (no valid file holds its queue)",
             Problem::FileMissing => "record freed",
+            Problem::DeadNotifyOwner { .. } => "freed",
             Problem::OrphanFile { .. } | Problem::StaleTempFile { .. } => "removed",
             Problem::DeadHolder { .. } => "recovered",
             Problem::Leaked { .. } => "freed",
@@ -632,6 +649,17 @@ pub enum Advice {
     DrainAndRemove {
         /// The queue id.
         id: i32,
+    },
+    /// A POSIX queue is unusable: unlink it.
+    UnlinkPosixQueue {
+        /// The queue's name.
+        name: String,
+    },
+    /// A POSIX queue still works but is inconsistent: receive what is
+    /// needed, then unlink it.
+    DrainAndUnlink {
+        /// The queue's name.
+        name: String,
     },
     /// The id table is unusable: move it aside.
     ResetIdTable {
@@ -667,6 +695,14 @@ impl fmt::Display for Advice {
             Advice::DrainAndRemove { id } => write!(
                 f,
                 "receive what you still need from it, then `shmq rm -q {id}` (the rest is lost)"
+            ),
+            Advice::UnlinkPosixQueue { name } => write!(
+                f,
+                "remove it with `shmq rm --mq {name}` (its messages are lost)"
+            ),
+            Advice::DrainAndUnlink { name } => write!(
+                f,
+                "receive what you still need from it, then `shmq rm --mq {name}` (the rest is lost)"
             ),
             Advice::ResetIdTable { path } => write!(
                 f,

@@ -146,6 +146,62 @@ fn status_field(name: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
 }
 
+/// Bytes a queue of `maxmsg` messages of `msgsize` bytes counts against
+/// its owner's `RLIMIT_MSGQUEUE`, as the kernel's `mqueue_get_inode` counts
+/// them on x86_64: the messages' bytes, plus a `struct msg_msg` (48 bytes)
+/// per message and a `struct posix_msg_tree_node` (48 bytes) per message
+/// up to `MQ_PRIO_MAX`.
+pub(crate) fn rlimit_bytes(maxmsg: u64, msgsize: u64) -> u64 {
+    const MSG_MSG: u64 = 48;
+    const TREE_NODE: u64 = 48;
+    let tree = maxmsg.saturating_mul(MSG_MSG).saturating_add(
+        maxmsg
+            .min(super::MQ_PRIO_MAX as u64)
+            .saturating_mul(TREE_NODE),
+    );
+    maxmsg.saturating_mul(msgsize).saturating_add(tree)
+}
+
+/// Whether a new queue of `maxmsg` x `msgsize` fits the caller's
+/// `RLIMIT_MSGQUEUE` beside the queues of `dir` that user `uid` owns (the
+/// kernel's `EMFILE` check; it applies to privileged callers too). Queues
+/// unlinked but still open are not counted (the kernel counts them until
+/// their last descriptor goes), nor those the caller cannot open.
+pub(crate) fn fits_rlimit(
+    dir: &std::path::Path,
+    stamp: u64,
+    uid: u32,
+    maxmsg: u64,
+    msgsize: u64,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Msgqueue).current
+    else {
+        return true; // RLIM_INFINITY
+    };
+    let mut used = rlimit_bytes(maxmsg, msgsize);
+    if used > limit {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    for e in entries.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.uid() != uid || !meta.is_file() {
+            continue;
+        }
+        let Some((maxmsg, msgsize)) = super::attributes_at(&e.path(), stamp) else {
+            continue;
+        };
+        used = used.saturating_add(rlimit_bytes(maxmsg, msgsize));
+        if used > limit {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +232,16 @@ mod tests {
         assert!(!l.accepts(HARD_MSGMAX as i64 + 1, 1, true));
         assert!(!l.accepts(0, 1, true));
         assert!(!l.accepts(1, -1, true));
+    }
+
+    #[test]
+    fn rlimit_bytes_as_the_kernel() {
+        // 10 x 8192, the default queue: 81920 + 10 * 48 + 10 * 48.
+        assert_eq!(super::rlimit_bytes(10, 8192), 82_880);
+        // Tree nodes stop at MQ_PRIO_MAX.
+        assert_eq!(
+            super::rlimit_bytes(40_000, 1),
+            40_000 + 40_000 * 48 + 32_768 * 48
+        );
     }
 }

@@ -66,6 +66,7 @@ static inline const char *ename(int e)
     case EBADF: return "EBADF";
     case EMSGSIZE: return "EMSGSIZE";
     case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EMFILE: return "EMFILE";
     case EBUSY: return "EBUSY";
     case 0: return "0";
     default: {

@@ -10,6 +10,8 @@
  * the preload library; the transcripts must be equal. */
 #include "mq_harness.h"
 
+#include <sys/resource.h>
+
 #include <sys/wait.h>
 
 static char buf[65536];
@@ -284,6 +286,34 @@ static void another_user(void)
     MUST(mq_unlink(priv) == 0 && mq_unlink(ro) == 0 && mq_unlink(all) == 0);
 }
 
+/* RLIMIT_MSGQUEUE 0: no queue can be created (EMFILE), whatever its
+ * attributes; an existing queue still opens. */
+static void rlimit_zero(void)
+{
+    struct mq_attr a = {.mq_maxmsg = 2, .mq_msgsize = 8};
+    const char *old = qname("i");
+    mqd_t q = mq_open(old, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+    MUST(q != (mqd_t)-1);
+    pid_t pid = fork();
+    MUST(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {.rlim_cur = 0, .rlim_max = 0};
+        if (setrlimit(RLIMIT_MSGQUEUE, &rl) != 0)
+            _exit(3);
+        OK("RLIMIT_MSGQUEUE 0, create", mq_open(qname("j"), O_RDWR | O_CREAT | O_EXCL, 0600, &a));
+        OK("RLIMIT_MSGQUEUE 0, create with default attributes",
+           mq_open(qname("j"), O_RDWR | O_CREAT | O_EXCL, 0600, NULL));
+        OK("RLIMIT_MSGQUEUE 0, bad attributes first",
+           mq_open(qname("j"), O_RDWR | O_CREAT | O_EXCL, 0600, &(struct mq_attr){.mq_maxmsg = -1, .mq_msgsize = 8}));
+        OK("RLIMIT_MSGQUEUE 0, open an existing queue", mq_open(old, O_RDWR));
+        _exit(0);
+    }
+    int st;
+    MUST(waitpid(pid, &st, 0) == pid);
+    FACT("rlimit child exited 0", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    MUST(mq_close(q) == 0 && mq_unlink(old) == 0);
+}
+
 int main(int argc, char **argv)
 {
     mq_setup(argc, argv);
@@ -306,6 +336,7 @@ int main(int argc, char **argv)
     unlink_while_open();
     persistence();
     another_user();
+    rlimit_zero();
     printf("# end\n");
     return 0;
 }
