@@ -220,11 +220,18 @@ pub(super) fn queue(d: &mut Doctor<'_>, ns: &Namespace, idx: usize, id: i32, key
         });
         return;
     }
+    check_contents(d, &subject, &m);
+}
+
+/// What every queue file gets checked for, System V or POSIX: its header,
+/// its slots and its regions.
+fn check_contents(d: &mut Doctor<'_>, subject: &Subject, m: &crate::shm::Mapped) {
+    let st = m.state();
     let data = DataMap::of_file(&m.file, st.geo.file_size as u64);
     let findings_before = d.findings.len();
-    check_header(d, &subject, st);
-    check_slots(d, &subject, st, &data);
-    check_regions(d, &subject, st, &data, &m.file);
+    check_header(d, subject, st);
+    check_slots(d, subject, st, &data);
+    check_regions(d, subject, st, &data, &m.file);
     if !d.opts.dry_run && d.findings.len() > findings_before {
         // A repair may have moved messages behind the arrival index's back:
         // type-0 receives scan the types until the queue is next empty.
@@ -284,15 +291,8 @@ pub(super) fn posix_queue(d: &mut Doctor<'_>, path: &std::path::Path, name: &str
             return;
         }
     };
+    check_contents(d, &subject, &m);
     let st = m.state();
-    let data = DataMap::of_file(&m.file, st.geo.file_size as u64);
-    let findings_before = d.findings.len();
-    check_header(d, &subject, st);
-    check_slots(d, &subject, st, &data);
-    check_regions(d, &subject, st, &data, &m.file);
-    if !d.opts.dry_run && d.findings.len() > findings_before {
-        st.arrivals().raise_doubt();
-    }
     let rec = &st.header.notify;
     if let Some(reg) = rec.current() {
         if !crate::process::is_alive(reg.pid, reg.start_time) {
