@@ -31,6 +31,21 @@
 //!
 //! Lowest free cell first (first fit), so the touched part of a sparse file
 //! stays as small as the queue's peak occupancy.
+//!
+//! # Magazines
+//! A sender that took one cell per send from the shared bitmap would write
+//! the bitmap word its receiver's frees write too, so the word's line would
+//! cross between them twice per message. Instead it claims every free bit of
+//! one word at once (one `fetch_or`) into a [`Magazine`] in its own slot
+//! record, and takes those cells one by one (each still by the state CAS)
+//! until the magazine is empty: one shared bitmap write per up to 64 cells,
+//! after the per-CPU magazines of Bonwick and Adams ("Magazines and Vmem",
+//! USENIX 2001). A claimed bit is only a hint like any other: a cell in a
+//! magazine stays `FREE` in its state until its taker's CAS, so a magazine
+//! lost with its process (or raced by [`Pool::heal`]) hides its cells only
+//! until the next heal, and never hands a cell out twice. The cells are known
+//! before they are needed, so the next one's lines are fetched for writing
+//! one send ahead.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -61,6 +76,41 @@ impl CellState {
     /// Whether nobody holds the cell.
     pub(crate) const fn is_free(self) -> bool {
         self.owner() == FREE
+    }
+}
+
+/// Cells of one bitmap word that an allocator claimed for itself (their bits
+/// set by it, their states still free): see "Magazines" above. Lives in the
+/// allocator's slot record; written by its owner only (and cleared by
+/// whoever releases or recovers the slot).
+#[repr(C)]
+pub(crate) struct Magazine {
+    /// Index of the bitmap word the claimed bits belong to.
+    pub(crate) word: AtomicU64,
+    /// The claimed bits of that word not taken yet.
+    pub(crate) bits: AtomicU64,
+}
+
+impl Magazine {
+    /// The cells the magazine holds, for the doctor (which must not report
+    /// them as hidden) and for returning them.
+    pub(crate) fn cells(&self) -> impl Iterator<Item = usize> {
+        // Relaxed: the owner's own record, or a dead or idle owner's.
+        let w = self.word.load(Ordering::Relaxed) as usize;
+        let mut bits = self.bits.load(Ordering::Relaxed);
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w.saturating_mul(64).saturating_add(b)
+            })
+        })
+    }
+
+    /// Forgets the claimed cells (after returning them, or when a heal will).
+    pub(crate) fn clear(&self) {
+        // Relaxed: hints; see `Pool::alloc_from`.
+        self.bits.store(0, Ordering::Relaxed);
     }
 }
 
@@ -147,6 +197,145 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
         (0..self.words.len()).find_map(|w| self.alloc_in_word(w, owner))
     }
 
+    /// Takes a free cell for `owner` (non-zero) from the magazine `mag`,
+    /// refilled from the lowest bitmap word with a free bit when empty; when
+    /// no word has one, [`Pool::alloc`]'s full scan, then a heal (other
+    /// magazines' cells) and that scan again. `None` only when no cell is free.
+    pub(crate) fn alloc_from(&self, mag: &Magazine, owner: u32) -> Option<Taken> {
+        debug_assert_ne!(owner, FREE);
+        loop {
+            // Relaxed (both): our own record; a stale or lost one only hides
+            // cells until a heal.
+            let bits = mag.bits.load(Ordering::Relaxed);
+            if bits == 0 {
+                if self.refill(mag) {
+                    continue;
+                }
+                break;
+            }
+            let w = mag.word.load(Ordering::Relaxed) as usize;
+            let rest = bits & (bits - 1);
+            mag.bits.store(rest, Ordering::Relaxed);
+            let i = w.saturating_mul(64) + bits.trailing_zeros() as usize;
+            if i >= self.states.len() {
+                mag.clear(); // a corrupted record: drop it
+                continue;
+            }
+            if rest != 0 {
+                // The next send's cell: its lines were last written by the
+                // receiver that freed it.
+                let next = w * 64 + rest.trailing_zeros() as usize;
+                if next < self.states.len() {
+                    let at = self.states.state(next) as *const AtomicU64 as *const u8;
+                    crate::sync::prefetch_for_write(at);
+                    crate::sync::prefetch_for_write(at.wrapping_add(64));
+                }
+            }
+            #[cfg(loom)]
+            if crate::sync::mutant(crate::sync::Mutant::MagazineTakeWithoutCas) {
+                let s = CellState(self.states.state(i).load(Ordering::Relaxed));
+                if s.is_free() {
+                    let held = CellState::new(s.gen(), owner);
+                    self.states.state(i).store(held.0, Ordering::Relaxed);
+                    return Some(Taken {
+                        index: i as u32,
+                        gen: s.gen(),
+                    });
+                }
+                continue;
+            }
+            if let Some(t) = self.take(i, owner) {
+                return Some(t);
+            }
+            // Taken meanwhile (after a heal): its bit is right; go on.
+        }
+        self.alloc(owner)
+            .or_else(|| (self.heal() > 0).then(|| self.alloc(owner)).flatten())
+    }
+
+    /// Claims every free bit of the lowest bitmap word that has one into
+    /// `mag`; `false` if the summary shows no such word. (Measured against
+    /// preferring a word whose cells are all free, which reads more words:
+    /// the lowest word was faster, 1 -> 1 and 2 x 2.)
+    fn refill(&self, mag: &Magazine) -> bool {
+        for (si, sword) in self.summary.iter().enumerate() {
+            // Relaxed: the summary is a hint.
+            let mut full = sword.load(Ordering::Relaxed);
+            while full != u64::MAX {
+                let w = si * 64 + (!full).trailing_zeros() as usize;
+                if w >= self.words.len() {
+                    return false;
+                }
+                if self.claim_word(w, mag) {
+                    return true;
+                }
+                full |= 1 << (w % 64);
+            }
+        }
+        false
+    }
+
+    /// The bits of bitmap word `w` that stand for cells of the pool.
+    fn valid_bits(&self, w: usize) -> u64 {
+        match self.states.len().saturating_sub(w * 64) {
+            n if n >= 64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
+    }
+
+    /// Claims every free bit of bitmap word `w` into `mag`; `false` if it
+    /// had none.
+    fn claim_word(&self, w: usize, mag: &Magazine) -> bool {
+        // SeqCst: as the single-bit claim in `alloc_in_word`.
+        let old = self.words[w].fetch_or(u64::MAX, Ordering::SeqCst);
+        self.mark_word_full(w);
+        let claimed = !old & self.valid_bits(w);
+        if claimed == 0 {
+            return false;
+        }
+        // Relaxed: see `alloc_from`; killed before these stores, the claimed
+        // cells are hidden until a heal.
+        mag.word.store(w as u64, Ordering::Relaxed);
+        mag.bits.store(claimed, Ordering::Relaxed);
+        true
+    }
+
+    /// Gives the cells of `mag` that are still free back to the bitmap, and
+    /// empties it (a slot released by its owner).
+    pub(crate) fn give_back(&self, mag: &Magazine) {
+        for i in mag.cells() {
+            if i < self.states.len()
+                && CellState(self.states.state(i).load(Ordering::Relaxed)).is_free()
+            {
+                self.mark_maybe_free(i);
+            }
+        }
+        mag.clear();
+    }
+
+    /// Takes cell `i`, whose bit the caller has set, if it is free.
+    fn take(&self, i: usize, owner: u32) -> Option<Taken> {
+        let state = self.states.state(i);
+        let s = CellState(state.load(Ordering::Relaxed));
+        if !s.is_free() {
+            return None; // stale hint; the bit set is now right
+        }
+        // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
+        // previous owner's last reads of the cell happen before our writes.
+        state
+            .compare_exchange(
+                s.0,
+                CellState::new(s.gen(), owner).0,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+            .then_some(Taken {
+                index: i as u32,
+                gen: s.gen(),
+            })
+    }
+
     fn alloc_in_word(&self, w: usize, owner: u32) -> Option<Taken> {
         let word = &self.words[w];
         // Relaxed: hint only.
@@ -169,28 +358,11 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
             if bits == u64::MAX {
                 self.mark_word_full(w);
             }
-            let state = self.states.state(i);
-            let s = CellState(state.load(Ordering::Relaxed));
-            if !s.is_free() {
-                continue; // stale hint; the bit we set is now right
+            if let Some(t) = self.take(i, owner) {
+                return Some(t);
             }
-            // SYNC(cell_free): Acquire pairs with the Release of `free`, so the
-            // previous owner's last reads of the cell happen before our writes.
-            if state
-                .compare_exchange(
-                    s.0,
-                    CellState::new(s.gen(), owner).0,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                return Some(Taken {
-                    index: i as u32,
-                    gen: s.gen(),
-                });
-            }
-            // Someone (recovery's heal racing with us) took it; keep looking.
+            // A stale hint (the bit we set is now right), or someone (a heal
+            // racing with us) took it: keep looking.
         }
         None
     }
@@ -353,6 +525,68 @@ mod tests {
         assert_eq!(pool.alloc(1).map(|t| t.index), None);
         assert_eq!(pool.heal(), 1);
         assert_eq!(pool.alloc(1).map(|t| t.index), Some(10));
+    }
+
+    fn magazine() -> Magazine {
+        Magazine {
+            word: AtomicU64::new(0),
+            bits: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn a_magazine_claims_a_word_and_hands_its_cells_out_in_order() {
+        let (states, bitmap) = pool_mem(100);
+        let pool = Pool::new(&states[..], &bitmap);
+        let mag = magazine();
+        let first: Vec<u32> = (0..64)
+            .map(|_| pool.alloc_from(&mag, 3).unwrap().index)
+            .collect();
+        assert_eq!(first, (0..64).collect::<Vec<_>>());
+        // The first word was claimed whole: the rest come from the second,
+        // which holds only the 36 cells of the pool past 64.
+        let t = pool.alloc_from(&mag, 3).unwrap();
+        assert_eq!(t.index, 64);
+        assert_eq!(mag.cells().count(), 35);
+        assert_eq!(pool.count_taken(), 65);
+        // Another allocator sees the claimed cells as taken.
+        assert_eq!(pool.alloc(4), None);
+    }
+
+    #[test]
+    fn given_back_cells_are_found_again() {
+        let (states, bitmap) = pool_mem(64);
+        let pool = Pool::new(&states[..], &bitmap);
+        let mag = magazine();
+        let t = pool.alloc_from(&mag, 3).unwrap();
+        assert_eq!(mag.cells().count(), 63);
+        pool.give_back(&mag);
+        assert_eq!(mag.cells().count(), 0);
+        let others: Vec<_> = (0..63).map(|_| pool.alloc(4).unwrap().index).collect();
+        assert!(!others.contains(&t.index));
+        assert_eq!(pool.alloc(4), None);
+    }
+
+    #[test]
+    fn another_magazine_is_healed_when_the_pool_runs_dry() {
+        let (states, bitmap) = pool_mem(64);
+        let pool = Pool::new(&states[..], &bitmap);
+        let (a, b) = (magazine(), magazine());
+        let t = pool.alloc_from(&a, 3).unwrap();
+        // `a` holds the other 63 cells; `b` finds none in the bitmap, heals
+        // them away from `a`, and takes one.
+        let u = pool.alloc_from(&b, 4).unwrap();
+        assert_ne!(u.index, t.index);
+        // `a`'s takes now race with `b`'s: the state CAS keeps them apart.
+        let mut held = std::collections::HashSet::from([t.index, u.index]);
+        while let Some(c) = pool.alloc_from(&a, 3) {
+            assert!(held.insert(c.index), "cell {} handed out twice", c.index);
+            if let Some(c) = pool.alloc_from(&b, 4) {
+                assert!(held.insert(c.index), "cell {} handed out twice", c.index);
+            }
+        }
+        assert_eq!(held.len(), 64);
+        assert_eq!(pool.count_taken(), 64);
     }
 
     #[test]

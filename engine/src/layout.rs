@@ -281,7 +281,11 @@ pub(crate) struct SlotRecord {
     pub(crate) live: crate::liveness::LiveLock,
     /// The slot's operations on the received word (see `accounting`).
     pub(crate) received_acct: AcctRecord,
-    _spare: [u64; 6],
+    /// Nodes this slot has claimed in the node pool's bitmap for its next
+    /// sends (see `cell_pool::Magazine`). Written by the owner only; read by
+    /// recovery and the doctor.
+    pub(crate) node_magazine: crate::cell_pool::Magazine,
+    _spare: [u64; 4],
 }
 
 /// One slot's operations on one accounting word (see `accounting`).
@@ -752,7 +756,11 @@ pub(crate) mod zeroed {
                 seq: z64(),
                 done: z64(),
             },
-            _spare: [0; 6],
+            node_magazine: crate::cell_pool::Magazine {
+                word: z64(),
+                bits: z64(),
+            },
+            _spare: [0; 4],
         }
     }
 

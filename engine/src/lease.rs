@@ -270,8 +270,7 @@ impl Drop for Lease {
             std::mem::forget(self.q.clone());
             return;
         }
-        st.directory().unprotect(self.slot);
-        crate::slots::release(&st.slots[self.slot]);
+        st.release_slot(self.slot);
     }
 }
 

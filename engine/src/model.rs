@@ -239,6 +239,25 @@ impl CellPool {
         Some((t.index, CellState::new(t.gen, owner).0))
     }
 
+    /// An empty magazine (what a slot record holds).
+    pub fn magazine(&self) -> Magazine {
+        Magazine(crate::cell_pool::Magazine {
+            word: AtomicU64::new(0),
+            bits: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes a free cell for `owner` through `mag` (see `Pool::alloc_from`).
+    pub fn alloc_from(&self, mag: &Magazine, owner: u32) -> Option<(u32, u64)> {
+        let t = self.pool().alloc_from(&mag.0, owner)?;
+        Some((t.index, CellState::new(t.gen, owner).0))
+    }
+
+    /// Gives the cells of `mag` that are still free back.
+    pub fn give_back(&self, mag: &Magazine) {
+        self.pool().give_back(&mag.0)
+    }
+
     /// Frees cell `index` if its state is still `expected`.
     pub fn free(&self, index: u32, expected: u64) -> bool {
         self.pool().free(index, CellState(expected))
@@ -256,6 +275,9 @@ impl CellPool {
             .count()
     }
 }
+
+/// Cells an allocator claimed for itself (`cell_pool::Magazine`).
+pub struct Magazine(crate::cell_pool::Magazine);
 
 /// The arrival index alone (`arrivals`), on the heap, over a toy queue whose
 /// message `i` is the one stamped position `i`: its word is 1 while queued,

@@ -410,8 +410,7 @@ impl ThreadSlots {
             if Arc::strong_count(m) > 1 && !st.is_removed() {
                 return true;
             }
-            st.directory().unprotect(*slot);
-            slots::release(&st.slots[*slot]);
+            st.release_slot(*slot);
             false
         });
         if !self.held.contains_key(&self.last.0) {
@@ -428,9 +427,7 @@ impl Drop for ThreadSlots {
             return;
         }
         for (m, slot) in self.held.values() {
-            let st = m.state();
-            st.directory().unprotect(*slot);
-            slots::release(&st.slots[*slot]);
+            m.state().release_slot(*slot);
         }
     }
 }

@@ -145,6 +145,14 @@ impl<'a> QueueState<'a> {
         }
     }
 
+    /// Gives `slot` back when its owner is done with the queue: its hazard,
+    /// the nodes its magazine still holds, then the slot itself.
+    pub(crate) fn release_slot(&self, slot: usize) {
+        self.directory().unprotect(slot);
+        self.node_pool.give_back(&self.slots[slot].node_magazine);
+        crate::slots::release(&self.slots[slot]);
+    }
+
     /// The arrival index (type-0 receives).
     pub(crate) fn arrivals(&self) -> crate::arrivals::Arrivals<'_> {
         crate::arrivals::Arrivals {

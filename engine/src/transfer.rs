@@ -171,7 +171,10 @@ impl<'a> QueueState<'a> {
     fn fill_and_link(&self, slot: usize, mtype: i64, text: &[u8]) -> Result<(), PathError> {
         let rec = &self.slots[slot];
         let held = NodeState::owner(status::HELD, slot);
-        let t = self.node_pool.alloc(held).ok_or(PathError::NoMemory)?;
+        let t = self
+            .node_pool
+            .alloc_from(&rec.node_magazine, held)
+            .ok_or(PathError::NoMemory)?;
         let x = NodeRef::new(t.index, t.gen);
         slots::hold(rec, x);
         crate::sync::crash_point();

@@ -632,8 +632,18 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
     for i in data.indices(geo.nodes_off, NODE_SIZE, geo.n_nodes) {
         check_node(st, i as u32, reached[i] != 0, &mut p);
     }
+    // Free nodes whose bits the magazines of slots in use claimed are not
+    // hidden: their owners will take them.
+    let in_magazines: std::collections::HashSet<usize> = st
+        .slots
+        .iter()
+        .filter(|rec| crate::slots::in_use(rec))
+        .flat_map(|rec| rec.node_magazine.cells())
+        .collect();
     p.hidden_nodes = hidden_free(file, data, geo.node_bitmap_off, geo.n_nodes, |i| {
-        st.node_pool.state(i)
+        st.node_pool
+            .state(i)
+            .filter(|_| !in_magazines.contains(&(i as usize)))
     });
     for (c, class) in geo.classes.iter().enumerate() {
         let pool = &st.classes[c].pool;

@@ -165,7 +165,13 @@ fn busy_namespace() -> (TestNs, Queue, Queue) {
 
 #[test]
 fn healthy_namespace_has_no_findings() {
-    let (t, _a, _b) = busy_namespace();
+    let (t, a, _b) = busy_namespace();
+    // This thread's slot holds free nodes it claimed for its next sends:
+    // not hidden ones.
+    assert!(st(&a)
+        .slots
+        .iter()
+        .any(|rec| rec.node_magazine.cells().count() > 0));
     let r = t.doctor();
     assert_healthy(&r);
     assert_eq!(r.queues_checked, 2);
