@@ -1,5 +1,9 @@
 //! The cell allocator (`engine/src/cell_pool.rs`): no cell handed out twice,
-//! none lost, and a stale free (ABA) never frees a cell's next incarnation.
+//! none lost, and a stale free (ABA) never frees a cell's next incarnation;
+//! with magazines too: cells claimed in bulk into a slot's magazine are still
+//! handed out once each when a heal (recovery, or an allocator that found the
+//! bitmap full) races with the magazine's owner, and none is lost once the
+//! magazine is given back.
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,6 +72,11 @@ fn model() {
     }
     a.join().unwrap();
     b.join().unwrap();
+    assert_all_free_again(&pool);
+}
+
+/// Every cell of the two-cell `pool` is free, and allocators find both.
+fn assert_all_free_again(pool: &CellPool) {
     assert_eq!(pool.count_taken(), 0, "a cell was lost");
     let both = [pool.alloc(1), pool.alloc(1)];
     assert!(
@@ -84,4 +93,54 @@ fn cell_pool_hands_out_once_loses_none_and_resists_aba() {
 #[test]
 fn cell_pool_mutant_without_generation_is_caught() {
     expect_caught(Mutant::PoolNoGeneration, model);
+}
+
+/// Holds cell `i` (state `s`) for a moment, then frees it.
+fn use_once(pool: &CellPool, held: &[AtomicBool; 2], i: u32, s: u64) {
+    assert!(
+        !held[i as usize].swap(true, Ordering::SeqCst),
+        "cell {i} handed out twice"
+    );
+    thread::yield_now();
+    held[i as usize].store(false, Ordering::SeqCst);
+    assert!(pool.free(i, s), "cell {i} freed under its owner");
+}
+
+/// Two cells, two allocators:
+/// - A takes a cell through its magazine (claiming both cells), frees it,
+///   takes another through the magazine, frees it and gives the magazine back;
+/// - B finds the bitmap full (A's claim), so its allocation heals A's claimed
+///   cells and takes one of them, then frees it.
+fn magazine_model() {
+    let pool = Arc::new(CellPool::new(2));
+    let held: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let a = {
+        let (pool, held) = (pool.clone(), held.clone());
+        thread::spawn(move || {
+            let mag = pool.magazine();
+            for _ in 0..2 {
+                if let Some((i, s)) = pool.alloc_from(&mag, 7) {
+                    use_once(&pool, &held, i, s);
+                }
+            }
+            pool.give_back(&mag);
+        })
+    };
+    let mag = pool.magazine();
+    if let Some((i, s)) = pool.alloc_from(&mag, 9) {
+        use_once(&pool, &held, i, s);
+    }
+    pool.give_back(&mag);
+    a.join().unwrap();
+    assert_all_free_again(&pool);
+}
+
+#[test]
+fn magazine_cells_are_handed_out_once_and_none_is_lost() {
+    check(magazine_model);
+}
+
+#[test]
+fn magazine_mutant_taking_without_cas_is_caught() {
+    expect_caught(Mutant::MagazineTakeWithoutCas, magazine_model);
 }
