@@ -81,10 +81,10 @@ impl<'s, 'a> EntryOps<'s, 'a> {
 
 impl EntryFifo for EntryOps<'_, '_> {
     fn init_entry(&self, e: EntryRef) -> Option<NodeRef> {
-        let t = self
-            .st
-            .node_pool
-            .alloc(NodeState::owner(status::HELD, self.slot))?;
+        let t = self.st.node_pool.alloc_from(
+            &self.st.slots[self.slot].node_magazine,
+            NodeState::owner(status::HELD, self.slot),
+        )?;
         let n = &self.st.nodes[t.index as usize];
         let dummy = NodeRef::new(t.index, t.gen);
         // Relaxed: published with the entry (SYNC(publish) in type_dir).
