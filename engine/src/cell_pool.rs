@@ -43,9 +43,9 @@
 //! USENIX 2001). A claimed bit is only a hint like any other: a cell in a
 //! magazine stays `FREE` in its state until its taker's CAS, so a magazine
 //! lost with its process (or raced by [`Pool::heal`]) hides its cells only
-//! until the next heal, and never hands a cell out twice. The cells are known
-//! before they are needed, so the next one's lines are fetched for writing
-//! one send ahead.
+//! until the next heal, and never hands a cell out twice. (Fetching the next
+//! cell's lines for writing one send ahead was measured: it slowed the
+//! two-CPU round trip and did not speed up streams.)
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -220,16 +220,6 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
             if i >= self.states.len() {
                 mag.clear(); // a corrupted record: drop it
                 continue;
-            }
-            if rest != 0 {
-                // The next send's cell: its lines were last written by the
-                // receiver that freed it.
-                let next = w * 64 + rest.trailing_zeros() as usize;
-                if next < self.states.len() {
-                    let at = self.states.state(next) as *const AtomicU64 as *const u8;
-                    crate::sync::prefetch_for_write(at);
-                    crate::sync::prefetch_for_write(at.wrapping_add(64));
-                }
             }
             #[cfg(loom)]
             if crate::sync::mutant(crate::sync::Mutant::MagazineTakeWithoutCas) {

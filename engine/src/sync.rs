@@ -161,21 +161,6 @@ pub(crate) fn prefetch(addr: *const u8) {
     let _ = addr;
 }
 
-/// Asks the CPU to fetch the cache line at `addr` for writing (PREFETCHW:
-/// exclusive, so that the stores that follow need no second trip to the line's
-/// last writer). A hint like [`prefetch`]; nothing under loom or off x86_64.
-#[inline(always)]
-pub(crate) fn prefetch_for_write(addr: *const u8) {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: PREFETCHW has no architectural effect and never faults; CPUs
-    // without it (before Broadwell) execute its encoding (0F 0D /1) as a NOP.
-    unsafe {
-        core::arch::asm!("prefetchw [{0}]", in(reg) addr, options(nostack, preserves_flags, readonly))
-    };
-    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-    let _ = addr;
-}
-
 /// Spin-loop hint; a yield under loom so that models of spinning terminate.
 #[inline]
 pub(crate) fn spin_hint() {
