@@ -107,7 +107,7 @@ impl Magazine {
         })
     }
 
-    /// Forgets the claimed cells (after returning them, or when a heal will).
+    /// Forgets the claimed cells (after returning them, or before a heal).
     pub(crate) fn clear(&self) {
         // Relaxed: hints; see `Pool::alloc_from`.
         self.bits.store(0, Ordering::Relaxed);
@@ -179,22 +179,30 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     /// `None` only when no cell is free (a full scan found none).
     pub(crate) fn alloc(&self, owner: u32) -> Option<Taken> {
         debug_assert_ne!(owner, FREE);
+        self.find_in_words_not_full(|w| self.alloc_in_word(w, owner))
+            // The summary can be stale after a race or a crash: look at every
+            // word.
+            .or_else(|| (0..self.words.len()).find_map(|w| self.alloc_in_word(w, owner)))
+    }
+
+    /// The first `Some` that `f` gives for a bitmap word the summary does
+    /// not mark full, lowest word first.
+    fn find_in_words_not_full<T>(&self, mut f: impl FnMut(usize) -> Option<T>) -> Option<T> {
         for (si, sword) in self.summary.iter().enumerate() {
             // Relaxed: the summary is a hint; the state CAS decides.
             let mut full = sword.load(Ordering::Relaxed);
             while full != u64::MAX {
                 let w = si * 64 + (!full).trailing_zeros() as usize;
                 if w >= self.words.len() {
-                    break;
+                    return None;
                 }
-                if let Some(t) = self.alloc_in_word(w, owner) {
+                if let Some(t) = f(w) {
                     return Some(t);
                 }
                 full |= 1 << (w % 64);
             }
         }
-        // The summary can be stale after a race or a crash: look at every word.
-        (0..self.words.len()).find_map(|w| self.alloc_in_word(w, owner))
+        None
     }
 
     /// Takes a free cell for `owner` (non-zero) from the magazine `mag`,
@@ -248,21 +256,8 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     /// preferring a word whose cells are all free, which reads more words:
     /// the lowest word was faster, 1 -> 1 and 2 x 2.)
     fn refill(&self, mag: &Magazine) -> bool {
-        for (si, sword) in self.summary.iter().enumerate() {
-            // Relaxed: the summary is a hint.
-            let mut full = sword.load(Ordering::Relaxed);
-            while full != u64::MAX {
-                let w = si * 64 + (!full).trailing_zeros() as usize;
-                if w >= self.words.len() {
-                    return false;
-                }
-                if self.claim_word(w, mag) {
-                    return true;
-                }
-                full |= 1 << (w % 64);
-            }
-        }
-        false
+        self.find_in_words_not_full(|w| self.claim_word(w, mag).then_some(()))
+            .is_some()
     }
 
     /// The bits of bitmap word `w` that stand for cells of the pool.

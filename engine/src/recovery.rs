@@ -22,8 +22,8 @@
 //! The entry named by the dead slot's hazard is repaired too (an entry it
 //! reserved is published or freed; its non-empty bit is re-set if it holds a
 //! message). Every step is idempotent, so a recoverer that dies is recovered
-//! in turn. Finally the slot's node magazine is given back, the pools'
-//! bitmaps are healed and the slot is freed.
+//! in turn. Finally the slot's node magazine is cleared, the pools' bitmaps
+//! are healed (which frees what the magazine held) and the slot is freed.
 
 use crate::accounting::{Delta, Side};
 use crate::layout::NodeRef;
@@ -121,9 +121,10 @@ impl QueueState<'_> {
                 self.free_held(NodeRef::new(i, s.gen()), d);
             }
         }
-        // The nodes its magazine held, and those of a magazine it claimed
-        // and did not record yet (the heal).
-        self.node_pool.give_back(&self.slots[d].node_magazine);
+        // The heal makes the nodes of its magazine visible again (and those
+        // of a magazine it claimed and did not record yet): only the record
+        // is left to clear.
+        self.slots[d].node_magazine.clear();
         self.node_pool.heal();
         for c in &self.classes {
             c.pool.heal();
