@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use shmq::*;
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::Duration;
 
 const KEY: i32 = 0x4b11;
@@ -55,12 +55,8 @@ fn child_main() {
 }
 
 fn read_log(path: &std::path::Path) -> Vec<(u32, u64)> {
-    let Ok(f) = std::fs::File::open(path) else {
-        return vec![];
-    };
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
+    complete_lines(path)
+        .iter()
         .filter_map(|l| {
             let mut it = l.split(' ');
             Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use shmq::*;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// POSIX limits pinned for the tests (the host's `fs.mqueue.*` may differ).
@@ -487,12 +487,8 @@ fn child_main() {
 }
 
 fn read_log(path: &std::path::Path) -> Vec<Vec<u64>> {
-    let Ok(f) = std::fs::File::open(path) else {
-        return vec![];
-    };
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
+    complete_lines(path)
+        .iter()
         .map(|l| l.split(' ').filter_map(|w| w.parse().ok()).collect())
         .collect()
 }

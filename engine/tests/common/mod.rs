@@ -176,3 +176,20 @@ pub fn decode_message(text: &[u8]) -> Result<(u32, u64, i64), String> {
         i64::from_le_bytes(body[12..20].try_into().unwrap()),
     ))
 }
+
+/// The complete lines of a log that children append to, one `write(2)` per
+/// line, and that the test may SIGKILL at any moment: a missing file has
+/// none. A final line without its newline is dropped, because a write can be
+/// cut short by the kill: on tmpfs a write that crosses a page boundary
+/// copies page by page and stops at the next page once a fatal signal is
+/// pending, so `"145 42104\n"` can land as `"145 4"`, which would read as
+/// another message (the kill test once reported such a torn line as a
+/// message received twice).
+pub fn complete_lines(path: &std::path::Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return vec![];
+    };
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    lines.pop(); // after the last newline: empty, or a torn line
+    lines
+}
