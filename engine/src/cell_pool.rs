@@ -107,6 +107,18 @@ impl Magazine {
         })
     }
 
+    /// Every cell of the bitmap word the magazine last claimed from, whatever
+    /// its bits say now: where its owner's last takes came from. A heal may
+    /// clear the bit of a cell still in a magazine; once its owner has taken
+    /// that cell, only its state says it is held (recovery of a dead owner
+    /// looks here as well as at the set bits).
+    pub(crate) fn word_cells(&self) -> std::ops::Range<usize> {
+        // Relaxed: as in `cells`.
+        let w = self.word.load(Ordering::Relaxed) as usize;
+        let start = w.saturating_mul(64);
+        start..start.saturating_add(64)
+    }
+
     /// Forgets the claimed cells (after returning them, or before a heal).
     pub(crate) fn clear(&self) {
         // Relaxed: hints; see `Pool::alloc_from`.

@@ -111,8 +111,20 @@ impl QueueState<'_> {
         }
 
         self.repair_hazard_entry(d);
-        // Nodes (and their text) the slot still holds.
-        for i in self.node_pool.maybe_taken().collect::<Vec<_>>() {
+        // Nodes (and their text) the slot still holds: those whose bit says
+        // taken, and those a heal may have cleared the bit of while they sat
+        // in its magazine (taken since from that magazine's word, or recorded
+        // as its operation's node).
+        let mut held: std::collections::BTreeSet<u32> = self.node_pool.maybe_taken().collect();
+        let in_pool = |i: &usize| *i < self.node_pool.len();
+        held.extend(
+            rec.node_magazine
+                .word_cells()
+                .filter(in_pool)
+                .map(|i| i as u32),
+        );
+        held.insert(x.index());
+        for i in held {
             let Some(s) = self.node_pool.state(i).map(NodeState::from) else {
                 continue;
             };

@@ -556,6 +556,47 @@ fn dead_sender_holding_a_reservation_is_recovered() {
 }
 
 #[test]
+fn a_dead_senders_node_whose_bit_a_heal_cleared_is_recovered() {
+    let (t, a, _b) = busy_namespace();
+    let s = st(&a);
+    // Forge slot 9 as a process that filled its magazine, had a heal clear
+    // the bits of the nodes still in it (as a heal does for any free node),
+    // took one of them and died before recording it.
+    let d = 9;
+    s.slots[d].state.store(
+        dead_pid() as u64 | crate::slots::ACTIVE << 32,
+        Ordering::Release,
+    );
+    s.header
+        .slots_high
+        .fetch_max(d as u32 + 1, Ordering::SeqCst);
+    let mag = &s.slots[d].node_magazine;
+    let held = NodeState::owner(status::HELD, d);
+    let first = s.node_pool.alloc_from(mag, held).unwrap();
+    assert!(s.node_pool.heal() > 0, "the magazine's nodes were healed");
+    let second = s.node_pool.alloc_from(mag, held).unwrap();
+    assert!(
+        !s.node_pool.maybe_taken().any(|i| i == second.index),
+        "its bit is clear: only its state says it is held"
+    );
+
+    // Recovery as a live process runs it (the doctor's full pass of the
+    // node states would find the node anyway).
+    assert_eq!(s.recover_dead_slots(), 1);
+    for node in [first, second] {
+        assert_eq!(
+            s.node_pool
+                .state(node.index)
+                .map(crate::cell_pool::CellState::owner),
+            Some(0),
+            "node {} is free again",
+            node.index
+        );
+    }
+    assert_healthy(&t.doctor());
+}
+
+#[test]
 fn wrong_accounting_is_corrected() {
     let (t, a, _b) = busy_namespace();
     let s = st(&a);
