@@ -116,12 +116,11 @@ impl QueueState<'_> {
         // in its magazine (taken since from that magazine's word, or recorded
         // as its operation's node).
         let mut held: std::collections::BTreeSet<u32> = self.node_pool.maybe_taken().collect();
-        let in_pool = |i: &usize| *i < self.node_pool.len();
+        // Out-of-range indices (a damaged record) are skipped by `state`.
         held.extend(
             rec.node_magazine
                 .word_cells()
-                .filter(in_pool)
-                .map(|i| i as u32),
+                .filter_map(|i| u32::try_from(i).ok()),
         );
         held.insert(x.index());
         for i in held {

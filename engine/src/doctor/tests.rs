@@ -115,6 +115,19 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// Marks slot `d` as claimed by a process that has died (a pid that
+/// exited, its liveness lock never taken); returns that pid.
+fn forge_dead_owner(s: &QueueState<'_>, d: usize) -> u32 {
+    let pid = dead_pid();
+    s.slots[d]
+        .state
+        .store(pid as u64 | crate::slots::ACTIVE << 32, Ordering::Release);
+    s.header
+        .slots_high
+        .fetch_max(d as u32 + 1, Ordering::SeqCst);
+    pid
+}
+
 fn send(q: &Queue, mtype: i64, text: &[u8]) {
     q.send(mtype, text).unwrap();
 }
@@ -499,13 +512,8 @@ fn dead_sender_holding_a_reservation_is_recovered() {
     // Forge slot 9 as a process that reserved 10 bytes, took a node and died
     // before linking it.
     let d = 9;
-    let pid = dead_pid();
+    let pid = forge_dead_owner(s, d);
     let rec = &s.slots[d];
-    rec.state
-        .store(pid as u64 | crate::slots::ACTIVE << 32, Ordering::Release);
-    s.header
-        .slots_high
-        .fetch_max(d as u32 + 1, Ordering::SeqCst);
     let counter = s.counter();
     let k = counter.next_seq(d, Side::Sent);
     crate::slots::begin(rec, crate::slots::phase::SEND, k, 10, NodeRef::NIL);
@@ -563,13 +571,7 @@ fn a_dead_senders_node_whose_bit_a_heal_cleared_is_recovered() {
     // the bits of the nodes still in it (as a heal does for any free node),
     // took one of them and died before recording it.
     let d = 9;
-    s.slots[d].state.store(
-        dead_pid() as u64 | crate::slots::ACTIVE << 32,
-        Ordering::Release,
-    );
-    s.header
-        .slots_high
-        .fetch_max(d as u32 + 1, Ordering::SeqCst);
+    forge_dead_owner(s, d);
     let mag = &s.slots[d].node_magazine;
     let held = NodeState::owner(status::HELD, d);
     let first = s.node_pool.alloc_from(mag, held).unwrap();
