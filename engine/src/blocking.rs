@@ -211,6 +211,59 @@ impl QueueState<'_> {
         outcome
     }
 
+    /// A sender refused for lack of space, before it waits as usual: while
+    /// receivers on other CPUs keep taking messages, spins until the queue
+    /// has room for a run of sends rather than for one. Every look at the
+    /// counts takes the received word's line from the receiver, which writes
+    /// it again on its next message: a sender that sends as soon as one
+    /// message fits looks once per message in a full queue, and every
+    /// receive's release then misses in its cache.
+    ///
+    /// Looks are spaced by a doubling number of pauses, up to
+    /// [`LONG_LOOK`]. Returns, for `wait_until` to decide as usual, once
+    /// `len` bytes fit with [`ROOM_SHARE`] of the capacity to spare, once a
+    /// look [`LONG_LOOK`] pauses after the previous one finds the counts
+    /// unchanged (nobody is receiving: send now if it fits, else wait),
+    /// after the learnt spin time (see `wait::spin_limits`), or at once if
+    /// no peer runs on another CPU.
+    #[cfg(not(loom))]
+    fn spin_for_room(&self, slot: usize, len: u64) {
+        /// The share of the capacity a run of sends waits for.
+        const ROOM_SHARE: u64 = 4;
+        /// Pauses between two looks once they are spaced out (1.5 us on a
+        /// machine whose pause takes 23 ns): a receiver that has released
+        /// nothing for this long is not streaming.
+        const LONG_LOOK: u32 = 64;
+        let cap = wait::spin_cap();
+        if cap.is_zero() {
+            return;
+        }
+        let peers = self.peers_recently(slot, wait::current_cpu() + 1);
+        if !peers.other_cpu || peers.same_cpu {
+            return;
+        }
+        let (limit, _) = wait::spin_limits(&self.header.wait_tuning, cap);
+        let room = self.capacity();
+        let spare = crate::accounting::Capacity {
+            bytes: room.bytes - room.bytes / ROOM_SHARE,
+            msgs: room.msgs - room.msgs / ROOM_SHARE,
+        };
+        let began = Instant::now();
+        let mut last = self.counter().load();
+        let mut pauses = 1;
+        while began.elapsed() < limit {
+            for _ in 0..pauses {
+                crate::sync::spin_hint();
+            }
+            let now = self.counter().load();
+            if now.fits(len, spare) || (pauses == LONG_LOOK && now == last) {
+                return;
+            }
+            last = now;
+            pauses = (pauses * 2).min(LONG_LOOK);
+        }
+    }
+
     /// [`Self::peers`], looked at again only after [`PEERS_FRESH`]: reading
     /// a busy peer's slot takes its cache lines away from it (it writes them
     /// on every operation), which cost a stream of short waits between two
@@ -349,6 +402,8 @@ impl QueueState<'_> {
                 Err(PathError::Full) if nowait => return Err(SendError::Again),
                 Err(PathError::Full) => {
                     let len = text.len() as u64;
+                    #[cfg(not(loom))]
+                    self.spin_for_room(slot, len);
                     let fits = || self.counter().load().fits(len, self.capacity());
                     self.wait_until(slot, Want::Space, patience, fits)?;
                 }
