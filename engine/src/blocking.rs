@@ -338,6 +338,9 @@ impl QueueState<'_> {
             let Some(slice) = wait::slice(patience.deadline) else {
                 break self.leave_park(rec, Err(WaitEnd::TimedOut), &mut ready);
             };
+            // No hazard while asleep: it would keep a drained type's entry
+            // from being reclaimed for as long as we sleep.
+            self.directory().unprotect(slot);
             let began = Instant::now();
             match self.park.park(word, expected, slice) {
                 Woke::Interrupted => {
@@ -443,7 +446,7 @@ impl QueueState<'_> {
                 Err(PathError::Empty) if self.recover_dead() > 0 => continue,
                 Err(PathError::Empty) if nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
-                    let ready = || self.peek(slot, sel);
+                    let ready = || self.peek_keeping_hazard(slot, sel);
                     self.wait_until(slot, Want::Message(sel), patience, ready)?;
                 }
                 Err(_) => return Err(RecvError::NoMemory),

@@ -646,9 +646,18 @@ impl<'a> QueueState<'a> {
 impl QueueState<'_> {
     /// Whether a message `sel` wants is queued now (leaves no hazard).
     pub(crate) fn peek(&self, slot: usize, sel: Selector) -> bool {
-        let found = self.find(slot, sel);
+        let found = self.peek_keeping_hazard(slot, sel);
         self.directory().unprotect(slot);
-        matches!(found, Ok(Some(_)))
+        found
+    }
+
+    /// [`QueueState::peek`] that leaves `slot`'s hazard where the look put
+    /// it, as an operation does (see `Directory::kept`): a waiter that polls
+    /// for a type then finds its entry protected already, without the
+    /// protect's store and SeqCst fence on every poll and on the take that
+    /// follows. The caller clears the hazard before it sleeps.
+    pub(crate) fn peek_keeping_hazard(&self, slot: usize, sel: Selector) -> bool {
+        matches!(self.find(slot, sel), Ok(Some(_)))
     }
 
     /// MSG_COPY: copies the message at position `index` in send order into
