@@ -35,7 +35,10 @@
 //! steps are idempotent CASes). An operation leaves its hazard in place when
 //! it ends (`Directory::kept`): the next operation of that slot on the same
 //! type skips the protect and its fence, and each slot pins at most one
-//! entry that way, within the `n_slots` the directory is sized for.
+//! entry that way, within the `n_slots` the directory is sized for. A
+//! receiver polling for a type while it spins keeps its hazard between polls
+//! too (`QueueState::peek_keeping_hazard`); a waiter clears it before it
+//! parks, so no sleeper pins an entry.
 //!
 //! # The non-empty index
 //! A bitmap with one bit per entry, plus a summary bit per word, says which
