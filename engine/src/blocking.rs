@@ -219,13 +219,14 @@ impl QueueState<'_> {
     /// message fits looks once per message in a full queue, and every
     /// receive's release then misses in its cache.
     ///
-    /// Looks are spaced by a doubling number of pauses, up to
-    /// [`LONG_LOOK`]. Returns, for `wait_until` to decide as usual, once
-    /// `len` bytes fit with [`ROOM_SHARE`] of the capacity to spare, once a
-    /// look [`LONG_LOOK`] pauses after the previous one finds the counts
-    /// unchanged (nobody is receiving: send now if it fits, else wait),
-    /// after the learnt spin time (see `wait::spin_limits`), or at once if
-    /// no peer runs on another CPU.
+    /// Looks are spaced by a doubling number of pauses, up to `LONG_LOOK`.
+    /// Returns, for `wait_until` to decide as usual, once `len` bytes fit
+    /// with `1 / ROOM_SHARE` of the capacity to spare, once a look
+    /// `LONG_LOOK` pauses after the previous one finds the counts unchanged
+    /// (nobody is receiving: send now if it fits, else wait), after the
+    /// learnt spin time (see `wait::spin_limits`), or at once if no peer
+    /// runs on another CPU or one shares ours (waiting as usual yields to
+    /// it).
     #[cfg(not(loom))]
     fn spin_for_room(&self, slot: usize, len: u64) {
         /// The share of the capacity a run of sends waits for.
