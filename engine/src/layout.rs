@@ -30,7 +30,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 5;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 4;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -303,19 +303,14 @@ pub(crate) struct AcctRecord {
 /// `state` is `gen << 32 | status << 16 | slot`; see `type_dir` for the
 /// protocol. `head` and `tail` are [`NodeRef`]s of the FIFO (see `type_fifo`).
 ///
-/// `state` and `key` (read by every operation on the type, written only when
-/// the entry is created or reclaimed), `tail` (written by senders) and `head`
-/// (written by receivers) each have a line of their own, so that a stream of
-/// one type moves no entry line between its two sides per message: with
-/// `tail` beside `state` and `key`, every receive's lookup pulled the line
-/// that the next send's tail CAS then had to take back (layout version 5;
-/// a pinned 1 -> 1 stream of one type went from 2.4-2.6 to 3.3-3.7 M msg/s,
-/// see BENCHMARKS.md).
+/// Senders write `tail` and receivers `head`: each on a line of its own, so
+/// that a stream of one type does not move one line between them twice per
+/// message. `state` and `key`, read by both, share the senders' line.
 #[repr(C, align(64))]
 pub(crate) struct Entry {
     pub(crate) state: AtomicU64,
     pub(crate) key: AtomicI64,
-    pub(crate) tail: Line<AtomicU64>,
+    pub(crate) tail: AtomicU64,
     pub(crate) head: Line<AtomicU64>,
 }
 
@@ -349,7 +344,7 @@ pub(crate) struct Node {
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Node>() == 128);
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Entry>() == 192);
+const _: () = assert!(std::mem::size_of::<Entry>() == 128);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<SlotRecord>() == 256);
 #[cfg(not(loom))]
@@ -773,7 +768,7 @@ pub(crate) mod zeroed {
         Entry {
             state: z64(),
             key: AtomicI64::new(0),
-            tail: Line(z64()),
+            tail: z64(),
             head: Line(z64()),
         }
     }
