@@ -39,6 +39,13 @@
 //! "announce, then help the previous operation complete" pattern of wait-free
 //! universal constructions (Herlihy 1991), cut down to one word.
 //!
+//! A flush reads the writer's slot record, a line its owner writes on every
+//! operation. So that two processes taking turns on a word (both sides of a
+//! round trip send) do not pass that line back and forth per message, a
+//! writer that has raised its own `done` says so beside the word, on the
+//! word's line ([`Completed`]), and a flush that finds the word's tag marked
+//! there reads nothing else.
+//!
 //! The widths cap `qbytes` at 2^25 - 1 and a queue at 4095 slots; `layout`
 //! enforces both.
 
@@ -170,7 +177,38 @@ pub(crate) struct Full;
 pub(crate) struct Counter<'a> {
     pub(crate) sent: &'a AtomicU64,
     pub(crate) received: &'a AtomicU64,
+    /// The sent word's completion mark (on the word's line: see
+    /// [`Completed`]).
+    pub(crate) sent_completed: &'a AtomicU64,
+    /// The received word's completion mark.
+    pub(crate) received_completed: &'a AtomicU64,
     pub(crate) slots: &'a [SlotRecord],
+}
+
+/// The mark a writer leaves beside a word once it has recorded its
+/// operation as applied in its own `done`: its slot and the operation's
+/// parity (the word's tag), so that the next writer, finding the word still
+/// tagged so, knows without a flush that nothing is left to record.
+///
+/// A mark names one operation, not just a tag. Whoever reads the word
+/// tagged `(t, p)` by `t`'s operation `k` (Acquire, against the CAS's
+/// Release) reads the mark as `t` left it before that CAS or later: `t`
+/// marked its operation `k - 1`, of the other parity, before it began `k`,
+/// and any later mark of another slot does not match. The one stale mark of
+/// the same parity is `k - 2`'s, left when `t`'s process died between its
+/// CAS of `k - 1` and its mark (recovery records `k - 1` in `done`, and the
+/// slot's next owner numbers on from there): so before its CAS a writer
+/// clears a mark equal to the one it will leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Completed(u64);
+
+impl Completed {
+    /// Set in every mark, so that the zeroed word marks nothing.
+    const VALID: u64 = 1 << 32;
+
+    fn of(slot: u32, parity: u64) -> Completed {
+        Completed(Self::VALID | (parity & 1) << 16 | u64::from(slot))
+    }
 }
 
 /// Reads of a consistent pair before [`Counter::load`] settles for a
@@ -183,6 +221,13 @@ impl Counter<'_> {
         match side {
             Side::Sent => self.sent,
             Side::Received => self.received,
+        }
+    }
+
+    fn completed(&self, side: Side) -> &AtomicU64 {
+        match side {
+            Side::Sent => self.sent_completed,
+            Side::Received => self.received_completed,
         }
     }
 
@@ -264,6 +309,13 @@ impl Counter<'_> {
         // the chain is store -> load -> load, with no store-load pair.)
         rec.seq.store(seq, Ordering::Release);
         let parity = seq & 1;
+        let completed = self.completed(side);
+        let mark = Completed::of(slot as u32, parity);
+        // Relaxed (both): ordered before our CAS by its Release, which is
+        // what a flusher synchronises with (see `Completed`).
+        if completed.load(Ordering::Relaxed) == mark.0 {
+            completed.store(0, Ordering::Relaxed);
+        }
         loop {
             // Acquire: pairs with the AcqRel CAS of the previous writer.
             let cur = word.load(Ordering::Acquire);
@@ -307,6 +359,9 @@ impl Counter<'_> {
                 // it to our `seq`, which moves past `seq` only after this
                 // store), so nothing larger is overwritten.
                 rec.done.store(seq, Ordering::Release);
+                // SYNC(acct_completed): Release, after `done`; a flusher that
+                // reads this mark (Acquire) skips the flush of our operation.
+                completed.store(mark.0, Ordering::Release);
                 return Ok(s.msgs);
             }
         }
@@ -335,6 +390,21 @@ impl Counter<'_> {
     /// operation was applied, if `cur` is still the word's value.
     fn flush(&self, side: Side, cur: u64) {
         let s = Sum::unpack(cur);
+        // SYNC(acct_completed): Acquire, after our Acquire load of `cur`:
+        // the writer of `cur` has recorded its operation already. Reading
+        // its slot record instead took that line from it once per message
+        // whenever two processes took turns on the word (a round trip's
+        // senders, 2 x 2 streams).
+        #[cfg(loom)]
+        let ignore_parity = crate::sync::mutant(crate::sync::Mutant::AccountingMarkSlotOnly);
+        #[cfg(not(loom))]
+        let ignore_parity = false;
+        let mark = self.completed(side).load(Ordering::Acquire);
+        if mark == Completed::of(s.slot, s.parity).0
+            || (ignore_parity && mark & 0xffff == u64::from(s.slot) && mark != 0)
+        {
+            return;
+        }
         let Some(rec) = self.slots.get(s.slot as usize) else {
             return; // NO_SLOT, or a corrupted tag: nothing to record
         };
@@ -453,16 +523,23 @@ mod tests {
     use super::*;
     use crate::test_support::slot_records;
 
-    fn counter<'a>(words: &'a [AtomicU64; 2], slots: &'a [SlotRecord]) -> Counter<'a> {
+    fn counter<'a>(words: &'a [AtomicU64; 4], slots: &'a [SlotRecord]) -> Counter<'a> {
         Counter {
             sent: &words[0],
             received: &words[1],
+            sent_completed: &words[2],
+            received_completed: &words[3],
             slots,
         }
     }
 
-    fn fresh() -> [AtomicU64; 2] {
-        [AtomicU64::new(INITIAL), AtomicU64::new(INITIAL)]
+    fn fresh() -> [AtomicU64; 4] {
+        [
+            AtomicU64::new(INITIAL),
+            AtomicU64::new(INITIAL),
+            AtomicU64::new(0),
+            AtomicU64::new(0),
+        ]
     }
 
     #[test]
@@ -539,7 +616,12 @@ mod tests {
             parity: 0,
         }
         .pack();
-        let words = [AtomicU64::new(near), AtomicU64::new(near)];
+        let words = [
+            AtomicU64::new(near),
+            AtomicU64::new(near),
+            AtomicU64::new(0),
+            AtomicU64::new(0),
+        ];
         let c = counter(&words, &slots);
         assert!(c.is_empty());
         let s = c.next_seq(0, Side::Sent);

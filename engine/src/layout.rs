@@ -30,7 +30,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 4;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 5;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -131,9 +131,9 @@ pub(crate) struct QueueHeader {
     pub(crate) control: Line<Control>,
     /// The senders' accounting word: sums over reservations (see
     /// `accounting`).
-    pub(crate) sent_sum: Line<AtomicU64>,
+    pub(crate) sent_sum: Line<AcctWord>,
     /// The receivers' accounting word: sums over released messages.
-    pub(crate) received_sum: Line<AtomicU64>,
+    pub(crate) received_sum: Line<AcctWord>,
     /// Queue-wide send stamp: the order that type-0 receives follow.
     pub(crate) next_seq: Line<AtomicU64>,
     /// `lspid` and `stime`, written by senders.
@@ -296,6 +296,20 @@ pub(crate) struct AcctRecord {
     /// Highest sequence known to have been applied (written by the owner
     /// and, rarely, by flushers).
     pub(crate) done: AtomicU64,
+}
+
+/// One of a queue's two accounting words (see `accounting`), with the mark
+/// of the last operation on it whose writer recorded it as applied, on the
+/// same line: a writer reads that mark with the word it is about to replace,
+/// and finds there, without reading the previous writer's slot record, that
+/// the operation it overwrites needs no flush.
+#[repr(C)]
+pub(crate) struct AcctWord {
+    /// `bytes | msgs | slot | parity`: see `accounting`.
+    pub(crate) sum: AtomicU64,
+    /// `accounting::Completed`: the slot and parity of an operation whose
+    /// writer recorded it in its `done`, or 0.
+    pub(crate) completed: AtomicU64,
 }
 
 /// A type entry: one live message type and its FIFO.
@@ -693,8 +707,14 @@ pub(crate) mod zeroed {
                 removed: z32(),
                 qnum_max: z64(),
             }),
-            sent_sum: Line(z64()),
-            received_sum: Line(z64()),
+            sent_sum: Line(AcctWord {
+                sum: z64(),
+                completed: z64(),
+            }),
+            received_sum: Line(AcctWord {
+                sum: z64(),
+                completed: z64(),
+            }),
             next_seq: Line(z64()),
             send_stats: Line(Stats {
                 pid: z32(),

@@ -308,8 +308,10 @@ impl Mapped {
         h.control.qbytes.store(who.qbytes, relaxed);
         h.control.qnum_max.store(who.qnum_max, relaxed);
         h.control.ctime.store(crate::process::now_secs(), relaxed);
-        h.sent_sum.store(crate::accounting::INITIAL, relaxed);
-        h.received_sum.store(crate::accounting::INITIAL, relaxed);
+        h.sent_sum.sum.store(crate::accounting::INITIAL, relaxed);
+        h.received_sum
+            .sum
+            .store(crate::accounting::INITIAL, relaxed);
         kill_point(KillPoint::CreateHeaderWritten);
         // SYNC(queue_ready): Release publishes every field above.
         h.ready.store(READY, Ordering::Release);

@@ -181,8 +181,10 @@ impl<'a> QueueState<'a> {
     /// The accounting words.
     pub(crate) fn counter(&self) -> crate::accounting::Counter<'_> {
         crate::accounting::Counter {
-            sent: &self.header.sent_sum,
-            received: &self.header.received_sum,
+            sent: &self.header.sent_sum.sum,
+            received: &self.header.received_sum.sum,
+            sent_completed: &self.header.sent_sum.completed,
+            received_completed: &self.header.received_sum.completed,
             slots: self.slots,
         }
     }
@@ -230,8 +232,8 @@ impl HeapRegions {
         header.msgmax.store(geo.params.msgmax, r);
         header.qbytes_max.store(geo.params.qbytes_max, r);
         header.control.qbytes.store(qbytes, r);
-        header.sent_sum.store(crate::accounting::INITIAL, r);
-        header.received_sum.store(crate::accounting::INITIAL, r);
+        header.sent_sum.sum.store(crate::accounting::INITIAL, r);
+        header.received_sum.sum.store(crate::accounting::INITIAL, r);
         header.hash_seed.store(0x9e37_79b9_7f4a_7c15, r);
         header.perm.mode.store(0o666, r);
         HeapRegions {

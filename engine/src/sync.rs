@@ -321,6 +321,10 @@ pub enum Mutant {
     SelectFirstFound,
     /// `accounting` reserves with a plain load and store instead of a CAS.
     AccountingLoadStore,
+    /// `accounting`'s flush trusts a completion mark of the word's writer's
+    /// slot whatever its parity, so a mark of the writer's previous
+    /// operation passes for the one that tags the word.
+    AccountingMarkSlotOnly,
     /// A sleeper parks without re-checking its condition after announcing
     /// itself.
     SleepWithoutRecheck,

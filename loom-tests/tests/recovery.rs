@@ -77,6 +77,30 @@ fn dead_sender(n: u32) {
     );
 }
 
+/// Process 2 sends a message, then is killed in its second send between the
+/// reservation's CAS and recording it (crash point 2), while process 1
+/// sends (overwriting the sent word) and recovers dead slots: the second
+/// reservation must be found applied and undone. Process 2's completion
+/// mark beside the word is its first operation's, of the other parity, so
+/// a flush that trusted any mark of its slot would skip recording the
+/// second (see `accounting::Completed`).
+fn dead_sender_after_a_send() {
+    let q = Arc::new(Queue::new(config()));
+    let dying = spawn_process(&q, 2, move |q, slot| {
+        q.send(slot, 1, &text(2, 0), false).unwrap();
+        crash_after(2);
+        run_until_crash(|| q.send(slot, 1, &text(2, 1), false).unwrap())
+    });
+    let slot = become_process(&q, 1);
+    q.send(slot, 1, &text(1, 0), false).unwrap();
+    let completed = dying.join().unwrap().is_some();
+    assert!(!completed, "crash point 2 was never reached");
+    q.recover();
+    let all = drain_and_check(&q);
+    assert_eq!(all.iter().filter(|t| **t == text(1, 0)).count(), 1);
+    assert_eq!(all.iter().filter(|t| **t == text(2, 0)).count(), 1);
+}
+
 /// A message is queued; process 2 is killed at the `n`-th crash point of its
 /// receive while process 1 sends another, recovers dead slots and receives.
 fn dead_receiver(n: u32) {
@@ -195,4 +219,14 @@ fn first_point() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
+}
+
+#[test]
+fn killed_sender_after_a_completed_send_is_recovered() {
+    check(dead_sender_after_a_send);
+}
+
+#[test]
+fn accounting_mutant_trusting_a_mark_of_the_other_parity_is_caught() {
+    expect_caught(Mutant::AccountingMarkSlotOnly, dead_sender_after_a_send);
 }

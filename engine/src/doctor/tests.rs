@@ -604,9 +604,10 @@ fn wrong_accounting_is_corrected() {
     let s = st(&a);
     let before = s.counter().load();
     // Two more messages and 100 more bytes than the FIFOs hold.
-    let raw = s.header.sent_sum.load(Ordering::Relaxed);
+    let raw = s.header.sent_sum.sum.load(Ordering::Relaxed);
     s.header
         .sent_sum
+        .sum
         .store(raw + 100 + (2 << 26), Ordering::Relaxed);
     let bad = s.counter().load();
     assert_eq!(
