@@ -275,7 +275,16 @@ pub(crate) struct SlotRecord {
     /// One more than the CPU the owner last ran on when it last waited (0:
     /// unknown), for the spin-or-yield decision of its peers (`wait`).
     pub(crate) wait_cpu: AtomicU32,
-    _pad: [u64; 4],
+    /// The hazard value (see `hazard`) that the owner last checked against
+    /// its entry, and the entry's key then: while `hazard` still holds that
+    /// value, the entry is the same incarnation (the generation is part of
+    /// the value) and so has the same key, and an operation on that key
+    /// needs no read of the entry's line (`type_dir::Directory::kept`).
+    /// Written and read by the owner only.
+    pub(crate) kept_hazard: AtomicU64,
+    /// The key that goes with `kept_hazard`.
+    pub(crate) kept_key: AtomicI64,
+    _pad: [u64; 2],
     /// The robust lock its owner (or recoverer) holds: whether that thread
     /// is alive is one load of it (see `liveness`).
     pub(crate) live: crate::liveness::LiveLock,
@@ -319,7 +328,9 @@ pub(crate) struct AcctWord {
 ///
 /// Senders write `tail` and receivers `head`: each on a line of its own, so
 /// that a stream of one type does not move one line between them twice per
-/// message. `state` and `key`, read by both, share the senders' line.
+/// message. `state` and `key` share the senders' line: an operation that
+/// finds its hazard already on the entry reads neither (see the slot's
+/// `kept_hazard`).
 #[repr(C, align(64))]
 pub(crate) struct Entry {
     pub(crate) state: AtomicU64,
@@ -770,7 +781,9 @@ pub(crate) mod zeroed {
             waiting_on: z64(),
             wait_state: z32(),
             wait_cpu: z32(),
-            _pad: [0; 4],
+            kept_hazard: z64(),
+            kept_key: AtomicI64::new(0),
+            _pad: [0; 2],
             live: crate::liveness::LiveLock::zeroed(),
             received_acct: AcctRecord {
                 seq: z64(),
