@@ -36,8 +36,8 @@
 //! it ends (`Directory::kept`): the next operation of that slot on the same
 //! type skips the protect and its fence (and, through the key its slot
 //! remembers for that hazard value, any read of the entry), and each slot
-//! pins at most one
-//! entry that way, within the `n_slots` the directory is sized for. A
+//! pins at most one entry that way, within the `n_slots` the directory is
+//! sized for. A
 //! receiver polling for a type while it spins keeps its hazard between polls
 //! too (`QueueState::peek_keeping_hazard`); a waiter clears it before it
 //! parks, so no sleeper pins an entry.
