@@ -205,9 +205,17 @@ struct Completed(u64);
 impl Completed {
     /// Set in every mark, so that the zeroed word marks nothing.
     const VALID: u64 = 1 << 32;
+    /// No mark (what a zeroed word holds).
+    const NONE: Completed = Completed(0);
 
     fn of(slot: u32, parity: u64) -> Completed {
         Completed(Self::VALID | (parity & 1) << 16 | u64::from(slot))
+    }
+
+    /// Whether this is a mark left by `slot`, of either parity.
+    #[cfg(loom)]
+    fn is_of_slot(self, slot: u32) -> bool {
+        self != Self::NONE && self.0 & 0xffff == u64::from(slot)
     }
 }
 
@@ -314,7 +322,7 @@ impl Counter<'_> {
         // Relaxed (both): ordered before our CAS by its Release, which is
         // what a flusher synchronises with (see `Completed`).
         if completed.load(Ordering::Relaxed) == mark.0 {
-            completed.store(0, Ordering::Relaxed);
+            completed.store(Completed::NONE.0, Ordering::Relaxed);
         }
         loop {
             // Acquire: pairs with the AcqRel CAS of the previous writer.
@@ -395,14 +403,14 @@ impl Counter<'_> {
         // its slot record instead took that line from it once per message
         // whenever two processes took turns on the word (a round trip's
         // senders, 2 x 2 streams).
+        let mark = Completed(self.completed(side).load(Ordering::Acquire));
         #[cfg(loom)]
-        let ignore_parity = crate::sync::mutant(crate::sync::Mutant::AccountingMarkSlotOnly);
-        #[cfg(not(loom))]
-        let ignore_parity = false;
-        let mark = self.completed(side).load(Ordering::Acquire);
-        if mark == Completed::of(s.slot, s.parity).0
-            || (ignore_parity && mark & 0xffff == u64::from(s.slot) && mark != 0)
+        if crate::sync::mutant(crate::sync::Mutant::AccountingMarkSlotOnly)
+            && mark.is_of_slot(s.slot)
         {
+            return;
+        }
+        if mark == Completed::of(s.slot, s.parity) {
             return;
         }
         let Some(rec) = self.slots.get(s.slot as usize) else {

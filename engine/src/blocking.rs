@@ -171,16 +171,12 @@ impl QueueState<'_> {
         /// Polls between two looks at the peers (a poll is a full look for
         /// the message or the space, 60-120 ns).
         const POLLS: u32 = 16;
-        let cap = wait::spin_cap();
-        if cap.is_zero() {
-            return None;
-        }
+        let (plain, woken) = self.spin_limits()?;
         let rec = &self.slots[slot];
         let cpu = wait::current_cpu() + 1;
         // Relaxed: read by peers for a heuristic only.
         rec.wait_cpu.store(cpu, Ordering::Relaxed);
         wait::set_spinning(rec);
-        let (plain, woken) = wait::spin_limits(&self.header.wait_tuning, cap);
         let began = Instant::now();
         let outcome = loop {
             if ready() {
@@ -235,15 +231,13 @@ impl QueueState<'_> {
         /// machine whose pause takes 23 ns): a receiver that has released
         /// nothing for this long is not streaming.
         const LONG_LOOK: u32 = 64;
-        let cap = wait::spin_cap();
-        if cap.is_zero() {
+        let Some((limit, _)) = self.spin_limits() else {
             return;
-        }
+        };
         let peers = self.peers_recently(slot, wait::current_cpu() + 1);
         if !peers.other_cpu || peers.same_cpu {
             return;
         }
-        let (limit, _) = wait::spin_limits(&self.header.wait_tuning, cap);
         let room = self.capacity();
         let spare = crate::accounting::Capacity {
             bytes: room.bytes - room.bytes / ROOM_SHARE,
@@ -263,6 +257,14 @@ impl QueueState<'_> {
             last = now;
             pauses = (pauses * 2).min(LONG_LOOK);
         }
+    }
+
+    /// How long a wait may spin on this queue, `(plain, woken)` (see
+    /// `wait::spin_limits`); `None` when spinning is off (`SHMQ_SPIN=0`).
+    #[cfg(not(loom))]
+    fn spin_limits(&self) -> Option<(std::time::Duration, std::time::Duration)> {
+        let cap = wait::spin_cap();
+        (!cap.is_zero()).then(|| wait::spin_limits(&self.header.wait_tuning, cap))
     }
 
     /// [`Self::peers`], looked at again only after [`PEERS_FRESH`]: reading

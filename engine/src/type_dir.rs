@@ -37,10 +37,9 @@
 //! type skips the protect and its fence (and, through the key its slot
 //! remembers for that hazard value, any read of the entry), and each slot
 //! pins at most one entry that way, within the `n_slots` the directory is
-//! sized for. A
-//! receiver polling for a type while it spins keeps its hazard between polls
-//! too (`QueueState::peek_keeping_hazard`); a waiter clears it before it
-//! parks, so no sleeper pins an entry.
+//! sized for. A receiver polling for a type while it spins keeps its hazard
+//! between polls too (`QueueState::peek_keeping_hazard`); a waiter clears it
+//! before it parks, so no sleeper pins an entry.
 //!
 //! # The non-empty index
 //! A bitmap with one bit per entry, plus a summary bit per word, says which
