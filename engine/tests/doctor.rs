@@ -79,8 +79,7 @@ fn role_line(child: &mut std::process::Child) -> String {
 /// Waits for the child's role to speak, then kills it.
 fn kill_after_first_line(mut child: std::process::Child) -> String {
     let line = role_line(&mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_and_reap(&mut child, "a lender");
     line
 }
 
@@ -178,10 +177,7 @@ fn senders_and_receivers_killed_at_random_leave_only_what_doctor_recovers() {
             .collect();
         std::thread::sleep(Duration::from_micros(500 + next(20_000)));
         for c in &mut children {
-            c.kill().unwrap();
-        }
-        for mut c in children {
-            c.wait().unwrap();
+            kill_and_reap(c, "a sender or receiver");
         }
         let r = t.ns.doctor(&opts(false));
         for f in &r.findings {

@@ -102,16 +102,20 @@ fn sigkill_at_random_moments_loses_nothing_else() {
         std::thread::sleep(Duration::from_micros(2000 + next(20_000)));
         let victim = next(running.len() as u64) as usize;
         let (mut child, is_sender, _) = running.swap_remove(victim);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_and_reap(
+            &mut child,
+            if is_sender { "a sender" } else { "a receiver" },
+        );
         kills += 1;
         if !is_sender {
             killed_receivers += 1;
         }
     }
     for (mut child, is_sender, _) in running.drain(..) {
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_and_reap(
+            &mut child,
+            if is_sender { "a sender" } else { "a receiver" },
+        );
         if !is_sender {
             killed_receivers += 1;
         }

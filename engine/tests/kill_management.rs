@@ -807,8 +807,7 @@ fn killed_at_random_moments_of_create_and_remove() {
             assert!(out.read_line(&mut line).unwrap() > 0, "{what}: child ended");
         }
         std::thread::sleep(Duration::from_micros(next(3000)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_and_reap(&mut child, &what);
         w.recover(&what);
         // The queue of the last creation may have survived (killed between
         // operations, or after making it): it works; remove it.

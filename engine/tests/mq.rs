@@ -595,14 +595,12 @@ fn sigkill_at_random_moments_then_exact_counts() {
         }
         std::thread::sleep(Duration::from_micros(2000 + next(20_000)));
         let (mut child, is_sender) = running.swap_remove(next(running.len() as u64) as usize);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_and_reap(&mut child, "a sender or receiver");
         kills += 1;
         killed_receivers += usize::from(!is_sender);
     }
     for (mut child, is_sender) in running.drain(..) {
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_and_reap(&mut child, "a sender or receiver");
         killed_receivers += usize::from(!is_sender);
     }
     // Right after the reaping, with no recovery call: mq_curmsgs counts

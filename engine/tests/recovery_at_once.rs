@@ -138,18 +138,12 @@ fn kill_round(producers: usize, consumers: usize, mixed: bool, kills: usize) {
             }
         }
         std::thread::sleep(Duration::from_micros(rng.below(4000)));
-        running.0[victim].kill().unwrap();
-        running.0[victim].wait().unwrap();
+        kill_and_reap(&mut running.0[victim], "a producer or consumer");
         running.0[victim] = spawn(victim);
         ready[victim] = false;
     }
     for mut child in std::mem::take(&mut running.0) {
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(
-            std::os::unix::process::ExitStatusExt::signal(&status).is_some(),
-            "a child ended by itself: {status}"
-        );
+        kill_and_reap(&mut child, "a producer or consumer");
     }
 
     // Right after the reaping: no recovery call, nobody asleep.

@@ -97,6 +97,23 @@ pub fn spawn_role(role: &str, dir: &std::path::Path, args: &[String]) -> std::pr
     spawn_role_as(role, dir, args, None)
 }
 
+/// SIGKILLs a child of [`spawn_role`] and reaps it; fails the test if the
+/// child had already ended by a failure of its own (a panic's exit status,
+/// an abort's signal). The children of the kill tests run until killed, so
+/// without this look a child's failed assertion would pass unnoticed: its
+/// kill and reaping would succeed all the same.
+pub fn kill_and_reap(child: &mut std::process::Child, what: &str) {
+    // A child that has exited but is not reaped yet is a zombie: the
+    // signal still succeeds, and the status is the child's own.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    assert!(
+        status.success() || signal == Some(libc::SIGKILL),
+        "{what}: the child ended by itself before the kill ({status})"
+    );
+}
+
 /// [`spawn_role`] as another user: `Some((uid, gid))` (the caller must be
 /// root; the child has no supplementary groups).
 pub fn spawn_role_as(
@@ -106,6 +123,24 @@ pub fn spawn_role_as(
     ids: Option<(u32, u32)>,
 ) -> std::process::Child {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    // The child dies with the thread that spawned it: a test that fails (its
+    // thread unwinds) or a test process that ends leaves none of its children
+    // running, blocked on a queue whose directory the test removed, or
+    // holding the test runner's output pipe open.
+    // SAFETY: runs in the forked child before exec; prctl, getppid and raise
+    // are system calls, safe between fork and exec; no memory is allocated.
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died before the prctl: nothing would
+            // signal then.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
     if let Some((uid, gid)) = ids {
         // std drops the supplementary groups when root sets a uid.
         std::os::unix::process::CommandExt::uid(&mut cmd, uid);
