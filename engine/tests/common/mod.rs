@@ -127,9 +127,10 @@ pub fn spawn_role_as(
     // thread unwinds) or a test process that ends leaves none of its children
     // running, blocked on a queue whose directory the test removed, or
     // holding the test runner's output pipe open.
-    // SAFETY: runs in the forked child before exec; prctl, getppid and raise
-    // are system calls, safe between fork and exec; no memory is allocated.
     let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec; prctl,
+    // getppid and raise are system calls, safe between fork and exec; it
+    // allocates no memory.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
