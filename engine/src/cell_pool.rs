@@ -46,8 +46,42 @@
 //! until the next heal, and never hands a cell out twice. (Fetching the next
 //! cell's lines for writing one send ahead was measured: it slowed the
 //! two-CPU round trip and did not speed up streams.)
+//!
+//! # Free batches
+//! The receiver that frees a node writes the bitmap word its senders' claims
+//! write, and another receiver's frees: one locked clear per message on a line
+//! every party writes. A receiver instead frees the node's state as ever (that
+//! CAS alone makes the node free) and leaves its bit set in a [`FreeBatch`] in
+//! its own slot record, clearing the bits of up to [`FREE_BATCH`] nodes of one
+//! bitmap word with one `fetch_and` when the batch is full, when the next node
+//! it frees is in another word, and when its slot is released. A set bit over
+//! a free cell is the stale hint that a heal repairs, so a batch lost with its
+//! process (or raced by a heal) hides at most `FREE_BATCH` nodes until the
+//! next heal, and a clear that lands after a heal let someone take the node is
+//! the other stale hint, which that allocator's failed CAS repairs.
 
 use crate::sync::{AtomicU64, Ordering};
+
+/// The cells that the set bits of word `word` of a bitmap stand for, read
+/// from a slot record's pair of words (its owner's own, or a dead or idle
+/// owner's: Relaxed).
+fn cells_of(word: &AtomicU64, bits: &AtomicU64) -> impl Iterator<Item = usize> {
+    let w = word.load(Ordering::Relaxed) as usize;
+    let mut bits = bits.load(Ordering::Relaxed);
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            w.saturating_mul(64).saturating_add(b)
+        })
+    })
+}
+
+/// How many freed cells a [`FreeBatch`] holds before it clears their bits.
+/// (A sender's magazine refill claims what a flush cleared: 16 keeps the
+/// shared words written once per 16 messages on each side, and hides at
+/// most 16 nodes per slot from the others.)
+pub(crate) const FREE_BATCH: u32 = 16;
 
 /// The `owner` half of a free cell's state.
 pub(crate) const FREE: u32 = 0;
@@ -79,6 +113,32 @@ impl CellState {
     }
 }
 
+/// Cells of one bitmap word that their freer freed (their states free) and
+/// whose bits it has not cleared yet: see "Free batches" above. Lives in the
+/// freer's slot record; written by its owner only (and cleared by whoever
+/// releases or recovers the slot). `bits == 0`: empty.
+#[repr(C)]
+pub(crate) struct FreeBatch {
+    /// Index of the bitmap word the bits belong to.
+    pub(crate) word: AtomicU64,
+    /// The bits of freed cells still set in that word.
+    pub(crate) bits: AtomicU64,
+}
+
+impl FreeBatch {
+    /// The freed cells whose bits are still set, for the doctor (which must
+    /// not report them as hidden while their owner lives).
+    pub(crate) fn cells(&self) -> impl Iterator<Item = usize> {
+        cells_of(&self.word, &self.bits)
+    }
+
+    /// Forgets the batch (a dead owner's: a heal clears what it held).
+    pub(crate) fn clear(&self) {
+        // Relaxed: hints, like the bits themselves.
+        self.bits.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Cells of one bitmap word that an allocator claimed for itself (their bits
 /// set by it, their states still free): see "Magazines" above. Lives in the
 /// allocator's slot record; written by its owner only (and cleared by
@@ -95,16 +155,7 @@ impl Magazine {
     /// The cells the magazine holds, for the doctor (which must not report
     /// them as hidden) and for returning them.
     pub(crate) fn cells(&self) -> impl Iterator<Item = usize> {
-        // Relaxed: the owner's own record, or a dead or idle owner's.
-        let w = self.word.load(Ordering::Relaxed) as usize;
-        let mut bits = self.bits.load(Ordering::Relaxed);
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let b = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                w.saturating_mul(64).saturating_add(b)
-            })
-        })
+        cells_of(&self.word, &self.bits)
     }
 
     /// Every cell of the bitmap word the magazine last claimed from, whatever
@@ -375,9 +426,14 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     }
 
     fn mark_maybe_free(&self, i: usize) {
-        let (w, b) = (i / 64, 1u64 << (i % 64));
+        self.mark_maybe_free_in_word(i / 64, 1u64 << (i % 64));
+    }
+
+    /// Clears `bits` of bitmap word `w` (cells freed), and the word's full
+    /// mark.
+    fn mark_maybe_free_in_word(&self, w: usize, bits: u64) {
         // SeqCst: see `mark_word_full`.
-        self.words[w].fetch_and(!b, Ordering::SeqCst);
+        self.words[w].fetch_and(!bits, Ordering::SeqCst);
         let (s, sb) = (w / 64, 1u64 << (w % 64));
         if self.summary[s].load(Ordering::SeqCst) & sb != 0 {
             self.summary[s].fetch_and(!sb, Ordering::SeqCst);
@@ -387,6 +443,58 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
     /// Frees cell `index` if its state is still `expected`; returns whether this
     /// call freed it (exactly one of several racing frees succeeds).
     pub(crate) fn free(&self, index: u32, expected: CellState) -> bool {
+        let ok = self.free_state(index, expected);
+        if ok {
+            self.mark_maybe_free(index as usize);
+        }
+        ok
+    }
+
+    /// [`Self::free`], leaving the cell's bit set in `batch` (see "Free
+    /// batches" above) until the batch is full or moves to another word.
+    pub(crate) fn free_into(&self, index: u32, expected: CellState, batch: &FreeBatch) -> bool {
+        if !self.free_state(index, expected) {
+            return false;
+        }
+        let (w, b) = (index as usize / 64, 1u64 << (index % 64));
+        // Relaxed (all): the owner's own record; see `FreeBatch`.
+        let bits = batch.bits.load(Ordering::Relaxed);
+        if bits != 0 && batch.word.load(Ordering::Relaxed) == w as u64 {
+            let all = bits | b;
+            if all.count_ones() < FREE_BATCH {
+                batch.bits.store(all, Ordering::Relaxed);
+            } else {
+                self.mark_maybe_free_in_word(w, all);
+                batch.clear();
+            }
+            return true;
+        }
+        self.flush(batch);
+        batch.word.store(w as u64, Ordering::Relaxed);
+        batch.bits.store(b, Ordering::Relaxed);
+        true
+    }
+
+    /// Clears the bits that `batch` holds and empties it.
+    pub(crate) fn flush(&self, batch: &FreeBatch) {
+        // Relaxed: the owner's own record (or an idle one's).
+        let bits = batch.bits.load(Ordering::Relaxed);
+        let w = batch.word.load(Ordering::Relaxed) as usize;
+        #[cfg(loom)]
+        let skip = crate::sync::mutant(crate::sync::Mutant::FreeBatchFlushKeepsBits);
+        #[cfg(not(loom))]
+        let skip = false;
+        // A damaged record's word is out of range: its bits are dropped (the
+        // heal that an allocator runs when it finds nothing repairs them).
+        if bits != 0 && w < self.words.len() && !skip {
+            self.mark_maybe_free_in_word(w, bits);
+        }
+        batch.clear();
+    }
+
+    /// The state half of a free: CAS cell `index` from `expected` to free (the
+    /// next generation); whether this call freed it.
+    fn free_state(&self, index: u32, expected: CellState) -> bool {
         let i = index as usize;
         if i >= self.states.len() || expected.is_free() {
             return false;
@@ -397,15 +505,10 @@ impl<'a, S: StateWords + ?Sized> Pool<'a, S> {
         let step = 1;
         let freed = CellState::new(expected.gen().wrapping_add(step), FREE);
         // SYNC(cell_free): Release pairs with the Acquire CAS in `alloc`.
-        let ok = self
-            .states
+        self.states
             .state(i)
             .compare_exchange(expected.0, freed.0, Ordering::Release, Ordering::Relaxed)
-            .is_ok();
-        if ok {
-            self.mark_maybe_free(i);
-        }
-        ok
+            .is_ok()
     }
 
     /// The current state of cell `index`, or `None` if out of range.

@@ -235,7 +235,8 @@ pub(crate) struct Stats {
 /// the owner, the second holds the accounting sequence that others read, the
 /// third the owner's liveness lock (written only when the slot changes hands,
 /// so that the liveness checks of every refusing call read it from cache),
-/// the fourth is spare.
+/// the fourth the owner's receive accounting, node magazine and free batch
+/// (written by the owner, read by others only in recovery and the doctor).
 #[repr(C, align(128))]
 pub(crate) struct SlotRecord {
     /// `pid | status << 32 | gen << 40`; see `slots`.
@@ -294,7 +295,12 @@ pub(crate) struct SlotRecord {
     /// sends (see `cell_pool::Magazine`). Written by the owner only; read by
     /// recovery and the doctor.
     pub(crate) node_magazine: crate::cell_pool::Magazine,
-    _spare: [u64; 4],
+    /// Nodes this slot's receives freed whose bitmap bits it has not cleared
+    /// yet (see `cell_pool::FreeBatch`). Written by the owner only; read by
+    /// the doctor, cleared by recovery. (Two words of what was spare: zero in
+    /// a file made before, which is an empty batch.)
+    pub(crate) freed_nodes: crate::cell_pool::FreeBatch,
+    _spare: [u64; 2],
 }
 
 /// One slot's operations on one accounting word (see `accounting`).
@@ -793,7 +799,11 @@ pub(crate) mod zeroed {
                 word: z64(),
                 bits: z64(),
             },
-            _spare: [0; 4],
+            freed_nodes: crate::cell_pool::FreeBatch {
+                word: z64(),
+                bits: z64(),
+            },
+            _spare: [0; 2],
         }
     }
 

@@ -263,6 +263,25 @@ impl CellPool {
         self.pool().free(index, CellState(expected))
     }
 
+    /// An empty free batch (what a slot record holds).
+    pub fn free_batch(&self) -> FreeBatch {
+        FreeBatch(crate::cell_pool::FreeBatch {
+            word: AtomicU64::new(0),
+            bits: AtomicU64::new(0),
+        })
+    }
+
+    /// Frees cell `index` if its state is still `expected`, leaving its bit
+    /// to `batch` (see `Pool::free_into`).
+    pub fn free_into(&self, index: u32, expected: u64, batch: &FreeBatch) -> bool {
+        self.pool().free_into(index, CellState(expected), &batch.0)
+    }
+
+    /// Clears the bits `batch` holds (see `Pool::flush`).
+    pub fn flush(&self, batch: &FreeBatch) {
+        self.pool().flush(&batch.0)
+    }
+
     /// The state word of cell `index`.
     pub fn state(&self, index: u32) -> u64 {
         self.pool().state(index).expect("index in range").0
@@ -278,6 +297,9 @@ impl CellPool {
 
 /// Cells an allocator claimed for itself (`cell_pool::Magazine`).
 pub struct Magazine(crate::cell_pool::Magazine);
+
+/// Cells a freer freed and has not cleared the bits of (`cell_pool::FreeBatch`).
+pub struct FreeBatch(crate::cell_pool::FreeBatch);
 
 /// The arrival index alone (`arrivals`), on the heap, over a toy queue whose
 /// message `i` is the one stamped position `i`: its word is 1 while queued,

@@ -133,9 +133,10 @@ impl QueueState<'_> {
             }
         }
         // The heal makes the nodes of its magazine visible again (and those
-        // of a magazine it claimed and did not record yet): only the record
-        // is left to clear.
+        // of a magazine it claimed and did not record yet), and those its
+        // free batch hid: only the records are left to clear.
         self.slots[d].node_magazine.clear();
+        self.slots[d].freed_nodes.clear();
         self.node_pool.heal();
         for c in &self.classes {
             c.pool.heal();

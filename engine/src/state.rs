@@ -146,10 +146,12 @@ impl<'a> QueueState<'a> {
     }
 
     /// Gives `slot` back when its owner is done with the queue: its hazard,
-    /// the nodes its magazine still holds, then the slot itself.
+    /// the nodes its magazine still holds and those its free batch hides,
+    /// then the slot itself.
     pub(crate) fn release_slot(&self, slot: usize) {
         self.directory().unprotect(slot);
         self.node_pool.give_back(&self.slots[slot].node_magazine);
+        self.node_pool.flush(&self.slots[slot].freed_nodes);
         crate::slots::release(&self.slots[slot]);
     }
 

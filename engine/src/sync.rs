@@ -359,6 +359,8 @@ pub enum Mutant {
     /// `cell_pool` takes a cell out of a magazine with a load and a store
     /// instead of a CAS, trusting that its claimed bit keeps others away.
     MagazineTakeWithoutCas,
+    /// `cell_pool` empties a free batch without clearing its cells' bits.
+    FreeBatchFlushKeepsBits,
 }
 
 #[cfg(loom)]

@@ -75,6 +75,7 @@ impl<'s, 'a> EntryOps<'s, 'a> {
             nodes: self.st.nodes,
             pool: &self.st.node_pool,
             entry,
+            freed: None,
         })
     }
 }
@@ -623,7 +624,10 @@ impl<'a> QueueState<'a> {
         crate::sync::crash_point();
         let ops = EntryOps { st: self, slot };
         let dir = self.directory();
-        if let Ok(f) = ops.fifo(m.entry) {
+        if let Ok(mut f) = ops.fifo(m.entry) {
+            // The nodes this receive frees (its own, or those before it that
+            // its advance passes) leave their bits to our batch.
+            f.freed = Some(&rec.freed_nodes);
             let _ = f.finish(m.node, slot);
             crate::sync::crash_point();
             // Tidy the FIFO under our hazard (a typed receive still holds the

@@ -37,7 +37,7 @@
 //! Every walk is bounded by the number of nodes, so a corrupted or hostile
 //! mapping yields [`Corrupt`] instead of a hang.
 
-use crate::cell_pool::{CellState, Pool};
+use crate::cell_pool::{CellState, FreeBatch, Pool};
 use crate::layout::{Entry, Node, NodeRef, NIL};
 use crate::sync::{Ordering, RETRY_LIMIT};
 
@@ -139,6 +139,9 @@ pub(crate) struct Fifo<'a> {
     pub(crate) nodes: &'a [Node],
     pub(crate) pool: &'a Pool<'a, [Node]>,
     pub(crate) entry: &'a Entry,
+    /// The caller's own free batch, if it frees nodes through one (see
+    /// `cell_pool::FreeBatch`); `None`: each free clears its bit at once.
+    pub(crate) freed: Option<&'a FreeBatch>,
 }
 
 /// A queued message found by [`Fifo::first_queued`].
@@ -390,6 +393,15 @@ impl<'a> Fifo<'a> {
         Err(Corrupt)
     }
 
+    /// Frees node `x` (in state `s`), through the caller's free batch if it
+    /// has one; whether this call freed it.
+    fn free_node(&self, x: NodeRef, s: NodeState) -> bool {
+        match self.freed {
+            Some(batch) => self.pool.free_into(x.index(), s.cell(), batch),
+            None => self.pool.free(x.index(), s.cell()),
+        }
+    }
+
     /// `head` has moved past `x`: flag it, or free it if its taker is done.
     pub(crate) fn mark_unlinked(&self, x: NodeRef) {
         let Ok(xn) = self.node(x) else { return };
@@ -399,7 +411,7 @@ impl<'a> Fifo<'a> {
                 return;
             }
             if s.status() == status::DONE {
-                if self.pool.free(x.index(), s.cell()) {
+                if self.free_node(x, s) {
                     return;
                 }
                 continue;
@@ -429,7 +441,7 @@ impl<'a> Fifo<'a> {
         for _ in 0..RETRY_LIMIT {
             let s = NodeState(xn.state.load(Ordering::Acquire));
             if s == taken.with_unlinked() {
-                if self.pool.free(x.index(), s.cell()) {
+                if self.free_node(x, s) {
                     return Ok(true);
                 }
                 continue;

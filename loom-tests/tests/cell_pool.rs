@@ -3,7 +3,9 @@
 //! with magazines too: cells claimed in bulk into a slot's magazine are still
 //! handed out once each when a heal (recovery, or an allocator that found the
 //! bitmap full) races with the magazine's owner, and none is lost once the
-//! magazine is given back.
+//! magazine is given back; and with free batches: cells freed with their
+//! bits left set are still handed out once each, and are found again by a
+//! plain allocation (no heal) once their batch is flushed.
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -143,4 +145,69 @@ fn magazine_cells_are_handed_out_once_and_none_is_lost() {
 #[test]
 fn magazine_mutant_taking_without_cas_is_caught() {
     expect_caught(Mutant::MagazineTakeWithoutCas, magazine_model);
+}
+
+/// Two cells, two parties that each take cells through a magazine and free
+/// them into a free batch:
+/// - A takes a cell, frees it into its batch, takes another (its magazine
+///   claimed both), frees that one too, then flushes and gives back;
+/// - B takes a cell (finding the bitmap full, its allocation heals the cells
+///   A's magazine or batch hides), frees it into its batch, and flushes.
+///
+/// A cell handed out twice trips `held`; once both flushed, a plain
+/// allocation, which never heals, must find both cells.
+fn free_batch_model() {
+    let pool = Arc::new(CellPool::new(2));
+    let held: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let a = {
+        let (pool, held) = (pool.clone(), held.clone());
+        thread::spawn(move || {
+            let (mag, batch) = (pool.magazine(), pool.free_batch());
+            for _ in 0..2 {
+                if let Some((i, s)) = pool.alloc_from(&mag, 7) {
+                    hold_then_free_into(&pool, &held, i, s, &batch);
+                }
+            }
+            pool.flush(&batch);
+            pool.give_back(&mag);
+        })
+    };
+    let (mag, batch) = (pool.magazine(), pool.free_batch());
+    if let Some((i, s)) = pool.alloc_from(&mag, 9) {
+        hold_then_free_into(&pool, &held, i, s, &batch);
+    }
+    pool.flush(&batch);
+    pool.give_back(&mag);
+    a.join().unwrap();
+    assert_all_free_again(&pool);
+}
+
+/// [`use_once`], freeing into `batch`.
+fn hold_then_free_into(
+    pool: &CellPool,
+    held: &[AtomicBool; 2],
+    i: u32,
+    s: u64,
+    batch: &shmq::model::FreeBatch,
+) {
+    assert!(
+        !held[i as usize].swap(true, Ordering::SeqCst),
+        "cell {i} handed out twice"
+    );
+    thread::yield_now();
+    held[i as usize].store(false, Ordering::SeqCst);
+    assert!(
+        pool.free_into(i, s, batch),
+        "cell {i} freed under its owner"
+    );
+}
+
+#[test]
+fn batched_frees_hand_cells_out_once_and_flushes_lose_none() {
+    check(free_batch_model);
+}
+
+#[test]
+fn free_batch_mutant_flushing_without_clearing_bits_is_caught() {
+    expect_caught(Mutant::FreeBatchFlushKeepsBits, free_batch_model);
 }

@@ -633,12 +633,13 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
         check_node(st, i as u32, reached[i] != 0, &mut p);
     }
     // Free nodes whose bits the magazines of slots in use claimed are not
-    // hidden: their owners will take them.
+    // hidden: their owners will take them; nor are those in their free
+    // batches: their owners will clear the bits.
     let in_magazines: std::collections::HashSet<usize> = st
         .slots
         .iter()
         .filter(|rec| crate::slots::in_use(rec))
-        .flat_map(|rec| rec.node_magazine.cells())
+        .flat_map(|rec| rec.node_magazine.cells().chain(rec.freed_nodes.cells()))
         .collect();
     p.hidden_nodes = hidden_free(file, data, geo.node_bitmap_off, geo.n_nodes, |i| {
         st.node_pool

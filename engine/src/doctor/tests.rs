@@ -772,7 +772,14 @@ fn hidden_free_cells_are_made_visible() {
     let r = t.doctor();
     assert_eq!(r.health(), Health::Repaired, "{}", lines(&r));
     assert_healthy(&t.doctor());
-    assert_eq!(s.node_pool.alloc(1).map(|c| c.index), Some(x.index));
+    // A plain allocation, which never heals, finds it again (not
+    // necessarily first: the doctor's heal also shows the nodes that the
+    // receiver's free batch hides).
+    assert!(
+        std::iter::from_fn(|| s.node_pool.alloc(1)).any(|c| c.index == x.index),
+        "node {} still hidden",
+        x.index
+    );
 }
 
 /// Byte offsets of the parts of queue `q`'s file in use: header fields,
