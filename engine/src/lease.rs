@@ -153,8 +153,10 @@ impl Queue {
         let Ok(slot) = crate::shm::my_slot(self.mapped_arc()) else {
             return false;
         };
+        let for_space = matches!(awaited, Awaited::Space(_));
         let mut ready = || awaited.is_there(st, slot);
-        st.spin_while_it_pays(slot, &mut ready, false).is_some()
+        st.spin_while_it_pays(slot, &mut ready, false, for_space)
+            .is_some()
     }
 }
 

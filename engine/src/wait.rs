@@ -349,6 +349,10 @@ impl SlotWait {
     pub(crate) fn is_woken(self) -> bool {
         self.status() == WOKEN
     }
+    /// Running its operations: neither waiting nor asleep.
+    pub(crate) fn is_running(self) -> bool {
+        self.status() == RUNNING
+    }
     /// Counted in `recv_sleepers` (parked for a message, or woken from it).
     fn counts_as_sleeper(self) -> bool {
         self.is_parked_receiver() || self.is_woken()
@@ -620,11 +624,19 @@ pub(crate) struct Peers {
     pub(crate) same_cpu: bool,
     /// A peer was woken and has not run since.
     pub(crate) waking: bool,
+    /// A peer that last waited as a sender (for space) runs, not waiting, on
+    /// another CPU: a receiver can expect messages from it.
+    pub(crate) sender_elsewhere: bool,
 }
 
+/// The flag of a slot's `wait_cpu` word saying that its owner last waited
+/// for space (a sender); the rest of the word is its CPU plus one.
+pub(crate) const WAITED_FOR_SPACE: u32 = 1 << 31;
+
 impl Peers {
-    /// Folds in a peer in state `s`, last seen on `peer_cpu` (plus one; 0:
-    /// unknown), as seen from `cpu` (plus one).
+    /// Folds in a peer in state `s` whose `wait_cpu` word is `peer_cpu`
+    /// (its CPU plus one, 0: unknown, and [`WAITED_FOR_SPACE`]), as seen from
+    /// `cpu` (plus one).
     pub(crate) fn add(&mut self, s: SlotWait, peer_cpu: u32, cpu: u32) {
         if s.is_parked() {
             return;
@@ -632,10 +644,13 @@ impl Peers {
         if s.is_woken() {
             self.waking = true;
         }
+        let sender = peer_cpu & WAITED_FOR_SPACE != 0;
+        let peer_cpu = peer_cpu & !WAITED_FOR_SPACE;
         if peer_cpu != 0 && peer_cpu == cpu {
             self.same_cpu = true;
         } else {
             self.other_cpu = true;
+            self.sender_elsewhere |= sender && s.is_running();
         }
     }
 }
