@@ -79,15 +79,25 @@ fn lap_of(p: u64, shift: u32) -> u32 {
 /// Slots of the ring on one cache line.
 const SLOTS_PER_LINE: usize = 64 / std::mem::size_of::<u64>();
 
-/// The ring index of position `p` in a ring of `1 << shift` slots:
-/// consecutive positions go to consecutive cache lines, and positions on the
-/// same line are `r / SLOTS_PER_LINE` apart. Without this spread a sender
-/// recording position `p + 1` would take back the line a receiver is reading
-/// position `p` from, once per message; with it, the two share a line only
-/// when the queue is `r / SLOTS_PER_LINE` positions deep. A bijection of
-/// `p mod r`, so the ring holds what it did. Shifts and masks only: with the
-/// ring's size a run-time value, `%` and `/` compiled to a division, some
-/// 25 cycles on each of the four to six calls a type-0 receive makes.
+/// Slots of the ring in one block of [`spread`] (512 KiB of them): the
+/// default namespace's rings (65 536 slots) are one block.
+const SLOTS_PER_BLOCK: usize = 1 << 16;
+
+/// The ring index of position `p` in a ring of `1 << shift` slots. The ring
+/// is cut into blocks of [`SLOTS_PER_BLOCK`] positions (or is one block when
+/// smaller); within a block, consecutive positions go to consecutive cache
+/// lines, and positions on the same line are `block / SLOTS_PER_LINE` apart.
+/// Without this spread a sender recording position `p + 1` would take back
+/// the line a receiver is reading position `p` from, once per message (a
+/// 64 B stream ran at half speed when lines were shared at its depth); with
+/// it, the two share a line only when the queue is a multiple of
+/// `block / SLOTS_PER_LINE` positions deep (8 192 for a whole block). The spread stays within a block so that each end of a
+/// deep queue revisits a line within half a MiB: spread over a whole ring of
+/// 2^20 slots (a namespace allowing 800 000 messages), each position was a
+/// line last touched 8 MiB ago, and every send missed on it. A bijection of
+/// `p mod r`, so the ring holds what it did. Shifts and masks only: `%` and
+/// `/` by the run-time size compiled to a division, some 25 cycles on each
+/// of the four to six calls a type-0 receive makes.
 fn spread(p: u64, shift: u32) -> usize {
     const LINE_SHIFT: u32 = SLOTS_PER_LINE.trailing_zeros();
     let mask = (1usize << shift) - 1;
@@ -95,8 +105,10 @@ fn spread(p: u64, shift: u32) -> usize {
     if shift < 2 * LINE_SHIFT {
         return p; // too small to spread (loom models)
     }
-    let lines_shift = shift - LINE_SHIFT;
-    (p & ((1 << lines_shift) - 1)) << LINE_SHIFT | p >> lines_shift
+    let block_shift = shift.min(SLOTS_PER_BLOCK.trailing_zeros());
+    let within = p & ((1 << block_shift) - 1);
+    let lines_shift = block_shift - LINE_SHIFT;
+    (p - within) | (within & ((1 << lines_shift) - 1)) << LINE_SHIFT | within >> lines_shift
 }
 
 /// Laps compared as distances on a circle of 2^32 laps.
@@ -607,7 +619,7 @@ mod tests {
 
     #[test]
     fn spread_is_a_bijection_that_puts_neighbours_on_different_lines() {
-        for shift in [2u32, 6, 7, 10] {
+        for shift in [2u32, 6, 7, 10, 17] {
             let r = 1usize << shift;
             let mut seen = vec![false; r];
             for p in 0..r as u64 {
