@@ -627,6 +627,9 @@ pub(crate) struct Peers {
     /// A peer that last waited as a sender (for space) runs, not waiting, on
     /// another CPU: a receiver can expect messages from it.
     pub(crate) sender_elsewhere: bool,
+    /// A peer on our CPU that did not last wait as a sender: one that may
+    /// drain the queue if we give it the CPU.
+    pub(crate) receiver_here: bool,
 }
 
 /// The flag of a slot's `wait_cpu` word saying that its owner last waited
@@ -648,6 +651,7 @@ impl Peers {
         let peer_cpu = peer_cpu & !WAITED_FOR_SPACE;
         if peer_cpu != 0 && peer_cpu == cpu {
             self.same_cpu = true;
+            self.receiver_here |= !sender;
         } else {
             self.other_cpu = true;
             self.sender_elsewhere |= sender && s.is_running();
