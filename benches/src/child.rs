@@ -13,7 +13,7 @@
 //! | `pong n size parked peer` | `n` echoes (receive type 1, send type 2) | |
 //! | `produce n size types` | sends `n` messages, cycling through `types` | `start`, `end` |
 //! | `stop size types` | sends one stop message per entry of `types` | |
-//! | `consume size mtype` | receives until a stop message | `n`, `bytes`, `first`, `last` |
+//! | `consume size mtype` | receives until a stop message | `n`, `bytes`, `stopped` (the clock when the stop arrived) |
 //! | `fill d order size` | sends types `1..=d` (`asc`) or `d..=1` (`desc`) without waiting | `sent` |
 //! | `time sel max budget_ms size` | times receives of `msgtyp = sel`, re-sending each one untimed | latency summary, `total` |
 //! | `prio prios depth max budget_ms size` | fills its own queue with `depth` messages of priorities `0..prios` in turn, then times receives (the highest priority), re-sending each one untimed with its priority | latency summary, `total` |
@@ -187,21 +187,19 @@ fn run(ep: &mut dyn Endpoint, cmd: &Fields, ctx: &mut Ctx) -> io::Result<String>
         }
         "consume" => {
             let (size, mtype) = (cmd.usize("size")?, cmd.i64("mtype")?);
-            let (mut n, mut bytes, mut first, mut last) = (0u64, 0u64, 0u64, 0u64);
-            loop {
+            let (mut n, mut bytes) = (0u64, 0u64);
+            // The clock is read once, when the stop message arrives (see
+            // `drivers::throughput`), not after every message.
+            let stopped = loop {
                 let m = ep.recv(mtype)?;
                 check_len(m.len(), size)?;
                 if m[0] == STOP {
-                    break;
-                }
-                last = now_ns();
-                if n == 0 {
-                    first = last;
+                    break now_ns();
                 }
                 n += 1;
                 bytes += m.len() as u64;
-            }
-            Ok(format!("n={n} bytes={bytes} first={first} last={last}"))
+            };
+            Ok(format!("n={n} bytes={bytes} stopped={stopped}"))
         }
         "fill" => {
             let (d, size) = (cmd.i64("d")?, cmd.usize("size")?);

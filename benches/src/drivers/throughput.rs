@@ -1,6 +1,14 @@
 //! One-way throughput: producers send as fast as the channel takes messages,
 //! consumers receive; the time runs from the first producer's start to the
-//! last data message received (the clock is shared by all processes).
+//! arrival of the last consumer's stop message (the clock is shared by all
+//! processes). The stops are sent once every producer has said it is done,
+//! and each is queued behind its consumer's data, so the time includes the
+//! consumers' drain and, if they drained first, the parent's round trip to
+//! the producer that sends the stops (tens of microseconds, against the
+//! 100 ms a quick run measures), for every mechanism alike. Consumers once
+//! read the clock after every message instead, to time the last one: that
+//! read (20 ns) was work enough to make shmq's consumers lag, which changed
+//! how the stream ran (see `BENCHMARKS.md`).
 //!
 //! With typed mechanisms and several consumers, consumer `c` receives type
 //! `c + 1` only and producers cycle through the types (System V's way of
@@ -44,7 +52,7 @@ pub struct Throughput {
     pub pinned: bool,
     /// Messages received (= sent).
     pub messages: u64,
-    /// From the first send to the last receive, nanoseconds.
+    /// From the first send to the last stop received, nanoseconds.
     pub elapsed_ns: u64,
 }
 
@@ -149,7 +157,7 @@ impl Flow {
         for c in 0..self.consumers {
             let f = s.answer(p + c)?;
             got += f.u64("n")?;
-            last = last.max(f.u64("last")?);
+            last = last.max(f.u64("stopped")?);
         }
         let sent = n * p as u64;
         if got != sent {
