@@ -34,16 +34,6 @@ std::thread_local! {
     static PEERS_SEEN: std::cell::Cell<PeersSeen> = const { std::cell::Cell::new(None) };
 }
 
-/// The role part of a slot's `wait_cpu` word for a wait for space or not.
-#[cfg(not(loom))]
-fn role_flag(for_space: bool) -> u32 {
-    if for_space {
-        wait::WAITED_FOR_SPACE
-    } else {
-        0
-    }
-}
-
 /// The share of the capacity a run of sends waits for (`spin_for_room`),
 /// and that a receiver waiting beside a running sender wants free before it
 /// expects that sender to feed it (`spin_while_it_pays`).
@@ -209,7 +199,7 @@ impl QueueState<'_> {
         let cpu = wait::current_cpu() + 1;
         // Relaxed: read by peers for a heuristic only.
         rec.wait_cpu
-            .store(cpu | role_flag(for_space), Ordering::Relaxed);
+            .store(wait::wait_cpu_word(cpu, for_space), Ordering::Relaxed);
         wait::set_spinning(rec);
         let began = Instant::now();
         // The sent word at our last look at it, for `fed` below.
@@ -424,7 +414,7 @@ impl QueueState<'_> {
         #[cfg(not(loom))]
         // Relaxed: read by peers for a heuristic only.
         rec.wait_cpu.store(
-            (wait::current_cpu() + 1) | role_flag(matches!(want, Want::Space)),
+            wait::wait_cpu_word(wait::current_cpu() + 1, matches!(want, Want::Space)),
             Ordering::Relaxed,
         );
         outcome

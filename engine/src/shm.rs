@@ -478,9 +478,10 @@ pub(crate) fn my_slot(m: &Arc<Mapped>) -> Result<usize, NoSlot> {
     // queues) otherwise stays "on an unknown CPU" here, and a receiver
     // sharing its CPU spun its whole spin time instead of yielding to it.
     // Relaxed: a heuristic, read by peers without ordering.
-    st.slots[slot]
-        .wait_cpu
-        .store(crate::wait::current_cpu() + 1, Ordering::Relaxed);
+    st.slots[slot].wait_cpu.store(
+        crate::wait::wait_cpu_word(crate::wait::current_cpu() + 1, false),
+        Ordering::Relaxed,
+    );
     let stored = MINE.try_with(|t| {
         let mut t = t.borrow_mut();
         t.release_unused();

@@ -634,7 +634,19 @@ pub(crate) struct Peers {
 
 /// The flag of a slot's `wait_cpu` word saying that its owner last waited
 /// for space (a sender); the rest of the word is its CPU plus one.
-pub(crate) const WAITED_FOR_SPACE: u32 = 1 << 31;
+const WAITED_FOR_SPACE: u32 = 1 << 31;
+
+/// A slot's `wait_cpu` word for an owner on `cpu` (plus one; 0: unknown)
+/// that waits, or last waited, for space (`for_space`) or for a message:
+/// what [`Peers::add`] reads.
+#[cfg(not(loom))]
+pub(crate) fn wait_cpu_word(cpu: u32, for_space: bool) -> u32 {
+    if for_space {
+        cpu | WAITED_FOR_SPACE
+    } else {
+        cpu
+    }
+}
 
 impl Peers {
     /// Folds in a peer in state `s` whose `wait_cpu` word is `peer_cpu`
