@@ -298,11 +298,14 @@ impl QueueState<'_> {
             return;
         }
         // Not published: its dummy (if it got one) is ours to free, found
-        // through the entry only while it names this entry.
+        // through the entry only while it names this entry and is DONE, as a
+        // prepared dummy is (a HELD node is the sweep's below, which frees
+        // its text too: the message node the sender held has no `entry`
+        // yet, and a fresh entry's stale `head` can name it).
         if let Some(n) = self.nodes.get(head.index() as usize) {
             let ns = NodeState(n.state.load(Ordering::Acquire));
             if ns.gen() == head.gen()
-                && matches!(ns.status(), status::DONE | status::HELD)
+                && ns.status() == status::DONE
                 && n.entry.load(Ordering::Relaxed) == e.pack()
             {
                 self.node_pool.free(head.index(), ns.cell());
