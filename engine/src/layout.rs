@@ -381,9 +381,29 @@ const _: () = assert!(std::mem::size_of::<SlotRecord>() == 256);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<QueueHeader>() <= PAGE);
 
+/// The entry that cell `cell` of the entry pool stands for (and, the map
+/// being its own inverse, the pool cell of entry `cell`), among `n` entries.
+/// In blocks of 1 024 entries (128 KiB), the pool's consecutive cells are
+/// entries 32 apart (4 KiB): the pool hands out low cells first, so the
+/// entries of the types in use stay within few blocks (a type-0 receive at
+/// depth reads them through the TLB), yet two types made one after the other
+/// (the request and reply types of a round trip) are not neighbours. Their
+/// entries side by side made a two-CPU round trip 1.10-1.15 -> 1.29-1.34 us
+/// (the two sides write the tails and heads of both; `BENCHMARKS.md`).
+/// Smaller directories (loom's) keep the pool's order.
+pub(crate) fn entry_of_pool_cell(cell: usize, n: usize) -> usize {
+    const SIDE: usize = 32;
+    if n < SIDE * SIDE {
+        return cell;
+    }
+    let within = cell % (SIDE * SIDE);
+    cell - within + (within % SIDE) * SIDE + within / SIDE
+}
+
 impl crate::cell_pool::StateWords for [Entry] {
+    /// Cell `i` of the entry pool is entry [`entry_of_pool_cell`]`(i)`.
     fn state(&self, i: usize) -> &AtomicU64 {
-        &self[i].state
+        &self[entry_of_pool_cell(i, self.len())].state
     }
     fn len(&self) -> usize {
         <[Entry]>::len(self)
@@ -642,6 +662,23 @@ mod tests {
         }
         let last = regions.last().unwrap();
         assert!(last.0 + last.1 <= g.file_size);
+    }
+
+    #[test]
+    fn entry_pool_cells_map_one_to_one_and_back() {
+        for n in [64, 1024, 4096] {
+            let mut seen = vec![false; n];
+            for c in 0..n {
+                let e = entry_of_pool_cell(c, n);
+                assert!(e < n && !seen[e], "n {n}: cell {c} -> entry {e}");
+                seen[e] = true;
+                assert_eq!(entry_of_pool_cell(e, n), c, "n {n}: not its own inverse");
+            }
+        }
+        // Consecutive cells are a page of entries apart in a large directory,
+        // and in order in a small one (loom's).
+        assert_eq!(entry_of_pool_cell(1, 4096), 32);
+        assert_eq!(entry_of_pool_cell(1, 64), 1);
     }
 
     #[test]

@@ -241,6 +241,7 @@ impl QueueState<'_> {
         let reserved: Vec<u32> = if sending {
             self.entry_pool
                 .maybe_taken()
+                .map(|c| crate::layout::entry_of_pool_cell(c as usize, self.entries.len()) as u32)
                 .filter(|&i| {
                     let s = EntryState(self.entries[i as usize].state.load(Ordering::Acquire));
                     s.status() == estatus::RESERVED && s.slot() == d

@@ -75,7 +75,7 @@
 //! re-checks the FIFO, so a stream of one type pays no index update.
 
 use crate::cell_pool::{CellState, Pool};
-use crate::layout::{Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
+use crate::layout::{entry_of_pool_cell, Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering, RETRY_LIMIT};
 use crate::type_fifo::Corrupt;
 
@@ -519,7 +519,7 @@ impl<'a> Directory<'a> {
             return Ok(None);
         };
         let e = EntryRef {
-            index: t.index,
+            index: entry_of_pool_cell(t.index as usize, self.entries.len()) as u32,
             gen: t.gen,
         };
         // Protected from here on, so no reclaimer takes it once published.
@@ -579,7 +579,8 @@ impl<'a> Directory<'a> {
     pub(crate) fn release_entry(&self, e: EntryRef, s: EntryState) {
         // SYNC(entry_free): the pool's Release CAS pairs with the Acquire
         // claim of the entry's next allocator.
-        self.entry_pool.free(e.index, CellState(s.0));
+        let cell = entry_of_pool_cell(e.index as usize, self.entries.len());
+        self.entry_pool.free(cell as u32, CellState(s.0));
     }
 
     /// Gives back an entry reserved but not published.
