@@ -91,10 +91,11 @@ const SLOTS_PER_BLOCK: usize = 1 << 16;
 /// the line a receiver is reading position `p` from, once per message (a
 /// 64 B stream ran at half speed when lines were shared at its depth); with
 /// it, the two share a line only when the queue is a multiple of
-/// `block / SLOTS_PER_LINE` positions deep (8 192 for a whole block). The spread stays within a block so that each end of a
-/// deep queue revisits a line within half a MiB: spread over a whole ring of
-/// 2^20 slots (a namespace allowing 800 000 messages), each position was a
-/// line last touched 8 MiB ago, and every send missed on it. A bijection of
+/// `block / SLOTS_PER_LINE` positions deep (8 192 for a whole block). The
+/// spread stays within a block so that each end of a deep queue revisits a
+/// line within half a MiB: spread over a whole ring of 2^20 slots (a
+/// namespace allowing 800 000 messages), each position was a line last
+/// touched 8 MiB ago, and every send missed on it. A bijection of
 /// `p mod r`, so the ring holds what it did. Shifts and masks only: `%` and
 /// `/` by the run-time size compiled to a division, some 25 cycles on each
 /// of the four to six calls a type-0 receive makes.
