@@ -7,8 +7,9 @@
 //! | header | [`QueueHeader`] | 1 (one page) |
 //! | attachment slots | [`SlotRecord`] | `n_slots` |
 //! | type entries | [`Entry`] | `n_entries` (a power of two) |
+//! | entry free bitmap | bitmap words | `n_entries / 64`, plus a summary |
 //! | neighbourhood words | `AtomicU64` | `n_entries` |
-//! | arrival futex words | `AtomicU32` | `n_entries` |
+//! | directory positions | `AtomicU64` (see `type_dir`) | `n_entries` |
 //! | non-empty index | bitmap words | `n_entries / 64`, plus a summary |
 //! | arrival index | `AtomicU64` records (see `arrivals`) | `n_arrivals` (a power of two) |
 //! | lowest-type index | bitmap trie words (see `lowest_type`) | `lowest_type::WORDS` |
@@ -30,7 +31,7 @@ use crate::sync::{AtomicI64, AtomicU32, AtomicU64, UnsafeCell};
 /// `b"SHMQ_QUE"`: first eight bytes of every queue file.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"SHMQ_QUE");
 /// Bumped whenever the meaning of any byte of a queue file changes.
-pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 5;
+pub(crate) const QUEUE_LAYOUT_VERSION: u32 = 6;
 
 /// Page size assumed for region alignment (x86_64 and aarch64 4 KiB pages).
 pub(crate) const PAGE: usize = 4096;
@@ -142,11 +143,6 @@ pub(crate) struct QueueHeader {
     pub(crate) recv_stats: Line<Stats>,
     /// Futex word senders sleep on while the queue is full.
     pub(crate) space_word: Line<AtomicU32>,
-    /// Unused since issue 14 (receivers sleep on their own slots' words,
-    /// see `wait`); was the futex word of type-0, negative-type and
-    /// MSG_EXCEPT receivers. Kept so that the layout changes only at its end;
-    /// can go with the next layout version.
-    pub(crate) any_word: Line<AtomicU32>,
     /// One more than the highest attachment slot ever claimed.
     pub(crate) slots_high: Line<AtomicU32>,
     /// The arrival index's `head` (see `arrivals`).
@@ -342,6 +338,10 @@ pub(crate) struct Entry {
     pub(crate) state: AtomicU64,
     pub(crate) key: AtomicI64,
     pub(crate) tail: AtomicU64,
+    /// The directory position this entry was placed at (see `type_dir`):
+    /// written by its inserter before the position names it, stable until
+    /// the entry is freed.
+    pub(crate) pos: AtomicU64,
     pub(crate) head: Line<AtomicU64>,
 }
 
@@ -380,6 +380,15 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 128);
 const _: () = assert!(std::mem::size_of::<SlotRecord>() == 256);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<QueueHeader>() <= PAGE);
+
+impl crate::cell_pool::StateWords for [Entry] {
+    fn state(&self, i: usize) -> &AtomicU64 {
+        &self[i].state
+    }
+    fn len(&self) -> usize {
+        <[Entry]>::len(self)
+    }
+}
 
 impl crate::cell_pool::StateWords for [Node] {
     fn state(&self, i: usize) -> &AtomicU64 {
@@ -420,7 +429,8 @@ pub(crate) struct Geometry {
     pub(crate) entries_off: usize,
     pub(crate) n_entries: usize,
     pub(crate) homes_off: usize,
-    pub(crate) arrived_off: usize,
+    pub(crate) entry_bitmap_off: usize,
+    pub(crate) positions_off: usize,
     pub(crate) nonempty_off: usize,
     pub(crate) nonempty_words: usize,
     pub(crate) summary_off: usize,
@@ -502,10 +512,12 @@ impl Geometry {
         off = align_up(off, PAGE);
         let entries_off = off;
         off += n_entries * std::mem::size_of::<Entry>();
+        let entry_bitmap_off = align_up(off, 64);
+        off = entry_bitmap_off + bitmap_len(n_entries) * 8;
         let homes_off = align_up(off, 64);
         off = homes_off + n_entries * 8;
-        let arrived_off = align_up(off, 64);
-        off = arrived_off + n_entries * 4;
+        let positions_off = align_up(off, 64);
+        off = positions_off + n_entries * 8;
         let nonempty_off = align_up(off, 64);
         let nonempty_words = bitmap_words(n_entries);
         off = nonempty_off + nonempty_words * 8;
@@ -562,8 +574,9 @@ impl Geometry {
             n_slots,
             entries_off,
             n_entries,
+            entry_bitmap_off,
             homes_off,
-            arrived_off,
+            positions_off,
             nonempty_off,
             nonempty_words,
             summary_off,
@@ -608,8 +621,9 @@ mod tests {
             (0, PAGE),
             (g.slots_off, g.n_slots * std::mem::size_of::<SlotRecord>()),
             (g.entries_off, g.n_entries * std::mem::size_of::<Entry>()),
+            (g.entry_bitmap_off, bitmap_len(g.n_entries) * 8),
             (g.homes_off, g.n_entries * 8),
-            (g.arrived_off, g.n_entries * 4),
+            (g.positions_off, g.n_entries * 8),
             (g.nonempty_off, g.nonempty_words * 8),
             (g.summary_off, g.summary_words * 8),
             (g.arrivals_off, g.n_arrivals * 8),
@@ -742,7 +756,6 @@ pub(crate) mod zeroed {
                 time: AtomicI64::new(0),
             }),
             space_word: Line(z32()),
-            any_word: Line(z32()),
             slots_high: Line(z32()),
             arrivals_head: Line(z64()),
             arrival_doubts: Line(crate::arrivals::Doubts {
@@ -812,6 +825,7 @@ pub(crate) mod zeroed {
             state: z64(),
             key: AtomicI64::new(0),
             tail: z64(),
+            pos: z64(),
             head: Line(z64()),
         }
     }

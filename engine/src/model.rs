@@ -108,6 +108,8 @@ pub struct Figures {
     pub data_cells_in_use: usize,
     /// Types whose entry is published in the directory.
     pub live_types: usize,
+    /// Positions of the directory's hash table that name an entry.
+    pub placed_positions: usize,
 }
 
 impl Queue {
@@ -209,6 +211,7 @@ impl Queue {
             nodes_in_use: st.node_pool.count_taken(),
             data_cells_in_use: st.classes.iter().map(|c| c.pool.count_taken()).sum(),
             live_types: st.directory().published_count(),
+            placed_positions: st.directory().placed_count(),
         }
     }
 }

@@ -19,9 +19,10 @@
 //! `QUEUED` node of a dead sender is linked iff it is reachable from its
 //! entry's head: `head` only moves past consumed nodes, so a queued node once
 //! linked stays reachable until taken, and a dead sender links nothing more.
-//! The entry named by the dead slot's hazard is repaired too (an entry it
-//! reserved is published or freed; its non-empty bit is re-set if it holds a
-//! message). Every step is idempotent, so a recoverer that dies is recovered
+//! The entries the dead slot reserved (found in the entry pool by their
+//! `RESERVED` state naming the slot) are published or given back, and the
+//! entry its hazard names gets its non-empty bit again if it holds a
+//! message. Every step is idempotent, so a recoverer that dies is recovered
 //! in turn. Finally the slot's node magazine is cleared, the pools' bitmaps
 //! are healed (which frees what the magazine held) and the slot is freed.
 
@@ -110,7 +111,9 @@ impl QueueState<'_> {
             _ => {}
         }
 
-        self.repair_hazard_entry(d);
+        // Only a send takes entries (an unreservation follows a send that
+        // failed, possibly one whose recoverer died).
+        self.repair_entries(d, matches!(kind, phase::SEND | phase::UNRESERVE));
         // Nodes (and their text) the slot still holds: those whose bit says
         // taken, and those a heal may have cleared the bit of while they sat
         // in its magazine (taken since from that magazine's word, or recorded
@@ -141,6 +144,8 @@ impl QueueState<'_> {
         for c in &self.classes {
             c.pool.heal();
         }
+        // An entry it was taking (its bit claimed, its state not yet).
+        self.entry_pool.heal();
         slots::end(rec);
         self.directory().unprotect(d);
     }
@@ -224,59 +229,89 @@ impl QueueState<'_> {
         }
     }
 
-    /// Repairs the entry dead slot `d`'s hazard names: an entry it reserved is
-    /// published (if its home already lists it) or freed, and the entry's
-    /// non-empty bit is re-set if it holds a message.
-    fn repair_hazard_entry(&self, d: usize) {
+    /// Repairs the entries dead slot `d` had reserved (if it died `sending`),
+    /// and the one its hazard names: an entry it reserved is published (if
+    /// its home already lists it) or given back to the pool; the hazard's
+    /// entry gets its non-empty bit again if it holds a message. Reserved
+    /// entries are looked for in the entry pool (its bitmap): the slot may
+    /// have died between taking one and naming it in its hazard.
+    fn repair_entries(&self, d: usize, sending: bool) {
+        let dir = self.directory();
+        let ops = EntryOps { st: self, slot: d };
+        let reserved: Vec<u32> = if sending {
+            self.entry_pool
+                .maybe_taken()
+                .filter(|&i| {
+                    let s = EntryState(self.entries[i as usize].state.load(Ordering::Acquire));
+                    s.status() == estatus::RESERVED && s.slot() == d
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for i in reserved {
+            self.repair_reserved_entry(d, i);
+        }
         let Some(e) = EntryRef::from_hazard(self.slots[d].hazard.load(Ordering::Acquire)) else {
             return;
         };
         let Some(entry) = self.entries.get(e.index as usize) else {
             return;
         };
-        let dir = self.directory();
-        let ops = EntryOps { st: self, slot: d };
         let s = EntryState(entry.state.load(Ordering::Acquire));
-        if s.gen() != e.gen {
-            return;
-        }
-        if s.status() == estatus::RESERVED && s.slot() == d {
-            let key = entry.key.load(Ordering::Relaxed);
-            let head = NodeRef(entry.head.load(Ordering::Relaxed));
-            if dir.is_published(e.index as usize, key) {
-                // Its dummy must be DONE for the FIFO to work.
-                if let Some(n) = self.nodes.get(head.index() as usize) {
-                    let held = NodeState::new(head.gen(), status::HELD, d).0;
-                    let done = NodeState::new(head.gen(), status::DONE, 0).0;
-                    let _ =
-                        n.state
-                            .compare_exchange(held, done, Ordering::AcqRel, Ordering::Relaxed);
-                }
-                let live = EntryState::new(e.gen, estatus::LIVE, 0);
-                let _ =
-                    entry
-                        .state
-                        .compare_exchange(s.0, live.0, Ordering::SeqCst, Ordering::Relaxed);
-            } else {
-                if let Some(n) = self.nodes.get(head.index() as usize) {
-                    let ns = NodeState(n.state.load(Ordering::Acquire));
-                    if ns.gen() == head.gen()
-                        && ns.status() == status::DONE
-                        && n.entry.load(Ordering::Relaxed) == e.pack()
-                    {
-                        self.node_pool.free(head.index(), ns.cell());
-                    }
-                }
-                let free = EntryState::new(e.gen.wrapping_add(1), estatus::FREE, 0);
-                let _ =
-                    entry
-                        .state
-                        .compare_exchange(s.0, free.0, Ordering::Release, Ordering::Relaxed);
-                return;
-            }
-        }
-        if !matches!(ops.has_queued(e), Ok(false)) {
+        if s.gen() == e.gen
+            && s.status() != estatus::FREE
+            && !matches!(ops.has_queued(e), Ok(false))
+        {
             dir.set_nonempty(e.index);
         }
+    }
+
+    /// Entry `i`, reserved by dead slot `d`: made LIVE if its home lists it,
+    /// else unplaced and given back to the pool with its dummy.
+    fn repair_reserved_entry(&self, d: usize, i: u32) {
+        let entry = &self.entries[i as usize];
+        let dir = self.directory();
+        let s = EntryState(entry.state.load(Ordering::Acquire));
+        if s.status() != estatus::RESERVED || s.slot() != d {
+            return;
+        }
+        let e = EntryRef {
+            index: i,
+            gen: s.gen(),
+        };
+        let key = entry.key.load(Ordering::Relaxed);
+        let head = NodeRef(entry.head.load(Ordering::Relaxed));
+        if dir.is_published(i as usize, key) {
+            // Its dummy must be DONE for the FIFO to work.
+            if let Some(n) = self.nodes.get(head.index() as usize) {
+                let held = NodeState::new(head.gen(), status::HELD, d).0;
+                let done = NodeState::new(head.gen(), status::DONE, 0).0;
+                let _ = n
+                    .state
+                    .compare_exchange(held, done, Ordering::AcqRel, Ordering::Relaxed);
+            }
+            let live = EntryState::new(e.gen, estatus::LIVE, 0);
+            let _ = entry
+                .state
+                .compare_exchange(s.0, live.0, Ordering::SeqCst, Ordering::Relaxed);
+            return;
+        }
+        // Not published: its dummy (if it got one) is ours to free, found
+        // through the entry only while it names this entry and is DONE, as a
+        // prepared dummy is (a HELD node is the sweep's below, which frees
+        // its text too: the message node the sender held has no `entry`
+        // yet, and a fresh entry's stale `head` can name it).
+        if let Some(n) = self.nodes.get(head.index() as usize) {
+            let ns = NodeState(n.state.load(Ordering::Acquire));
+            if ns.gen() == head.gen()
+                && ns.status() == status::DONE
+                && n.entry.load(Ordering::Relaxed) == e.pack()
+            {
+                self.node_pool.free(head.index(), ns.cell());
+            }
+        }
+        dir.unplace(e);
+        dir.release_entry(e, s);
     }
 }

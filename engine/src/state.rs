@@ -7,7 +7,7 @@
 
 use crate::cell_pool::{bitmap_len, Pool};
 use crate::layout::{Entry, Geometry, Node, QueueHeader, SlotRecord};
-use crate::sync::{AtomicU32, AtomicU64, SharedBytes, UnsafeCell};
+use crate::sync::{AtomicU64, SharedBytes, UnsafeCell};
 use crate::type_dir::Directory;
 
 /// One data class: cells of `cell_size` bytes.
@@ -23,8 +23,11 @@ pub(crate) struct QueueState<'a> {
     pub(crate) header: &'a QueueHeader,
     pub(crate) slots: &'a [SlotRecord],
     pub(crate) entries: &'a [Entry],
+    /// The entries' free bitmap (entries are allocated as a pool: see
+    /// `type_dir`).
+    pub(crate) entry_pool: Pool<'a, [Entry]>,
     pub(crate) homes: &'a [AtomicU64],
-    pub(crate) arrived: &'a [AtomicU32],
+    pub(crate) positions: &'a [AtomicU64],
     pub(crate) nonempty: &'a [AtomicU64],
     pub(crate) summary: &'a [AtomicU64],
     pub(crate) arrival_ring: &'a [AtomicU64],
@@ -61,6 +64,8 @@ impl<'a> QueueState<'a> {
         unsafe {
             let header = &*(base as *const QueueHeader);
             let nodes: &[Node] = region(base, geo.nodes_off, geo.n_nodes);
+            let entries: &[Entry] = region(base, geo.entries_off, geo.n_entries);
+            let entry_bitmap = region(base, geo.entry_bitmap_off, bitmap_len(geo.n_entries));
             let node_bitmap = region(base, geo.node_bitmap_off, bitmap_len(geo.n_nodes));
             let classes = geo
                 .classes
@@ -81,9 +86,10 @@ impl<'a> QueueState<'a> {
             QueueState {
                 header,
                 slots: region(base, geo.slots_off, geo.n_slots),
-                entries: region(base, geo.entries_off, geo.n_entries),
+                entries,
+                entry_pool: Pool::new(entries, entry_bitmap),
                 homes: region(base, geo.homes_off, geo.n_entries),
-                arrived: region(base, geo.arrived_off, geo.n_entries),
+                positions: region(base, geo.positions_off, geo.n_entries),
                 nonempty: region(base, geo.nonempty_off, geo.nonempty_words),
                 summary: region(base, geo.summary_off, geo.summary_words),
                 arrival_ring: region(base, geo.arrivals_off, geo.n_arrivals),
@@ -105,8 +111,9 @@ impl<'a> QueueState<'a> {
             header: &heap.header,
             slots: &heap.slots,
             entries: &heap.entries,
+            entry_pool: Pool::new(&heap.entries, &heap.entry_bitmap),
             homes: &heap.homes,
-            arrived: &heap.arrived,
+            positions: &heap.positions,
             nonempty: &heap.nonempty,
             summary: &heap.summary,
             arrival_ring: &heap.arrivals,
@@ -131,8 +138,9 @@ impl<'a> QueueState<'a> {
     pub(crate) fn directory(&self) -> Directory<'_> {
         Directory {
             entries: self.entries,
+            entry_pool: &self.entry_pool,
             homes: self.homes,
-            arrived: self.arrived,
+            positions: self.positions,
             nonempty: self.nonempty,
             summary: self.summary,
             slots: self.slots,
@@ -208,8 +216,9 @@ pub(crate) struct HeapRegions {
     header: QueueHeader,
     slots: Box<[SlotRecord]>,
     entries: Box<[Entry]>,
+    entry_bitmap: Box<[AtomicU64]>,
     homes: Box<[AtomicU64]>,
-    arrived: Box<[AtomicU32]>,
+    positions: Box<[AtomicU64]>,
     nonempty: Box<[AtomicU64]>,
     summary: Box<[AtomicU64]>,
     arrivals: Box<[AtomicU64]>,
@@ -241,8 +250,9 @@ impl HeapRegions {
         HeapRegions {
             slots: words(geo.n_slots, zeroed::slot),
             entries: words(geo.n_entries, zeroed::entry),
+            entry_bitmap: words(bitmap_len(geo.n_entries), || AtomicU64::new(0)),
             homes: words(geo.n_entries, || AtomicU64::new(0)),
-            arrived: words(geo.n_entries, || AtomicU32::new(0)),
+            positions: words(geo.n_entries, || AtomicU64::new(0)),
             nonempty: words(geo.nonempty_words, || AtomicU64::new(0)),
             summary: words(geo.summary_words, || AtomicU64::new(0)),
             arrivals: words(geo.n_arrivals, || AtomicU64::new(0)),

@@ -316,6 +316,9 @@ pub enum Mutant {
     FifoTakeWithoutCas,
     /// `type_dir` reclaims an entry without looking at the hazards.
     DirIgnoresHazards,
+    /// `type_dir` places an entry at a free position with a load and a store
+    /// instead of a CAS.
+    DirPlacesWithoutCas,
     /// Type-0 and negative receives take the first candidate found instead
     /// of the oldest / lowest.
     SelectFirstFound,

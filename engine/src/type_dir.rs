@@ -2,26 +2,50 @@
 //! reclamation of empty entries that nobody can be inside.
 //!
 //! # Placement
-//! A type hashes to a *home* position `h`; its entry lives somewhere in
-//! `[h, h + 48)` (wrapping). The home's *neighbourhood word* holds a 48-bit map
-//! of which of those positions belong to types of this home, and a 16-bit
-//! version bumped by every change. This is the neighbourhood of hopscotch
-//! hashing (Herlihy, Shavit, Tzafrir, "Hopscotch Hashing", DISC 2008), without
-//! displacement: every insertion or removal for home `h` is a CAS on that one
-//! word, so an inserter that scanned the neighbourhood at version `v` and found
-//! no entry for its type publishes only if the version is still `v`, which
-//! rules out two entries for one type. The directory is sized at four times
-//! the most types that can be wanted at once (see `layout`), where a full
-//! neighbourhood has probability below 1e-12 per type; if one still fills, the
-//! inserter reclaims empty entries there, and failing that reports `Full`
-//! (msgsnd's ENOMEM).
+//! A type hashes to a *home* position `h` of a hash table of positions; its
+//! entry is placed at some position in `[h, h + 48)` (wrapping). The home's
+//! *neighbourhood word* holds a 48-bit map of which of those positions belong
+//! to types of this home, and a 16-bit version bumped by every change. This is
+//! the neighbourhood of hopscotch hashing (Herlihy, Shavit, Tzafrir,
+//! "Hopscotch Hashing", DISC 2008), without displacement: every insertion or
+//! removal for home `h` is a CAS on that one word, so an inserter that scanned
+//! the neighbourhood at version `v` and found no entry for its type publishes
+//! only if the version is still `v`, which rules out two entries for one type.
+//! The directory is sized at four times the most types that can be wanted at
+//! once (see `layout`), where a full neighbourhood has probability below
+//! 1e-12 per type; if one still fills, the inserter reclaims empty entries
+//! there, and failing that reports `Full` (msgsnd's ENOMEM).
+//!
+//! # Positions name entries from a pool
+//! A position holds no entry itself, only the name of one (`gen << 32 |
+//! index + 1`, a hazard value; 0 for none). Entries are taken from a pool,
+//! lowest index first (`cell_pool`), so the entries of the types in use sit
+//! together however their types hash: a receive that reaches an entry through
+//! its message's node (every type-0 receive) touches a few dense pages, not a
+//! page per type. (Entries at their hash positions, 10 000 types queued one
+//! message each and a type-0 receive after the fill: 200-330 ns and 55 MiB of
+//! the file touched; pooled: 130 ns and 34 MiB, see `BENCHMARKS.md`.)
+//!
+//! An inserter takes an entry (`RESERVED` by its slot), writes its key and
+//! the position it is about to take in the entry (`pos`), and claims that
+//! position with a CAS from 0 (SYNC(place)); then publishes the position's
+//! bit in the home word. A removal clears the bit, then the position (with
+//! a CAS from the entry's name, so a late finisher never clears a later
+//! entry's), then gives the entry back to the pool (generation + 1). A
+//! lookup reads a position and checks the entry's generation, status and
+//! key, so a stale name is passed over. Recovery finds a dead inserter's
+//! entries in the pool by their `RESERVED` state (it may die before its
+//! hazard names one); the doctor clears a position that names an entry not
+//! placed there.
 //!
 //! # Entry states (`gen << 32 | status << 16 | slot`)
 //! ```text
-//! FREE --claim(slot)--> RESERVED --publish--> LIVE --> RECLAIMING(slot) --> DOOMED --> FREE(gen+1)
-//!                           \--abandon--> FREE(gen+1)        \--abort--> LIVE
+//! FREE --take(slot)--> RESERVED --publish--> LIVE --> RECLAIMING(slot) --> DOOMED --> FREE(gen+1)
+//!                          \--abandon--> FREE(gen+1)        \--abort--> LIVE
 //! ```
-//! A RESERVED entry is usable once its bit is in its home word (the inserter
+//! `FREE` and the generation are the entry pool's (`cell_pool`: owner 0 is
+//! free); taking an entry and giving it back are the pool's CASes. A
+//! RESERVED entry is usable once its bit is in its home word (the inserter
 //! may die before it marks it LIVE).
 //!
 //! # Protection (hazard slots)
@@ -50,6 +74,7 @@
 //! empty a FIFO, and a scan that finds a bit stale clears it and then
 //! re-checks the FIFO, so a stream of one type pays no index update.
 
+use crate::cell_pool::{CellState, Pool};
 use crate::layout::{Entry, NodeRef, SlotRecord, NEIGHBOURHOOD};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering, RETRY_LIMIT};
 use crate::type_fifo::Corrupt;
@@ -170,12 +195,13 @@ pub(crate) trait EntryFifo {
 
 /// The directory of one queue.
 pub(crate) struct Directory<'a> {
+    /// The entries, allocated from `entry_pool` lowest first.
     pub(crate) entries: &'a [Entry],
+    pub(crate) entry_pool: &'a Pool<'a, [Entry]>,
     pub(crate) homes: &'a [AtomicU64],
-    // Unused since issue 14 (receivers sleep on their own slots' words, see
-    // `wait`): the region and this view can go with the next layout change.
-    #[allow(dead_code)]
-    pub(crate) arrived: &'a [AtomicU32],
+    /// Position `p` of the hash table: the entry placed there, as its hazard
+    /// value (`gen << 32 | index + 1`, see [`EntryRef::hazard`]), or 0.
+    pub(crate) positions: &'a [AtomicU64],
     pub(crate) nonempty: &'a [AtomicU64],
     pub(crate) summary: &'a [AtomicU64],
     pub(crate) slots: &'a [SlotRecord],
@@ -194,7 +220,7 @@ fn mix(mut z: u64) -> u64 {
 
 impl<'a> Directory<'a> {
     fn mask(&self) -> usize {
-        self.entries.len() - 1
+        self.positions.len() - 1
     }
 
     /// The home position of type `key`.
@@ -207,12 +233,6 @@ impl<'a> Directory<'a> {
         self.entries.get(index as usize).ok_or(Corrupt)
     }
 
-    /// The futex word receivers of entry `index` slept on before issue 14.
-    #[allow(dead_code)]
-    pub(crate) fn arrived_word(&self, index: u32) -> &'a AtomicU32 {
-        &self.arrived[index as usize & self.mask()]
-    }
-
     fn slots_in_use(&self) -> &'a [SlotRecord] {
         // Relaxed: a slot claimed later starts with no hazard it could have
         // set before our scan (its owner re-validates after setting one).
@@ -220,11 +240,39 @@ impl<'a> Directory<'a> {
         &self.slots[..high.min(self.slots.len())]
     }
 
-    /// Whether entry `index` is published in its home's neighbourhood word.
+    /// Whether entry `index` (of key `key`) is placed at a position that its
+    /// home's neighbourhood word lists.
     pub(crate) fn is_published(&self, index: usize, key: i64) -> bool {
+        let Some(entry) = self.entries.get(index) else {
+            return false;
+        };
+        let e = EntryRef {
+            index: index as u32,
+            gen: EntryState(entry.state.load(Ordering::Acquire)).gen(),
+        };
+        // Relaxed: written before the position names the entry (SYNC(place)).
+        let pos = entry.pos.load(Ordering::Relaxed) as usize;
+        let placed = self
+            .positions
+            .get(pos)
+            .is_some_and(|p| p.load(Ordering::Acquire) == e.hazard());
         let h = self.home(key);
-        let d = index.wrapping_sub(h) & self.mask();
-        d < NEIGHBOURHOOD && self.homes[h].load(Ordering::Acquire) & (1 << d) != 0
+        let d = pos.wrapping_sub(h) & self.mask();
+        placed && d < NEIGHBOURHOOD && self.homes[h].load(Ordering::Acquire) & (1 << d) != 0
+    }
+
+    /// The entry position `p` names, if any (for checks).
+    #[cfg(test)]
+    pub(crate) fn placed_entry(&self, p: usize) -> Option<EntryRef> {
+        EntryRef::from_hazard(self.positions.get(p)?.load(Ordering::Acquire))
+    }
+
+    /// The entry placed at position `p`, if any (unchecked: the caller
+    /// validates the entry's state against the generation).
+    fn placed_at(&self, p: usize) -> Option<EntryRef> {
+        // Acquire: SYNC(place).
+        EntryRef::from_hazard(self.positions[p].load(Ordering::Acquire))
+            .filter(|e| (e.index as usize) < self.entries.len())
     }
 
     /// Sets `slot`'s hazard on `e` and checks that `e` is still usable.
@@ -365,16 +413,16 @@ impl<'a> Directory<'a> {
         while map != 0 {
             let d = map.trailing_zeros() as usize;
             map &= map - 1;
-            let p = (h + d) & self.mask();
-            let entry = &self.entries[p];
+            let Some(e) = self.placed_at((h + d) & self.mask()) else {
+                continue;
+            };
+            let entry = &self.entries[e.index as usize];
             let s = EntryState(entry.state.load(Ordering::Acquire));
-            if matches!(s.status(), RESERVED | LIVE | RECLAIMING)
+            if s.gen() == e.gen
+                && matches!(s.status(), RESERVED | LIVE | RECLAIMING)
                 && entry.key.load(Ordering::Relaxed) == key
             {
-                return Some(EntryRef {
-                    index: p as u32,
-                    gen: s.gen(),
-                });
+                return Some(e);
             }
         }
         None
@@ -419,7 +467,9 @@ impl<'a> Directory<'a> {
             // A failed `protect` above may have cleared our hazard: it must
             // cover our entry from before it is published.
             self.slots[slot].hazard.store(m.hazard(), Ordering::SeqCst);
-            let d = (m.index as usize).wrapping_sub(h) & self.mask();
+            // Relaxed: our own write, in `reserve`.
+            let pos = self.entries[m.index as usize].pos.load(Ordering::Relaxed) as usize;
+            let d = pos.wrapping_sub(h) & self.mask();
             let next = ((w >> 48).wrapping_add(1) & 0xffff) << 48 | (w & MAP_MASK) | 1 << d;
             // SYNC(publish): Release publishes the entry's key and FIFO to
             // lookups, which Acquire the neighbourhood word.
@@ -427,6 +477,8 @@ impl<'a> Directory<'a> {
                 .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                // Killed here, it is published and still RESERVED.
+                crate::sync::crash_point();
                 let entry = &self.entries[m.index as usize];
                 let reserved = EntryState::new(m.gen, RESERVED, slot).0;
                 // Release: see SYNC(publish). Failure is impossible (only we
@@ -444,7 +496,18 @@ impl<'a> Directory<'a> {
         Err(InsertError::Corrupt)
     }
 
-    /// Claims a free position in `h`'s neighbourhood for `key` and prepares it.
+    /// Takes an entry from the pool for `key` (`RESERVED` by `slot`), places
+    /// it at a free position of `h`'s neighbourhood and prepares its FIFO;
+    /// `None` if the neighbourhood has no free position.
+    ///
+    /// Kept out of line and cold: inlined into `lookup_or_insert`, its walk
+    /// over the neighbourhood was hoisted ahead of the lookup, 48 positions
+    /// computed and stored to the stack on every send (the disassembly shows
+    /// it), and a send's lookup then waited on its entry's line about twice
+    /// as long. Two-CPU round trip (scratch, 3 alternating runs): 1.34-1.40
+    /// -> 1.12-1.18 us, as fast as layout 5 (1.14-1.17).
+    #[cold]
+    #[inline(never)]
     fn reserve(
         &self,
         h: usize,
@@ -452,66 +515,90 @@ impl<'a> Directory<'a> {
         slot: usize,
         ops: &impl EntryFifo,
     ) -> Result<Option<(EntryRef, NodeRef)>, InsertError> {
-        for d in 0..NEIGHBOURHOOD {
-            let p = (h + d) & self.mask();
-            let entry = &self.entries[p];
-            let s = EntryState(entry.state.load(Ordering::Relaxed));
-            if s.status() != FREE {
-                continue;
-            }
-            let gen = s.gen();
-            let e = EntryRef {
-                index: p as u32,
-                gen,
-            };
-            // Hazard first, so that if we die right after the claim, recovery
-            // finds the entry we reserved through our hazard (see `recovery`).
-            self.slots[slot].hazard.store(e.hazard(), Ordering::SeqCst);
-            // Acquire: the previous incarnation's removal happens before our
-            // writes. The RESERVED state names us, for recovery.
-            if entry
-                .state
-                .compare_exchange(
-                    s.0,
-                    EntryState::new(gen, RESERVED, slot).0,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-            {
-                continue;
-            }
-            // Relaxed: published by the neighbourhood CAS (SYNC(publish)).
-            entry.key.store(key, Ordering::Relaxed);
-            let Some(dummy) = ops.init_entry(e) else {
-                let _ = entry.state.compare_exchange(
-                    EntryState::new(gen, RESERVED, slot).0,
-                    EntryState::new(gen.wrapping_add(1), FREE, 0).0,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                );
-                return Err(InsertError::NoNode);
-            };
-            // Protected before it is published, so no reclaimer can take it.
-            self.slots[slot].hazard.store(e.hazard(), Ordering::SeqCst);
-            return Ok(Some((e, dummy)));
+        let free_at = |p: usize| self.positions[p].load(Ordering::Relaxed) == 0;
+        if !(0..NEIGHBOURHOOD).any(|d| free_at((h + d) & self.mask())) {
+            return Ok(None);
         }
-        Ok(None)
+        // The pool has a cell for every position, so it runs dry only when
+        // the positions do (or on a damaged bitmap): "no room" either way.
+        // The RESERVED state names us, for recovery (which looks for such
+        // entries in the pool: we may die before the hazard names it).
+        let reserved = EntryState::new(0, RESERVED, slot).0 as u32;
+        let Some(t) = self.entry_pool.alloc(reserved) else {
+            return Ok(None);
+        };
+        let e = EntryRef {
+            index: t.index,
+            gen: t.gen,
+        };
+        // Protected from here on, so no reclaimer takes it once published.
+        self.slots[slot].hazard.store(e.hazard(), Ordering::SeqCst);
+        // Killed here, the entry is ours (RESERVED) and placed nowhere.
+        crate::sync::crash_point();
+        let entry = &self.entries[e.index as usize];
+        // Relaxed: published by the position's CAS (SYNC(place)) and the
+        // neighbourhood CAS (SYNC(publish)).
+        entry.key.store(key, Ordering::Relaxed);
+        let placed = (0..NEIGHBOURHOOD).map(|d| (h + d) & self.mask()).any(|p| {
+            free_at(p) && {
+                entry.pos.store(p as u64, Ordering::Relaxed);
+                #[cfg(loom)]
+                if crate::sync::mutant(crate::sync::Mutant::DirPlacesWithoutCas) {
+                    let free = self.positions[p].load(Ordering::Acquire) == 0;
+                    if free {
+                        self.positions[p].store(e.hazard(), Ordering::Release);
+                    }
+                    return free;
+                }
+                // SYNC(place): Release publishes the entry's `key` and `pos`
+                // to whoever reads the position (Acquire).
+                self.positions[p]
+                    .compare_exchange(0, e.hazard(), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            }
+        });
+        if !placed {
+            self.release_entry(e, EntryState::new(e.gen, RESERVED, slot));
+            return Ok(None);
+        }
+        let Some(dummy) = ops.init_entry(e) else {
+            self.unplace(e);
+            self.release_entry(e, EntryState::new(e.gen, RESERVED, slot));
+            return Err(InsertError::NoNode);
+        };
+        // Killed here, it is placed, with its dummy, and not published.
+        crate::sync::crash_point();
+        Ok(Some((e, dummy)))
     }
 
-    /// Gives back a position reserved but not published.
+    /// Clears the position entry `e` is placed at, if it still names `e`.
+    pub(crate) fn unplace(&self, e: EntryRef) {
+        let Some(entry) = self.entries.get(e.index as usize) else {
+            return;
+        };
+        // Relaxed: written before the position named the entry (SYNC(place)).
+        let pos = entry.pos.load(Ordering::Relaxed) as usize;
+        if let Some(p) = self.positions.get(pos) {
+            // Generation-checked: a late call never clears a later entry's.
+            let _ = p.compare_exchange(e.hazard(), 0, Ordering::Release, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives entry `e`, in state `s`, back to the pool (generation + 1).
+    pub(crate) fn release_entry(&self, e: EntryRef, s: EntryState) {
+        // SYNC(entry_free): the pool's Release CAS pairs with the Acquire
+        // claim of the entry's next allocator.
+        self.entry_pool.free(e.index, CellState(s.0));
+    }
+
+    /// Gives back an entry reserved but not published.
     fn abandon(&self, e: EntryRef, dummy: NodeRef, ops: &impl EntryFifo) {
         ops.discard_dummy(dummy);
         let entry = &self.entries[e.index as usize];
         let s = EntryState(entry.state.load(Ordering::Relaxed));
         if s.status() == RESERVED && s.gen() == e.gen {
-            // Release: our writes to the entry happen before its next claimer's.
-            let _ = entry.state.compare_exchange(
-                s.0,
-                EntryState::new(e.gen.wrapping_add(1), FREE, 0).0,
-                Ordering::Release,
-                Ordering::Relaxed,
-            );
+            self.unplace(e);
+            self.release_entry(e, s);
         }
     }
 
@@ -519,17 +606,12 @@ impl<'a> Directory<'a> {
     /// neighbourhood (they may belong to other homes).
     pub(crate) fn reclaim_neighbourhood(&self, h: usize, slot: usize, ops: &impl EntryFifo) {
         for d in 0..NEIGHBOURHOOD {
-            let p = (h + d) & self.mask();
-            let s = EntryState(self.entries[p].state.load(Ordering::Acquire));
-            if s.status() == LIVE {
-                self.try_reclaim(
-                    EntryRef {
-                        index: p as u32,
-                        gen: s.gen(),
-                    },
-                    slot,
-                    ops,
-                );
+            let Some(e) = self.placed_at((h + d) & self.mask()) else {
+                continue;
+            };
+            let s = EntryState(self.entries[e.index as usize].state.load(Ordering::Acquire));
+            if s.gen() == e.gen && s.status() == LIVE {
+                self.try_reclaim(e, slot, ops);
             }
         }
     }
@@ -616,7 +698,9 @@ impl<'a> Directory<'a> {
         }
         let key = entry.key.load(Ordering::Relaxed);
         let h = self.home(key);
-        let d = (e.index as usize).wrapping_sub(h) & self.mask();
+        // Relaxed: written before the position named the entry (SYNC(place)).
+        let pos = entry.pos.load(Ordering::Relaxed) as usize;
+        let d = pos.wrapping_sub(h) & self.mask();
         if d < NEIGHBOURHOOD {
             for _ in 0..RETRY_LIMIT {
                 let w = self.homes[h].load(Ordering::Acquire);
@@ -643,13 +727,10 @@ impl<'a> Directory<'a> {
             return;
         }
         ops.retire_dummy(e, dummy);
-        // SYNC(entry_free): Release pairs with the Acquire claim in `reserve`.
-        let _ = entry.state.compare_exchange(
-            doomed,
-            EntryState::new(e.gen.wrapping_add(1), FREE, 0).0,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        // The position first: the entry's next incarnation may be placed
+        // anywhere, this one's position is cleared only while it names it.
+        self.unplace(e);
+        self.release_entry(e, EntryState(doomed));
     }
 
     /// Marks entry `index` as possibly holding a message.
@@ -742,6 +823,15 @@ impl<'a> Directory<'a> {
                 self.lowest.unmark(key);
             }
         }
+    }
+
+    /// Positions that name an entry, for checks.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn placed_count(&self) -> usize {
+        self.positions
+            .iter()
+            .filter(|p| p.load(Ordering::Relaxed) != 0)
+            .count()
     }
 
     /// Entries in use (any status but FREE), for checks.

@@ -12,7 +12,11 @@ use shmq::model::{crash_after, run_until_crash, set_pid, Config, Queue, RecvErro
 use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// Crash points a send passes (see `crash_point` in `engine/src/transfer.rs`).
+/// Crash points of every send.
 const SEND_POINTS: u32 = 8;
+/// More crash points of a send that creates its type's entry (taken from the
+/// pool, placed, published).
+const INSERT_POINTS: u32 = 3;
 /// Crash points a receive passes.
 const RECV_POINTS: u32 = 6;
 
@@ -44,6 +48,10 @@ fn drain_and_check(q: &Queue) -> Vec<Vec<u8>> {
     assert_eq!(
         f.nodes_in_use, f.live_types,
         "nodes leaked (one dummy per live type expected): {f:?}"
+    );
+    assert_eq!(
+        f.placed_positions, f.live_types,
+        "entries or positions leaked: {f:?}"
     );
     got
 }
@@ -166,11 +174,25 @@ fn counts_exact_after_death(n: u32) {
         filled += 1;
     }
     assert_eq!(filled, 8, "IPC_NOWAIT sends into the drained queue");
+    // Whatever entry the dead sender had taken is either in use (published,
+    // placed) or back in the pool, and nodes are the messages and one dummy
+    // per live type.
+    let f = q.figures();
+    assert_eq!(
+        f.placed_positions, f.live_types,
+        "entries and positions: {f:?}"
+    );
+    assert_eq!(
+        f.nodes_in_use,
+        f.live_types + filled as usize,
+        "nodes: {f:?}"
+    );
 }
 
 #[test]
 fn counts_are_exact_right_after_a_sender_dies_at_every_crash_point() {
-    for n in first_point()..=SEND_POINTS {
+    // The dying sender creates type 1's entry: its send has every point.
+    for n in first_point()..=SEND_POINTS + INSERT_POINTS {
         eprintln!("sender killed at crash point {n}, no recovery call");
         check(move || counts_exact_after_death(n));
     }

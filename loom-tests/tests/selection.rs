@@ -8,17 +8,22 @@ use shmq::model::{Config, Queue, Selector};
 use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
 /// A sends type `a` then type `b`; B receives twice with `msgtyp = 0`: it must
-/// get them in send order whatever the types' positions in the directory.
+/// get them in send order whatever order the directory lists the types in.
+/// Entries are taken lowest index first, so B first creates type `b`'s (one
+/// message sent and received by type): the directory then lists `b` before
+/// `a`, the opposite of their messages' order.
 fn oldest_first(a: i64, b: i64) {
     let q = Arc::new(Queue::new(Config {
         qbytes: 16,
         ..Config::default()
     }));
+    let slot = become_process(&q, 3);
+    q.send(slot, b, &text(0, 0), false).unwrap();
+    q.recv(slot, Selector::Type(b), true).unwrap();
     let sender = spawn_process(&q, 2, move |q, slot| {
         q.send(slot, a, &text(1, 0), false).unwrap();
         q.send(slot, b, &text(1, 1), false).unwrap();
     });
-    let slot = become_process(&q, 3);
     let first = q.recv(slot, Selector::Any, false).unwrap();
     let second = q.recv(slot, Selector::Any, false).unwrap();
     sender.join().unwrap();
@@ -63,8 +68,9 @@ fn negative_type_takes_the_lowest_type() {
 
 #[test]
 fn selection_mutant_first_found_is_caught() {
-    // Whatever the directory's positions, one of the two orders exposes a
-    // receiver that takes the first candidate found.
+    // The directory lists the younger message's type first (see
+    // `oldest_first`): a receiver that takes the first candidate found
+    // takes it.
     expect_caught(Mutant::SelectFirstFound, || {
         oldest_first(5, 9);
         oldest_first(9, 5);

@@ -169,9 +169,13 @@ struct Pass {
     /// Per data class, `(cell, state)` of cells no node holds.
     leaked_cells: Vec<Vec<(u32, CellState)>>,
     /// Free cells whose bitmap bit says taken: in the node pool, then per
-    /// data class.
+    /// data class, then in the entry pool.
     hidden_nodes: usize,
     hidden_cells: Vec<usize>,
+    hidden_entries: usize,
+    /// `(position, value)` of directory positions that name an entry not
+    /// placed there.
+    stale_positions: Vec<(usize, u64)>,
 }
 
 /// Checks live queue `id` (record `idx`, key `key`) and repairs what it can.
@@ -566,11 +570,29 @@ fn report_quiet_pass(
                 .ok_or_else(|| "the queue changed meanwhile; run the doctor again".into())
         });
     }
+    // Positions that name an entry placed elsewhere, or gone: no insertion
+    // can use them. Nobody is mid-operation in a quiet pass, so each is
+    // cleared with a CAS from the value the pass saw.
+    if !p.stale_positions.is_empty() {
+        let problem = Problem::StalePositions {
+            count: p.stale_positions.len(),
+        };
+        d.repair(subject.clone(), problem, || {
+            let dir = st.directory();
+            let all = p.stale_positions.iter().all(|&(pos, v)| {
+                dir.positions[pos]
+                    .compare_exchange(v, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            });
+            all.then_some(())
+                .ok_or_else(|| "the queue changed meanwhile; run the doctor again".into())
+        });
+    }
     // Free cells whose bitmap bit was left set (a process killed between
     // freeing a cell and clearing its bit): invisible to allocators until
     // healed. A quiet queue has no such bit legitimately. (Healing reads the
     // whole bitmap, so only the pools that need it.)
-    let hidden = p.hidden_nodes + p.hidden_cells.iter().sum::<usize>();
+    let hidden = p.hidden_nodes + p.hidden_cells.iter().sum::<usize>() + p.hidden_entries;
     if hidden > 0 {
         d.repair(
             subject.clone(),
@@ -578,6 +600,9 @@ fn report_quiet_pass(
             || {
                 if p.hidden_nodes > 0 {
                     st.node_pool.heal();
+                }
+                if p.hidden_entries > 0 {
+                    st.entry_pool.heal();
                 }
                 for (c, &n) in p.hidden_cells.iter().enumerate() {
                     if n > 0 {
@@ -620,6 +645,27 @@ fn hidden_free(
     hidden
 }
 
+/// Directory positions (on data pages) that name an entry which is free,
+/// of another generation, or placed at another position.
+fn stale_positions(st: &QueueState<'_>, data: &DataMap) -> Vec<(usize, u64)> {
+    let dir = st.directory();
+    data.indices(st.geo.positions_off, 8, st.geo.n_entries)
+        .into_iter()
+        .filter_map(|p| {
+            // Acquire: SYNC(place).
+            let v = dir.positions[p].load(Ordering::Acquire);
+            let e = EntryRef::from_hazard(v)?;
+            let placed_here = st.entries.get(e.index as usize).is_some_and(|entry| {
+                let s = EntryState(entry.state.load(Ordering::Acquire));
+                s.gen() == e.gen
+                    && s.status() != estatus::FREE
+                    && entry.pos.load(Ordering::Relaxed) == p as u64
+            });
+            (!placed_here).then_some((p, v))
+        })
+        .collect()
+}
+
 /// One pass over entries (walking their FIFOs), nodes and cells.
 fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
     let geo = &st.geo;
@@ -641,6 +687,10 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
         .filter(|rec| crate::slots::in_use(rec))
         .flat_map(|rec| rec.node_magazine.cells().chain(rec.freed_nodes.cells()))
         .collect();
+    p.hidden_entries = hidden_free(file, data, geo.entry_bitmap_off, geo.n_entries, |i| {
+        st.entry_pool.state(i)
+    });
+    p.stale_positions = stale_positions(st, data);
     p.hidden_nodes = hidden_free(file, data, geo.node_bitmap_off, geo.n_nodes, |i| {
         st.node_pool
             .state(i)

@@ -454,6 +454,12 @@ pub enum Problem {
         /// How many.
         count: usize,
     },
+    /// Positions of the type directory's hash table that name an entry not
+    /// placed there (damage): no new type can be placed at them.
+    StalePositions {
+        /// How many.
+        count: usize,
+    },
     /// Operations were in progress on every attempt: the cross-checks that
     /// need a quiet queue (FIFOs against accounting, leaks) were skipped.
     Busy,
@@ -555,6 +561,10 @@ impl fmt::Display for Problem {
             Problem::HiddenFree { count } => {
                 write!(f, "{count} free cells hidden from allocators")
             }
+            Problem::StalePositions { count } => write!(
+                f,
+                "{count} type-directory positions name an entry that is not there"
+            ),
             Problem::Busy => f.write_str(
                 "busy on every attempt: accounting and leak cross-checks skipped (run again when quiet)",
             ),
@@ -596,6 +606,7 @@ impl Problem {
             Problem::AccountingWrong { .. } => "accounting_wrong",
             Problem::Leaked { .. } => "leaked",
             Problem::HiddenFree { .. } => "hidden_free",
+            Problem::StalePositions { .. } => "stale_positions",
             Problem::Busy => "busy",
         }
     }

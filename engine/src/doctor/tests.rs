@@ -9,7 +9,7 @@ use crate::message::Selector;
 use crate::namespace::GetOptions;
 use crate::queue::Queue;
 use crate::state::QueueState;
-use crate::type_dir::{estatus, EntryState};
+use crate::type_dir::{estatus, EntryRef, EntryState};
 use crate::type_fifo::{status, NodeState};
 use std::os::unix::fs::FileExt;
 
@@ -782,6 +782,52 @@ fn hidden_free_cells_are_made_visible() {
     );
 }
 
+#[test]
+fn stale_directory_positions_are_cleared() {
+    let (t, a, _b) = busy_namespace();
+    let s = st(&a);
+    let dir = s.directory();
+    // Damage: a free position names entry 0 as of a generation it does not
+    // have, and another names a live entry placed elsewhere.
+    let (live, _) = fifo_of(s, 1);
+    let placed = s.entries[live as usize].pos.load(Ordering::Relaxed) as usize;
+    let free: Vec<usize> = (0..dir.positions.len())
+        .filter(|&p| dir.positions[p].load(Ordering::Relaxed) == 0)
+        .take(2)
+        .collect();
+    let stale = |e: EntryRef| e.hazard();
+    let gone = EntryRef {
+        index: 0,
+        gen: EntryState(s.entries[0].state.load(Ordering::Relaxed))
+            .gen()
+            .wrapping_add(7),
+    };
+    let elsewhere = dir.placed_entry(placed).expect("type 1 is placed");
+    dir.positions[free[0]].store(stale(gone), Ordering::Relaxed);
+    dir.positions[free[1]].store(stale(elsewhere), Ordering::Relaxed);
+    let dry = t.dry();
+    assert_eq!(
+        dry.findings[..],
+        [Finding {
+            subject: Subject::Queue {
+                id: a.id(),
+                key: 0x1111
+            },
+            problem: Problem::StalePositions { count: 2 },
+            outcome: Outcome::WouldRepair
+        }]
+    );
+    let r = t.doctor();
+    assert_eq!(r.health(), Health::Repaired, "{}", lines(&r));
+    assert_healthy(&t.doctor());
+    assert_eq!(dir.positions[free[0]].load(Ordering::Relaxed), 0);
+    assert_eq!(dir.positions[free[1]].load(Ordering::Relaxed), 0);
+    // The live type is where it was, and still works.
+    assert_eq!(dir.placed_entry(placed), Some(elsewhere));
+    send(&a, 1, b"after");
+    assert!(recv_nowait(&a, Selector::Type(1)).is_some());
+}
+
 /// Byte offsets of the parts of queue `q`'s file in use: header fields,
 /// claimed slots, live entries, taken nodes and cells.
 fn hot_offsets(q: &Queue) -> Vec<u64> {
@@ -801,6 +847,9 @@ fn hot_offsets(q: &Queue) -> Vec<u64> {
     for (i, e) in s.entries.iter().enumerate() {
         if EntryState(e.state.load(Ordering::Relaxed)).status() != estatus::FREE {
             out.extend((0..ENTRY / 8).map(|w| (g.entries_off + i * ENTRY + w * 8) as u64));
+            // The directory position it is placed at (see `type_dir`).
+            let pos = e.pos.load(Ordering::Relaxed) as usize;
+            out.push((g.positions_off + pos.min(g.n_entries - 1) * 8) as u64);
         }
     }
     for i in 0..s.nodes.len() {
