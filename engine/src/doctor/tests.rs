@@ -108,6 +108,26 @@ fn find(r: &DoctorReport, pred: impl Fn(&Problem) -> bool) -> Vec<&Finding> {
 }
 
 /// A pid that belonged to a process that has exited (and been reaped).
+/// A dry run reports `problem` in queue `q` (of `busy_namespace`, key
+/// 0x1111) and nothing else; a real run repairs it, and a second finds the
+/// namespace healthy.
+fn assert_only_problem_then_repaired(t: &TestNs, q: &Queue, problem: Problem) {
+    assert_eq!(
+        t.dry().findings[..],
+        [Finding {
+            subject: Subject::Queue {
+                id: q.id(),
+                key: 0x1111
+            },
+            problem,
+            outcome: Outcome::WouldRepair
+        }]
+    );
+    let r = t.doctor();
+    assert_eq!(r.health(), Health::Repaired, "{}", lines(&r));
+    assert_healthy(&t.doctor());
+}
+
 fn dead_pid() -> u32 {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
@@ -757,21 +777,7 @@ fn hidden_free_cells_are_made_visible() {
     s.nodes[x.index as usize]
         .state
         .store(free.0, Ordering::Release);
-    let dry = t.dry();
-    assert_eq!(
-        dry.findings[..],
-        [Finding {
-            subject: Subject::Queue {
-                id: a.id(),
-                key: 0x1111
-            },
-            problem: Problem::HiddenFree { count: 1 },
-            outcome: Outcome::WouldRepair
-        }]
-    );
-    let r = t.doctor();
-    assert_eq!(r.health(), Health::Repaired, "{}", lines(&r));
-    assert_healthy(&t.doctor());
+    assert_only_problem_then_repaired(&t, &a, Problem::HiddenFree { count: 1 });
     // A plain allocation, which never heals, finds it again (not
     // necessarily first: the doctor's heal also shows the nodes that the
     // receiver's free batch hides).
@@ -805,21 +811,7 @@ fn stale_directory_positions_are_cleared() {
     let elsewhere = dir.placed_entry(placed).expect("type 1 is placed");
     dir.positions[free[0]].store(stale(gone), Ordering::Relaxed);
     dir.positions[free[1]].store(stale(elsewhere), Ordering::Relaxed);
-    let dry = t.dry();
-    assert_eq!(
-        dry.findings[..],
-        [Finding {
-            subject: Subject::Queue {
-                id: a.id(),
-                key: 0x1111
-            },
-            problem: Problem::StalePositions { count: 2 },
-            outcome: Outcome::WouldRepair
-        }]
-    );
-    let r = t.doctor();
-    assert_eq!(r.health(), Health::Repaired, "{}", lines(&r));
-    assert_healthy(&t.doctor());
+    assert_only_problem_then_repaired(&t, &a, Problem::StalePositions { count: 2 });
     assert_eq!(dir.positions[free[0]].load(Ordering::Relaxed), 0);
     assert_eq!(dir.positions[free[1]].load(Ordering::Relaxed), 0);
     // The live type is where it was, and still works.
