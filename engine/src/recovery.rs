@@ -238,19 +238,12 @@ impl QueueState<'_> {
     fn repair_entries(&self, d: usize, sending: bool) {
         let dir = self.directory();
         let ops = EntryOps { st: self, slot: d };
-        let reserved: Vec<u32> = if sending {
-            self.entry_pool
-                .maybe_taken()
-                .filter(|&i| {
-                    let s = EntryState(self.entries[i as usize].state.load(Ordering::Acquire));
-                    s.status() == estatus::RESERVED && s.slot() == d
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for i in reserved {
-            self.repair_reserved_entry(d, i);
+        if sending {
+            // Each taken entry is checked (RESERVED by `d`) where it is
+            // repaired.
+            for i in self.entry_pool.maybe_taken() {
+                self.repair_reserved_entry(d, i);
+            }
         }
         let Some(e) = EntryRef::from_hazard(self.slots[d].hazard.load(Ordering::Acquire)) else {
             return;

@@ -261,15 +261,9 @@ impl<'a> Directory<'a> {
         placed && d < NEIGHBOURHOOD && self.homes[h].load(Ordering::Acquire) & (1 << d) != 0
     }
 
-    /// The entry position `p` names, if any (for checks).
-    #[cfg(test)]
-    pub(crate) fn placed_entry(&self, p: usize) -> Option<EntryRef> {
-        EntryRef::from_hazard(self.positions.get(p)?.load(Ordering::Acquire))
-    }
-
     /// The entry placed at position `p`, if any (unchecked: the caller
     /// validates the entry's state against the generation).
-    fn placed_at(&self, p: usize) -> Option<EntryRef> {
+    pub(crate) fn placed_at(&self, p: usize) -> Option<EntryRef> {
         // Acquire: SYNC(place).
         EntryRef::from_hazard(self.positions[p].load(Ordering::Acquire))
             .filter(|e| (e.index as usize) < self.entries.len())

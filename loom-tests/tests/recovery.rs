@@ -11,8 +11,8 @@ use loom::sync::Arc;
 use shmq::model::{crash_after, run_until_crash, set_pid, Config, Queue, RecvError, Selector};
 use shmq_loom_tests::{become_process, check, expect_caught, spawn_process, text, Mutant};
 
-/// Crash points a send passes (see `crash_point` in `engine/src/transfer.rs`).
-/// Crash points of every send.
+/// Crash points every send passes (see `crash_point` in
+/// `engine/src/transfer.rs`).
 const SEND_POINTS: u32 = 8;
 /// More crash points of a send that creates its type's entry (taken from the
 /// pool, placed, published).

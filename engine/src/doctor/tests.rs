@@ -808,14 +808,14 @@ fn stale_directory_positions_are_cleared() {
             .gen()
             .wrapping_add(7),
     };
-    let elsewhere = dir.placed_entry(placed).expect("type 1 is placed");
+    let elsewhere = dir.placed_at(placed).expect("type 1 is placed");
     dir.positions[free[0]].store(stale(gone), Ordering::Relaxed);
     dir.positions[free[1]].store(stale(elsewhere), Ordering::Relaxed);
     assert_only_problem_then_repaired(&t, &a, Problem::StalePositions { count: 2 });
     assert_eq!(dir.positions[free[0]].load(Ordering::Relaxed), 0);
     assert_eq!(dir.positions[free[1]].load(Ordering::Relaxed), 0);
     // The live type is where it was, and still works.
-    assert_eq!(dir.placed_entry(placed), Some(elsewhere));
+    assert_eq!(dir.placed_at(placed), Some(elsewhere));
     send(&a, 1, b"after");
     assert!(recv_nowait(&a, Selector::Type(1)).is_some());
 }
