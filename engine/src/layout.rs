@@ -292,7 +292,7 @@ pub(crate) struct SlotRecord {
     /// recovery and the doctor.
     pub(crate) node_magazine: crate::cell_pool::Magazine,
     /// Nodes this slot's receives freed whose bitmap bits it has not cleared
-    /// yet (see `cell_pool::FreeBatch`). Written by the owner only; read by
+    /// yet, which its sends take first (see `cell_pool::FreeBatch`). Written by the owner only; read by
     /// the doctor, cleared by recovery. (Two words of what was spare: zero in
     /// a file made before, which is an empty batch.)
     pub(crate) freed_nodes: crate::cell_pool::FreeBatch,

@@ -256,6 +256,18 @@ impl CellPool {
         Some((t.index, CellState::new(t.gen, owner).0))
     }
 
+    /// Takes a free cell for `owner` from those freed into `batch` first,
+    /// then through `mag` (see `Pool::alloc_reusing`).
+    pub fn alloc_reusing(
+        &self,
+        batch: &FreeBatch,
+        mag: &Magazine,
+        owner: u32,
+    ) -> Option<(u32, u64)> {
+        let t = self.pool().alloc_reusing(&batch.0, &mag.0, owner)?;
+        Some((t.index, CellState::new(t.gen, owner).0))
+    }
+
     /// Gives the cells of `mag` that are still free back.
     pub fn give_back(&self, mag: &Magazine) {
         self.pool().give_back(&mag.0)

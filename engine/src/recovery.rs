@@ -116,13 +116,14 @@ impl QueueState<'_> {
         self.repair_entries(d, matches!(kind, phase::SEND | phase::UNRESERVE));
         // Nodes (and their text) the slot still holds: those whose bit says
         // taken, and those a heal may have cleared the bit of while they sat
-        // in its magazine (taken since from that magazine's word, or recorded
-        // as its operation's node).
+        // in its magazine or free batch (taken since from that magazine's or
+        // batch's word, or recorded as its operation's node).
         let mut held: std::collections::BTreeSet<u32> = self.node_pool.maybe_taken().collect();
         // Out-of-range indices (a damaged record) are skipped by `state`.
         held.extend(
             rec.node_magazine
                 .word_cells()
+                .chain(rec.freed_nodes.word_cells())
                 .filter_map(|i| u32::try_from(i).ok()),
         );
         held.insert(x.index());

@@ -362,6 +362,10 @@ pub enum Mutant {
     /// `cell_pool` takes a cell out of a magazine with a load and a store
     /// instead of a CAS, trusting that its claimed bit keeps others away.
     MagazineTakeWithoutCas,
+    /// `cell_pool` takes a cell back out of its owner's free batch with a
+    /// load and a store instead of a CAS, trusting that its set bit keeps
+    /// others away.
+    FreeBatchReuseWithoutCas,
     /// `cell_pool` empties a free batch without clearing its cells' bits.
     FreeBatchFlushKeepsBits,
 }

@@ -82,8 +82,10 @@ impl<'s, 'a> EntryOps<'s, 'a> {
 
 impl EntryFifo for EntryOps<'_, '_> {
     fn init_entry(&self, e: EntryRef) -> Option<NodeRef> {
-        let t = self.st.node_pool.alloc_from(
-            &self.st.slots[self.slot].node_magazine,
+        let rec = &self.st.slots[self.slot];
+        let t = self.st.node_pool.alloc_reusing(
+            &rec.freed_nodes,
+            &rec.node_magazine,
             NodeState::owner(status::HELD, self.slot),
         )?;
         let n = &self.st.nodes[t.index as usize];
@@ -174,7 +176,7 @@ impl<'a> QueueState<'a> {
         let held = NodeState::owner(status::HELD, slot);
         let t = self
             .node_pool
-            .alloc_from(&rec.node_magazine, held)
+            .alloc_reusing(&rec.freed_nodes, &rec.node_magazine, held)
             .ok_or(PathError::NoMemory)?;
         let x = NodeRef::new(t.index, t.gen);
         slots::hold(rec, x);

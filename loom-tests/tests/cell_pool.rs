@@ -147,12 +147,13 @@ fn magazine_mutant_taking_without_cas_is_caught() {
     expect_caught(Mutant::MagazineTakeWithoutCas, magazine_model);
 }
 
-/// Two cells, two parties that each take cells through a magazine and free
-/// them into a free batch:
-/// - A takes a cell, frees it into its batch, takes another (its magazine
-///   claimed both), frees that one too, then flushes and gives back;
+/// Two cells, two parties that each take cells from their free batch first,
+/// then through a magazine, and free them into their batch:
+/// - A takes a cell (its magazine claims both), frees it into its batch,
+///   takes it again from there, frees it again, then flushes and gives back;
 /// - B takes a cell (finding the bitmap full, its allocation heals the cells
-///   A's magazine or batch hides), frees it into its batch, and flushes.
+///   A's magazine or batch hides, and may take the one in A's batch), frees
+///   it into its batch, and flushes.
 ///
 /// A cell handed out twice trips `held`; once both flushed, a plain
 /// allocation, which never heals, must find both cells.
@@ -164,7 +165,7 @@ fn free_batch_model() {
         thread::spawn(move || {
             let (mag, batch) = (pool.magazine(), pool.free_batch());
             for _ in 0..2 {
-                if let Some((i, s)) = pool.alloc_from(&mag, 7) {
+                if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, 7) {
                     hold_then_free_into(&pool, &held, i, s, &batch);
                 }
             }
@@ -173,7 +174,7 @@ fn free_batch_model() {
         })
     };
     let (mag, batch) = (pool.magazine(), pool.free_batch());
-    if let Some((i, s)) = pool.alloc_from(&mag, 9) {
+    if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, 9) {
         hold_then_free_into(&pool, &held, i, s, &batch);
     }
     pool.flush(&batch);
@@ -210,4 +211,56 @@ fn batched_frees_hand_cells_out_once_and_flushes_lose_none() {
 #[test]
 fn free_batch_mutant_flushing_without_clearing_bits_is_caught() {
     expect_caught(Mutant::FreeBatchFlushKeepsBits, free_batch_model);
+}
+
+/// One cell: A takes it, frees it into its batch and takes it back from
+/// there, while B, starting once the cell is in A's batch, finds no free
+/// bit, heals (which makes the cell visible again) and may take it: only the
+/// state CAS keeps the two apart. (The two-cell model above reuses too, but
+/// reaches this race only beyond two preemptions: B has to be stopped
+/// before its heal until A's free, which the flag does here.)
+fn free_batch_reuse_model() {
+    let pool = Arc::new(CellPool::new(1));
+    let held: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let in_batch = Arc::new(AtomicBool::new(false));
+    let a = {
+        let (pool, held, in_batch) = (pool.clone(), held.clone(), in_batch.clone());
+        thread::spawn(move || {
+            let (mag, batch) = (pool.magazine(), pool.free_batch());
+            if let Some((i, s)) = pool.alloc(7) {
+                hold_then_free_into(&pool, &held, i, s, &batch);
+                in_batch.store(true, Ordering::SeqCst);
+                if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, 7) {
+                    hold_then_free_into(&pool, &held, i, s, &batch);
+                }
+            }
+            pool.flush(&batch);
+            pool.give_back(&mag);
+        })
+    };
+    while !in_batch.load(Ordering::SeqCst) {
+        thread::yield_now();
+    }
+    let (mag, batch) = (pool.magazine(), pool.free_batch());
+    if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, 9) {
+        hold_then_free_into(&pool, &held, i, s, &batch);
+    }
+    pool.flush(&batch);
+    pool.give_back(&mag);
+    a.join().unwrap();
+    assert_eq!(pool.count_taken(), 0, "the cell was lost");
+    assert!(
+        pool.alloc(1).is_some(),
+        "the free cell cannot be found again"
+    );
+}
+
+#[test]
+fn a_cell_taken_back_from_a_free_batch_is_handed_out_once() {
+    check(free_batch_reuse_model);
+}
+
+#[test]
+fn free_batch_mutant_reusing_without_cas_is_caught() {
+    expect_caught(Mutant::FreeBatchReuseWithoutCas, free_batch_reuse_model);
 }

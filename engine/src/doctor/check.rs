@@ -680,7 +680,7 @@ fn pass(st: &QueueState<'_>, data: &DataMap, file: &std::fs::File) -> Pass {
     }
     // Free nodes whose bits the magazines of slots in use claimed are not
     // hidden: their owners will take them; nor are those in their free
-    // batches: their owners will clear the bits.
+    // batches: their owners will take them again or clear the bits.
     let in_magazines: std::collections::HashSet<usize> = st
         .slots
         .iter()
