@@ -230,11 +230,16 @@ impl QueueState<'_> {
             if peers.same_cpu && may_yield && !fed {
                 rustix::thread::sched_yield();
             } else if peers.other_cpu && (!peers.same_cpu || fed) {
-                for _ in 0..POLLS {
-                    if ready() {
-                        break;
+                // What a poll finds is the answer: looking again at the top
+                // of the loop only delayed the take that follows by a poll.
+                if (0..POLLS).any(|_| {
+                    let found = ready();
+                    if !found {
+                        crate::sync::spin_hint();
                     }
-                    crate::sync::spin_hint();
+                    found
+                }) {
+                    break Some(Ok(()));
                 }
             } else {
                 break None; // every peer sleeps: nobody comes soon
@@ -484,8 +489,11 @@ impl QueueState<'_> {
         noerror: bool,
         patience: Patience<'_>,
     ) -> Result<Taken, RecvError> {
+        // What the wait's last look found: the take starts from it rather
+        // than looking again (after a wait, a look costs a poll's time).
+        let mut seen = None;
         loop {
-            match self.try_take(slot, sel, max, noerror) {
+            match self.try_take(slot, sel, max, noerror, seen.take()) {
                 Ok(t) => return Ok(t),
                 Err(PathError::TooBig) => {
                     // The message stays: if a send woke us for it, another
@@ -498,7 +506,10 @@ impl QueueState<'_> {
                 Err(PathError::Empty) if self.recover_dead() > 0 => continue,
                 Err(PathError::Empty) if nowait => return Err(RecvError::NoMessage),
                 Err(PathError::Empty) => {
-                    let ready = || self.peek_keeping_hazard(slot, sel);
+                    let ready = || {
+                        seen = self.peek_keeping_hazard(slot, sel);
+                        seen.is_some()
+                    };
                     self.wait_until(slot, Want::Message(sel), patience, ready)?;
                 }
                 Err(_) => return Err(RecvError::NoMemory),

@@ -491,8 +491,10 @@ impl<'a> QueueState<'a> {
     }
 
     /// Tries once to take the message `sel` wants, for a buffer of `max` bytes
-    /// (`noerror`: truncate instead of E2BIG). The caller copies the text and
-    /// then calls [`QueueState::complete_receive`].
+    /// (`noerror`: truncate instead of E2BIG), starting from `seen` if the
+    /// caller's last look found one (see [`QueueState::peek_keeping_hazard`];
+    /// taken by someone else since, it is looked for again). The caller
+    /// copies the text and then calls [`QueueState::complete_receive`].
     #[inline]
     pub(crate) fn try_take(
         &self,
@@ -500,6 +502,7 @@ impl<'a> QueueState<'a> {
         sel: Selector,
         max: usize,
         noerror: bool,
+        mut seen: Option<Candidate>,
     ) -> Result<Taken, PathError> {
         let rec = &self.slots[slot];
         let dir = self.directory();
@@ -507,7 +510,10 @@ impl<'a> QueueState<'a> {
         // never comes near the bound; it ends a corrupted mapping's livelock
         // (a candidate that `find` offers and `take` can never win).
         for _ in 0..crate::sync::RETRY_LIMIT {
-            let found = self.find(slot, sel);
+            let found = match seen.take() {
+                Some(c) => Ok(Some(c)),
+                None => self.find(slot, sel),
+            };
             let c = match found {
                 Ok(Some(c)) => c,
                 Ok(None) => {
@@ -652,7 +658,7 @@ impl<'a> QueueState<'a> {
 impl QueueState<'_> {
     /// Whether a message `sel` wants is queued now (leaves no hazard).
     pub(crate) fn peek(&self, slot: usize, sel: Selector) -> bool {
-        let found = self.peek_keeping_hazard(slot, sel);
+        let found = self.peek_keeping_hazard(slot, sel).is_some();
         self.directory().unprotect(slot);
         found
     }
@@ -661,9 +667,10 @@ impl QueueState<'_> {
     /// it, as an operation does (see `Directory::kept`): a waiter that polls
     /// for a type then finds its entry protected already, without the
     /// protect's store and SeqCst fence on every poll and on the take that
-    /// follows. The caller clears the hazard before it sleeps.
-    pub(crate) fn peek_keeping_hazard(&self, slot: usize, sel: Selector) -> bool {
-        matches!(self.find(slot, sel), Ok(Some(_)))
+    /// follows. The caller clears the hazard before it sleeps. Returns what
+    /// it found, for [`QueueState::try_take`] to start from.
+    pub(crate) fn peek_keeping_hazard(&self, slot: usize, sel: Selector) -> Option<Candidate> {
+        self.find(slot, sel).ok().flatten()
     }
 
     /// MSG_COPY: copies the message at position `index` in send order into
