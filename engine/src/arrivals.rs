@@ -194,7 +194,8 @@ impl Arrivals<'_> {
         self.ring.len().trailing_zeros()
     }
 
-    fn slot(&self, p: u64) -> &AtomicU64 {
+    /// The ring slot of position `p`.
+    pub(crate) fn slot(&self, p: u64) -> &AtomicU64 {
         // `ring.len()` is a power of two (`layout`), so the index is in bounds.
         &self.ring[spread(p, self.shift())]
     }

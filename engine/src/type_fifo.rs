@@ -202,7 +202,8 @@ impl<'a> Fifo<'a> {
         self.entry.tail.store(dummy.0, Ordering::Relaxed);
     }
 
-    /// Appends node `h` (which the caller holds, `QUEUED`, nil `next`).
+    /// Appends node `h` (which the caller holds, `QUEUED`, nil `next`);
+    /// returns the node it was linked after.
     ///
     /// `before_cas(pred)` runs before every attempt to link after `pred`, so the
     /// caller can record it for recovery (see `recovery`: whether a dead
@@ -211,7 +212,7 @@ impl<'a> Fifo<'a> {
         &self,
         h: NodeRef,
         mut before_cas: impl FnMut(NodeRef),
-    ) -> Result<(), Corrupt> {
+    ) -> Result<NodeRef, Corrupt> {
         for _ in 0..RETRY_LIMIT {
             // Acquire: pairs with the Release of whoever linked or swung to it.
             let t = NodeRef(self.entry.tail.load(Ordering::Acquire));
@@ -240,7 +241,7 @@ impl<'a> Fifo<'a> {
                         Ordering::Release,
                         Ordering::Relaxed,
                     );
-                    return Ok(());
+                    return Ok(t);
                 }
             } else {
                 // Help a lagging tail. Release: see SYNC(link).
