@@ -104,6 +104,8 @@ mod state;
 mod sync;
 #[allow(unsafe_code)]
 mod transfer;
+#[cfg(not(loom))]
+mod turns;
 mod type_dir;
 mod type_fifo;
 #[allow(unsafe_code)]

@@ -454,6 +454,27 @@ pub(crate) mod local {
     }
 }
 
+/// Starts fetching the cache line holding `x` for writing (x86's
+/// `PREFETCHW`), for a line this caller is about to write after work that
+/// does not need it: the fetch overlaps that work. A hint only: no
+/// architectural effect (processors without it run it as a NOP), nothing
+/// elsewhere.
+#[inline(always)]
+pub(crate) fn prefetch_for_write<T>(x: &T) {
+    #[cfg(all(not(loom), target_arch = "x86_64"))]
+    // SAFETY: PREFETCHW reads and writes no memory, registers or flags
+    // architecturally; `x` is a valid reference, so its address is mapped.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) x as *const T,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(not(loom), target_arch = "x86_64")))]
+    let _ = x;
+}
+
 /// Hints that the cache line holding `x` be moved from this core's private
 /// caches to the shared one (x86's `CLDEMOTE`), for a line this caller
 /// wrote for another core to read next and will not touch again soon: that

@@ -158,6 +158,8 @@ impl<'a> QueueState<'a> {
         match self.fill_and_link(slot, mtype, text) {
             Ok(()) => {
                 slots::end(rec);
+                #[cfg(not(loom))]
+                crate::turns::sent(self.header, slot);
                 Ok(sent_before)
             }
             Err(e) => {
@@ -642,6 +644,15 @@ impl<'a> QueueState<'a> {
     /// Releases a taken message: frees its text, releases its accounting,
     /// marks it consumed, tidies its FIFO and wakes waiting senders.
     pub(crate) fn complete_receive(&self, slot: usize, m: &Taken) {
+        // A thread taking turns sends next (see `turns`): start fetching
+        // the senders' lines its send writes first, behind this receive's
+        // own misses (scratch two-CPU round trip, p50, 10 alternating runs:
+        // median 897 -> 849 ns).
+        #[cfg(not(loom))]
+        if crate::turns::received(self.header, slot) {
+            crate::sync::prefetch_for_write(&*self.header.sent_sum);
+            crate::sync::prefetch_for_write(&*self.header.next_seq);
+        }
         let rec = &self.slots[slot];
         self.free_data_of(m.node);
         crate::sync::crash_point();
