@@ -34,33 +34,6 @@ std::thread_local! {
     static PEERS_SEEN: std::cell::Cell<PeersSeen> = const { std::cell::Cell::new(None) };
 }
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// The queue (its header's address) and slot where this thread last
-    /// waited, spinning, for a message while every running peer was on
-    /// another CPU, until its next send there; `(0, 0)`: none.
-    static RECEIVED_ACROSS: std::cell::Cell<(usize, usize)> =
-        const { std::cell::Cell::new((0, 0)) };
-}
-
-/// Whether this send (on the queue of `header`, from `slot`) is the first
-/// since this thread waited there for a message with its peers on other
-/// CPUs: a turn of a round trip, or a reply to a request, whose sender then
-/// hands the lines it writes for its peer to the shared cache (see
-/// `sync::demote`). Any other send streams: its receiver is behind it, and
-/// handing over only made the sender fetch back lines it writes again (a
-/// 1 -> 1 stream of 64 B messages fell from 7.6-8.0 M to 1.5-1.8 M msg/s
-/// when its sender handed over too), so only the first send after a wait
-/// hands over.
-#[cfg(not(loom))]
-pub(crate) fn first_send_after_wait_across(
-    header: &crate::layout::QueueHeader,
-    slot: usize,
-) -> bool {
-    let key = (header as *const crate::layout::QueueHeader as usize, slot);
-    RECEIVED_ACROSS.with(|c| c.replace((0, 0)) == key)
-}
-
 /// The share of the capacity a run of sends waits for (`spin_for_room`),
 /// and that a receiver waiting beside a running sender wants free before it
 /// expects that sender to feed it (`spin_while_it_pays`).
@@ -239,12 +212,11 @@ impl QueueState<'_> {
                 break Some(Err(WaitEnd::Removed));
             }
             let peers = self.peers_recently(slot, cpu);
-            let across = !for_space && peers.other_cpu && !peers.same_cpu;
-            let key = (
-                self.header as *const crate::layout::QueueHeader as usize,
+            crate::turns::waited(
+                self.header,
                 slot,
+                !for_space && peers.other_cpu && !peers.same_cpu,
             );
-            RECEIVED_ACROSS.with(|c| c.set(if across { key } else { (0, 0) }));
             let limit = if peers.waking { woken } else { plain };
             if began.elapsed() >= limit {
                 break None;

@@ -1,4 +1,5 @@
-//! Which way this thread's operations on a queue go, to guess its next one.
+//! Which way this thread's operations on a queue go, to guess its next one
+//! and where its peer reads what it writes.
 //!
 //! A thread that answers each message it receives with one it sends (a
 //! round trip's turn, a server's reply, a client's next request) writes the
@@ -11,9 +12,13 @@
 //! thread that only receives (a stream's consumer) never does: fetching the
 //! senders' lines would take them from a sender that is writing them.
 //!
-//! Per thread, for the queue and slot it used last; a guess only (a wrong
-//! one costs a prefetch), so a thread moving between queues just guesses
-//! "no" on its first receive on each.
+//! And once it has waited for a message with every running peer on another
+//! CPU, its next send hands what it wrote for the receiver to the shared
+//! cache ([`hand_over`]).
+//!
+//! Per thread, for the queue and slot it used last; guesses only (a wrong
+//! one costs a prefetch or a hint), so a thread moving between queues just
+//! guesses "no" on its first operation on each.
 
 use crate::layout::QueueHeader;
 use std::cell::Cell;
@@ -24,6 +29,36 @@ type Latest = (usize, usize, bool);
 
 std::thread_local! {
     static LATEST: Cell<Latest> = const { Cell::new((0, 0, false)) };
+    /// The queue and slot where this thread last waited, spinning, for a
+    /// message while every running peer was on another CPU, until its next
+    /// send there; `(0, 0)`: none.
+    static WAITED_ACROSS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// Records a spinning wait on the queue of `header` from `slot`:
+/// `across` if it waited for a message with every running peer on another
+/// CPU (a wait for space, or with a peer here, clears the record).
+pub(crate) fn waited(header: &QueueHeader, slot: usize, across: bool) {
+    let key = if across {
+        (address(header), slot)
+    } else {
+        (0, 0)
+    };
+    WAITED_ACROSS.with(|c| c.set(key));
+}
+
+/// Whether this send (on the queue of `header`, from `slot`) is the first
+/// since this thread waited there for a message with its peers on other
+/// CPUs: a turn of a round trip, or a reply to a request, whose sender then
+/// hands the lines it writes for its peer to the shared cache (see
+/// `sync::demote`). Any other send streams: its receiver is behind it, and
+/// handing over only made the sender fetch back lines it writes again (a
+/// 1 -> 1 stream of 64 B messages fell from 7.6-8.0 M to 1.5-1.8 M msg/s
+/// when its sender handed over too), so only the first send after a wait
+/// hands over.
+pub(crate) fn hand_over(header: &QueueHeader, slot: usize) -> bool {
+    let key = (address(header), slot);
+    WAITED_ACROSS.with(|c| c.replace((0, 0)) == key)
 }
 
 /// Records a send on the queue of `header` from `slot`.
@@ -61,5 +96,22 @@ mod tests {
         assert!(!received(&q, 4), "another slot");
         sent(&q, 3);
         assert!(!received(&r, 3), "another queue");
+    }
+
+    #[test]
+    fn only_the_first_send_after_a_wait_across_hands_over() {
+        let (q, r) = (
+            crate::layout::zeroed::header(),
+            crate::layout::zeroed::header(),
+        );
+        assert!(!hand_over(&q, 1), "no wait yet");
+        waited(&q, 1, true);
+        assert!(!hand_over(&r, 1), "another queue");
+        waited(&q, 1, true);
+        assert!(hand_over(&q, 1));
+        assert!(!hand_over(&q, 1), "once per wait");
+        waited(&q, 1, true);
+        waited(&q, 1, false);
+        assert!(!hand_over(&q, 1), "a later wait with a peer here");
     }
 }
