@@ -158,8 +158,6 @@ impl<'a> QueueState<'a> {
         match self.fill_and_link(slot, mtype, text) {
             Ok(()) => {
                 slots::end(rec);
-                #[cfg(not(loom))]
-                crate::turns::sent(self.header, slot);
                 Ok(sent_before)
             }
             Err(e) => {
@@ -252,13 +250,13 @@ impl<'a> QueueState<'a> {
         };
         // A receiver on another CPU reads the node we linked after and ours
         // next, and a sender there writes beside our arrival record: when we
-        // take turns with it (see `turns::hand_over`), hand those
+        // take turns with it (see `turns::sent`), hand those
         // lines to the shared cache (scratch two-CPU round trip, p50, two
         // sets of 12 alternating runs: median 969 -> 881 and 1012 -> 902 ns).
         // Not when a peer shares our CPU: it reads them from our caches
         // (one-CPU round trip 2.06 -> 2.5 us when every send handed over).
         #[cfg(not(loom))]
-        let hand_over = crate::turns::hand_over(self.header, slot);
+        let hand_over = crate::turns::sent(self.header, slot);
         #[cfg(loom)]
         let hand_over = false;
         if hand_over {

@@ -14,7 +14,7 @@
 //!
 //! And once it has waited for a message with every running peer on another
 //! CPU, its next send hands what it wrote for the receiver to the shared
-//! cache ([`hand_over`]).
+//! cache (see [`sent`]).
 //!
 //! Per thread, for the queue and slot it used last; guesses only (a wrong
 //! one costs a prefetch or a hint), so a thread moving between queues just
@@ -23,55 +23,86 @@
 use crate::layout::QueueHeader;
 use std::cell::Cell;
 
-/// This thread's latest operation: the queue (its header's address), the
-/// slot, and whether it was a send. `(0, 0, false)`: none yet.
-type Latest = (usize, usize, bool);
+/// What this thread last did on the queue and slot it used last (one
+/// record, so that an operation reads and writes one thread-local word pair).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Turn {
+    /// The queue (its header's address) and slot; `(0, 0)`: none yet.
+    key: (usize, usize),
+    /// Its latest operation there was a send.
+    sent_last: bool,
+    /// It waited there, spinning, for a message while every running peer
+    /// was on another CPU, and has not sent since.
+    waited_across: bool,
+}
 
 std::thread_local! {
-    static LATEST: Cell<Latest> = const { Cell::new((0, 0, false)) };
-    /// The queue and slot where this thread last waited, spinning, for a
-    /// message while every running peer was on another CPU, until its next
-    /// send there; `(0, 0)`: none.
-    static WAITED_ACROSS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    static TURN: Cell<Turn> = const {
+        Cell::new(Turn { key: (0, 0), sent_last: false, waited_across: false })
+    };
+}
+
+/// This thread's record for `key`: its own, or a fresh one if it last used
+/// another queue or slot.
+fn turn_at(key: (usize, usize)) -> Turn {
+    let t = TURN.with(Cell::get);
+    if t.key == key {
+        t
+    } else {
+        Turn {
+            key,
+            sent_last: false,
+            waited_across: false,
+        }
+    }
 }
 
 /// Records a spinning wait on the queue of `header` from `slot`:
 /// `across` if it waited for a message with every running peer on another
 /// CPU (a wait for space, or with a peer here, clears the record).
 pub(crate) fn waited(header: &QueueHeader, slot: usize, across: bool) {
-    let key = if across {
-        (address(header), slot)
-    } else {
-        (0, 0)
-    };
-    WAITED_ACROSS.with(|c| c.set(key));
+    let t = turn_at((address(header), slot));
+    TURN.with(|c| {
+        c.set(Turn {
+            waited_across: across,
+            ..t
+        })
+    });
 }
 
-/// Whether this send (on the queue of `header`, from `slot`) is the first
-/// since this thread waited there for a message with its peers on other
-/// CPUs: a turn of a round trip, or a reply to a request, whose sender then
-/// hands the lines it writes for its peer to the shared cache (see
-/// `sync::demote`). Any other send streams: its receiver is behind it, and
-/// handing over only made the sender fetch back lines it writes again (a
-/// 1 -> 1 stream of 64 B messages fell from 7.6-8.0 M to 1.5-1.8 M msg/s
-/// when its sender handed over too), so only the first send after a wait
-/// hands over.
-pub(crate) fn hand_over(header: &QueueHeader, slot: usize) -> bool {
-    let key = (address(header), slot);
-    WAITED_ACROSS.with(|c| c.replace((0, 0)) == key)
-}
-
-/// Records a send on the queue of `header` from `slot`.
-pub(crate) fn sent(header: &QueueHeader, slot: usize) {
-    LATEST.with(|c| c.set((address(header), slot, true)));
+/// Records a send on the queue of `header` from `slot`, once it is linked;
+/// returns whether it is the first since this thread waited there for a
+/// message with its peers on other CPUs: a turn of a round trip, or a reply
+/// to a request, whose sender then hands the lines it wrote for its peer to
+/// the shared cache (see `sync::demote`). Any other send streams: its
+/// receiver is behind it, and handing over only made the sender fetch back
+/// lines it writes again (a 1 -> 1 stream of 64 B messages fell from
+/// 7.6-8.0 M to 1.5-1.8 M msg/s when its sender handed over too), so only
+/// the first send after a wait hands over.
+pub(crate) fn sent(header: &QueueHeader, slot: usize) -> bool {
+    let t = turn_at((address(header), slot));
+    TURN.with(|c| {
+        c.set(Turn {
+            sent_last: true,
+            waited_across: false,
+            ..t
+        })
+    });
+    t.waited_across
 }
 
 /// Records a receive on the queue of `header` from `slot`; returns whether
 /// this thread's previous operation was a send there, so that a send is
 /// likely to follow.
 pub(crate) fn received(header: &QueueHeader, slot: usize) -> bool {
-    let queue = address(header);
-    LATEST.with(|c| c.replace((queue, slot, false)) == (queue, slot, true))
+    let t = turn_at((address(header), slot));
+    TURN.with(|c| {
+        c.set(Turn {
+            sent_last: false,
+            ..t
+        })
+    });
+    t.sent_last
 }
 
 fn address(header: &QueueHeader) -> usize {
@@ -104,14 +135,15 @@ mod tests {
             crate::layout::zeroed::header(),
             crate::layout::zeroed::header(),
         );
-        assert!(!hand_over(&q, 1), "no wait yet");
+        assert!(!sent(&q, 1), "no wait yet");
         waited(&q, 1, true);
-        assert!(!hand_over(&r, 1), "another queue");
+        assert!(!sent(&r, 1), "another queue");
         waited(&q, 1, true);
-        assert!(hand_over(&q, 1));
-        assert!(!hand_over(&q, 1), "once per wait");
+        assert!(!received(&q, 1), "a receive in between keeps it");
+        assert!(sent(&q, 1));
+        assert!(!sent(&q, 1), "once per wait");
         waited(&q, 1, true);
         waited(&q, 1, false);
-        assert!(!hand_over(&q, 1), "a later wait with a peer here");
+        assert!(!sent(&q, 1), "a later wait with a peer here");
     }
 }
