@@ -454,45 +454,46 @@ pub(crate) mod local {
     }
 }
 
-/// Starts fetching the cache line holding `x` for writing (x86's
-/// `PREFETCHW`), for a line this caller is about to write after work that
-/// does not need it: the fetch overlaps that work. A hint only: no
-/// architectural effect (processors without it run it as a NOP), nothing
-/// elsewhere.
-#[inline(always)]
-pub(crate) fn prefetch_for_write<T>(x: &T) {
-    #[cfg(all(not(loom), target_arch = "x86_64"))]
-    // SAFETY: PREFETCHW reads and writes no memory, registers or flags
-    // architecturally; `x` is a valid reference, so its address is mapped.
-    unsafe {
-        std::arch::asm!(
-            "prefetchw [{0}]",
-            in(reg) x as *const T,
-            options(nostack, preserves_flags, readonly)
-        );
-    }
-    #[cfg(not(all(not(loom), target_arch = "x86_64")))]
-    let _ = x;
+/// A cache hint: a function running one x86 instruction on the address of
+/// `x`, and nothing elsewhere or under loom. Such hints read and write no
+/// memory, registers or flags architecturally.
+macro_rules! cache_hint {
+    ($(#[$doc:meta])* $name:ident, $insn:literal) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub(crate) fn $name<T>(x: &T) {
+            #[cfg(all(not(loom), target_arch = "x86_64"))]
+            // SAFETY: the instruction is a hint with no architectural
+            // effect; `x` is a valid reference, so its address is mapped.
+            unsafe {
+                std::arch::asm!(
+                    concat!($insn, " [{0}]"),
+                    in(reg) x as *const T,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+            #[cfg(not(all(not(loom), target_arch = "x86_64")))]
+            let _ = x;
+        }
+    };
 }
 
-/// Hints that the cache line holding `x` be moved from this core's private
-/// caches to the shared one (x86's `CLDEMOTE`), for a line this caller
-/// wrote for another core to read next and will not touch again soon: that
-/// core's read then hits the shared cache instead of snooping ours. A hint
-/// only: no architectural effect, a NOP on processors without it (its
-/// encoding is in the reserved-NOP space), and nothing elsewhere.
-#[inline(always)]
-pub(crate) fn demote<T>(x: &T) {
-    #[cfg(all(not(loom), target_arch = "x86_64"))]
-    // SAFETY: CLDEMOTE reads and writes no memory, registers or flags
-    // architecturally; `x` is a valid reference, so its address is mapped.
-    unsafe {
-        std::arch::asm!(
-            "cldemote [{0}]",
-            in(reg) x as *const T,
-            options(nostack, preserves_flags, readonly)
-        );
-    }
-    #[cfg(not(all(not(loom), target_arch = "x86_64")))]
-    let _ = x;
-}
+cache_hint!(
+    /// Starts fetching the cache line holding `x` for writing (x86's
+    /// `PREFETCHW`), for a line this caller is about to write after work
+    /// that does not need it: the fetch overlaps that work. Processors
+    /// without it run it as a NOP.
+    prefetch_for_write,
+    "prefetchw"
+);
+
+cache_hint!(
+    /// Hints that the cache line holding `x` be moved from this core's
+    /// private caches to the shared one (x86's `CLDEMOTE`), for a line this
+    /// caller wrote for another core to read next and will not touch again
+    /// soon: that core's read then hits the shared cache instead of snooping
+    /// ours. A NOP on processors without it (its encoding is in the
+    /// reserved-NOP space).
+    demote,
+    "cldemote"
+);

@@ -173,14 +173,21 @@ fn free_batch_model() {
             pool.give_back(&mag);
         })
     };
+    take_one_through_a_batch(&pool, &held, 9);
+    a.join().unwrap();
+    assert_all_free_again(&pool);
+}
+
+/// One allocation for `owner` through a fresh free batch and magazine,
+/// held, freed into the batch; then the batch flushed and the magazine
+/// given back.
+fn take_one_through_a_batch(pool: &CellPool, held: &[AtomicBool; 2], owner: u32) {
     let (mag, batch) = (pool.magazine(), pool.free_batch());
-    if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, 9) {
-        hold_then_free_into(&pool, &held, i, s, &batch);
+    if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, owner) {
+        hold_then_free_into(pool, held, i, s, &batch);
     }
     pool.flush(&batch);
     pool.give_back(&mag);
-    a.join().unwrap();
-    assert_all_free_again(&pool);
 }
 
 /// [`use_once`], freeing into `batch`.
@@ -241,12 +248,7 @@ fn free_batch_reuse_model() {
     while !in_batch.load(Ordering::SeqCst) {
         thread::yield_now();
     }
-    let (mag, batch) = (pool.magazine(), pool.free_batch());
-    if let Some((i, s)) = pool.alloc_reusing(&batch, &mag, 9) {
-        hold_then_free_into(&pool, &held, i, s, &batch);
-    }
-    pool.flush(&batch);
-    pool.give_back(&mag);
+    take_one_through_a_batch(&pool, &held, 9);
     a.join().unwrap();
     assert_eq!(pool.count_taken(), 0, "the cell was lost");
     assert!(
