@@ -250,11 +250,11 @@ impl<'a> QueueState<'a> {
         };
         // A receiver on another CPU reads the node we linked after and ours
         // next, and a sender there writes beside our arrival record: when we
-        // take turns with it (see `turns::sent`), hand those
-        // lines to the shared cache (scratch two-CPU round trip, p50, two
-        // sets of 12 alternating runs: median 969 -> 881 and 1012 -> 902 ns).
-        // Not when a peer shares our CPU: it reads them from our caches
-        // (one-CPU round trip 2.06 -> 2.5 us when every send handed over).
+        // take turns with it (see `turns::sent`), hand those lines to the
+        // shared cache (scratch two-CPU round trip, p50, two sets of 12
+        // alternating runs: median 969 -> 881 and 1012 -> 902 ns). Not when
+        // a peer shares our CPU: it reads them from our caches (one-CPU
+        // round trip 2.06 -> 2.5 us when every send handed over).
         #[cfg(not(loom))]
         let hand_over = crate::turns::sent(self.header, slot);
         #[cfg(loom)]
@@ -645,7 +645,8 @@ impl<'a> QueueState<'a> {
         // A thread taking turns sends next (see `turns`): start fetching
         // the senders' lines its send writes first, behind this receive's
         // own misses (scratch two-CPU round trip, p50, 10 alternating runs:
-        // median 897 -> 849 ns).
+        // median 895 -> 869 ns; `shmq bench` two-CPU 8 B, two runs each:
+        // 986/993 -> 881/867 ns).
         #[cfg(not(loom))]
         if crate::turns::received(self.header, slot) {
             crate::sync::prefetch_for_write(&*self.header.sent_sum);
