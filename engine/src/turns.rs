@@ -42,31 +42,34 @@ std::thread_local! {
     };
 }
 
-/// This thread's record for `key`: its own, or a fresh one if it last used
-/// another queue or slot.
-fn turn_at(key: (usize, usize)) -> Turn {
-    let t = TURN.with(Cell::get);
-    if t.key == key {
-        t
-    } else {
-        Turn {
-            key,
-            sent_last: false,
-            waited_across: false,
-        }
-    }
+/// Replaces this thread's record for the queue of `header` and `slot` by
+/// `next` of it, and returns it as it was: its own record, or a fresh one
+/// if it last used another queue or slot.
+fn record(header: &QueueHeader, slot: usize, next: impl FnOnce(Turn) -> Turn) -> Turn {
+    let key = (address(header), slot);
+    TURN.with(|c| {
+        let t = c.get();
+        let was = if t.key == key {
+            t
+        } else {
+            Turn {
+                key,
+                sent_last: false,
+                waited_across: false,
+            }
+        };
+        c.set(next(was));
+        was
+    })
 }
 
 /// Records a spinning wait on the queue of `header` from `slot`:
 /// `across` if it waited for a message with every running peer on another
 /// CPU (a wait for space, or with a peer here, clears the record).
 pub(crate) fn waited(header: &QueueHeader, slot: usize, across: bool) {
-    let t = turn_at((address(header), slot));
-    TURN.with(|c| {
-        c.set(Turn {
-            waited_across: across,
-            ..t
-        })
+    record(header, slot, |t| Turn {
+        waited_across: across,
+        ..t
     });
 }
 
@@ -80,29 +83,23 @@ pub(crate) fn waited(header: &QueueHeader, slot: usize, across: bool) {
 /// 7.6-8.0 M to 1.5-1.8 M msg/s when its sender handed over too), so only
 /// the first send after a wait hands over.
 pub(crate) fn sent(header: &QueueHeader, slot: usize) -> bool {
-    let t = turn_at((address(header), slot));
-    TURN.with(|c| {
-        c.set(Turn {
-            sent_last: true,
-            waited_across: false,
-            ..t
-        })
-    });
-    t.waited_across
+    record(header, slot, |t| Turn {
+        sent_last: true,
+        waited_across: false,
+        ..t
+    })
+    .waited_across
 }
 
 /// Records a receive on the queue of `header` from `slot`; returns whether
 /// this thread's previous operation was a send there, so that a send is
 /// likely to follow.
 pub(crate) fn received(header: &QueueHeader, slot: usize) -> bool {
-    let t = turn_at((address(header), slot));
-    TURN.with(|c| {
-        c.set(Turn {
-            sent_last: false,
-            ..t
-        })
-    });
-    t.sent_last
+    record(header, slot, |t| Turn {
+        sent_last: false,
+        ..t
+    })
+    .sent_last
 }
 
 fn address(header: &QueueHeader) -> usize {
